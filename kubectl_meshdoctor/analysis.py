@@ -1,0 +1,172 @@
+"""Run every check on a bundle, walk the failure tree, and build the report.
+
+Pure: no I/O. A check whose evidence is missing is skipped with the reason; a check that raises
+becomes a gap ("internal error in check X") and the others still run.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from kubectl_meshdoctor.bundle import EvidenceBundle
+from kubectl_meshdoctor.checks import all_checks
+from kubectl_meshdoctor.checks.base import Check
+from kubectl_meshdoctor.checks.context import AnalysisContext, key_of
+from kubectl_meshdoctor.evidence import Gap, Skipped
+from kubectl_meshdoctor.findings import Finding, Severity
+from kubectl_meshdoctor.tree import link, root_causes_of
+
+REPORT_API_VERSION = "meshdoctor/v1"
+
+HEALTHY, DEGRADED, FAILING, INCOMPLETE = "healthy", "degraded", "failing", "incomplete"
+
+
+@dataclass(frozen=True)
+class PodResult:
+    pod: str
+    status: str
+    root_causes: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+
+
+@dataclass(frozen=True)
+class RootCauseGroup:
+    """Pods that share one root cause: what a sweep shows first."""
+
+    cause: Finding
+    pods: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.cause.code,
+            "subject": self.cause.subject.to_dict(),
+            "message": self.cause.message,
+            "pods": list(self.pods),
+        }
+
+
+@dataclass
+class Report:
+    scope: dict[str, Any]
+    findings: list[Finding]
+    pods: list[PodResult]
+    groups: list[RootCauseGroup]
+    gaps: list[Gap]
+    skipped: list[Skipped]
+    # Tracebacks of checks that raised; shown only with --debug, never serialised.
+    check_errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "apiVersion": REPORT_API_VERSION,
+            "kind": "Report",
+            "scope": self.scope,
+            "findings": [f.to_dict() for f in self.findings],
+            "pods": [p.to_dict() for p in self.pods],
+            "rootCauseGroups": [g.to_dict() for g in self.groups],
+            "gaps": [g.to_dict() for g in self.gaps],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+    def worst_severity(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def exit_code(self, fail_on: Severity = Severity.ERROR) -> int:
+        worst = self.worst_severity()
+        return 1 if worst is not None and worst.rank >= fail_on.rank else 0
+
+
+def run_checks(
+    ctx: AnalysisContext, checks: Iterable[Check]
+) -> tuple[list[Finding], list[Skipped], list[Gap], list[str]]:
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    gaps: list[Gap] = []
+    errors: list[str] = []
+    for check in checks:
+        missing = sorted(check.needs - ctx.available)
+        if missing:
+            skipped.append(Skipped(check.name, check.codes, f"evidence not available: {', '.join(missing)}"))
+            continue
+        try:
+            findings.extend(check.run(ctx))
+        except Exception as exc:  # a broken check must not abort the diagnosis
+            gaps.append(Gap(what=f"check {check.name} ({', '.join(check.codes)})",
+                            reason=f"internal error: {type(exc).__name__}: {exc}"))
+            errors.append(f"check {check.name}:\n{traceback.format_exc()}")
+    return findings, skipped, gaps, errors
+
+
+def scope_pods(bundle: EvidenceBundle) -> list[str]:
+    """Keys of the pods the user asked about (the bundle may hold others as context)."""
+    listed = bundle.scope.get("pods")
+    if isinstance(listed, list):
+        return [str(p) for p in listed]
+    return sorted(key_of(obj) for obj in bundle.objects if obj.get("kind") == "Pod")
+
+
+def analyze(
+    bundle: EvidenceBundle,
+    *,
+    now: datetime | None = None,
+    ca_warn_days: int = 30,
+    checks: Iterable[Check] | None = None,
+) -> Report:
+    now = now or datetime.now(timezone.utc)
+    ctx = AnalysisContext(bundle, now_iso=now.isoformat(), ca_warn_days=ca_warn_days)
+    raw, skipped, check_gaps, errors = run_checks(ctx, all_checks() if checks is None else checks)
+    findings = _dedupe(link(raw))
+
+    in_scope = scope_pods(bundle)
+    scope_set = set(in_scope)
+    if bundle.scope.get("kind") == "pod":
+        findings = [f for f in findings if f.pod in scope_set or f.pod is None and _relevant(f, findings, scope_set)]
+    findings.sort(key=lambda f: (-f.severity.rank, not f.root_cause, f.code, f.pod or "", str(f.subject)))
+
+    gaps = list(bundle.gaps) + check_gaps
+    gapped = {g.pod for g in gaps if g.pod}
+    pods = []
+    by_pod: dict[str | None, list[Finding]] = defaultdict(list)
+    for item in findings:
+        by_pod[item.pod].append(item)
+    group_members: dict[tuple, list[str]] = defaultdict(list)
+    group_cause: dict[tuple, Finding] = {}
+    for pod in in_scope:
+        own = by_pod.get(pod, [])
+        roots = root_causes_of(pod, findings)
+        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
+        for root in roots:
+            key = (root.code, root.subject, root.message)
+            group_cause.setdefault(key, root)
+            group_members[key].append(pod)
+    groups = [RootCauseGroup(group_cause[k], tuple(v)) for k, v in group_members.items()]
+    groups.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
+    return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
+
+
+def _status(own: list[Finding], gapped: bool) -> str:
+    if any(f.severity is Severity.ERROR for f in own):
+        return FAILING
+    if gapped:
+        return INCOMPLETE
+    if any(f.severity is Severity.WARNING for f in own):
+        return DEGRADED
+    return HEALTHY
+
+
+def _relevant(item: Finding, findings: list[Finding], scope: set[str]) -> bool:
+    """A pod-less finding belongs in a one-pod report when a finding of that pod links to it."""
+    return any(item.code in f.caused_by for f in findings if f.pod in scope)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen = {}
+    for item in findings:
+        seen.setdefault((item.code, item.pod, item.subject, item.message), item)
+    return list(seen.values())

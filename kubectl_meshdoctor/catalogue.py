@@ -1,0 +1,219 @@
+"""The finding catalogue: every public code, its default severity and its explanation.
+
+Codes are public and never reused; a retired code stays here with ``retired=True``. ``explain CODE``
+prints these texts, and ``checks -o json`` lists them. Kept in code order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.findings import Severity
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    code: str
+    name: str
+    severity: Severity
+    title: str
+    symptom: str
+    cause: str
+    detection: str
+    fix: str
+    retired: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity.value,
+            "title": self.title,
+            "symptom": self.symptom,
+            "cause": self.cause,
+            "detection": self.detection,
+            "fix": self.fix,
+            "retired": self.retired,
+        }
+
+
+CATALOGUE: tuple[CatalogueEntry, ...] = (
+    CatalogueEntry(
+        code="MD0101",
+        name="SidecarMissing",
+        severity=Severity.WARNING,
+        title="Pod should be in the mesh but has no istio-proxy",
+        symptom="The pod runs without a sidecar: its traffic bypasses mTLS and routing, and STRICT "
+        "servers reset its connections.",
+        cause="The pod started before injection was enabled, injection was turned off for it "
+        "(sidecar.istio.io/inject=false, hostNetwork), or the injector webhook did not run.",
+        detection="The pod's namespace has istio-injection=enabled or an istio.io/rev label, or the pod "
+        "is labelled sidecar.istio.io/inject=true, yet no istio-proxy container or native-sidecar init "
+        "container exists. kube-system, kube-public and hostNetwork pods are ignored.",
+        fix="Restart the workload (kubectl rollout restart) so the injector adds the sidecar; if that "
+        "does not help, check the istio-sidecar-injector webhook and the pod's inject labels.",
+    ),
+    CatalogueEntry(
+        code="MD0102",
+        name="SidecarNotReady",
+        severity=Severity.ERROR,
+        title="istio-proxy is not ready (the 1/2 READY symptom)",
+        symptom="The pod shows 1/2 READY; kubelet's probe of :15021/healthz/ready fails, so the pod "
+        "receives no traffic from Services.",
+        cause="pilot-agent judges Envoy not ready: no configuration received from istiod, "
+        "configuration rejected, or Envoy not yet live. This is a symptom; the causes below it say why.",
+        detection="The istio-proxy container status is not ready, or `pilot-agent request GET "
+        "healthz/ready --debug-port 15021` (15020 when 15021 refuses) does not answer 200.",
+        fix="Follow the cause linked to this finding (MD0201/MD0202 and below).",
+    ),
+    CatalogueEntry(
+        code="MD0201",
+        name="XdsConfigNotReceived",
+        severity=Severity.ERROR,
+        title="Envoy received no configuration from istiod",
+        symptom="pilot-agent logs `Envoy proxy is NOT ready: config not received from XDS server (is "
+        "Istiod running?)`; Envoy stays PRE_INITIALIZING.",
+        cause="The proxy cannot reach istiod.istio-system.svc:15012: istiod down or without endpoints, "
+        "cluster DNS broken in the pod, a NetworkPolicy or firewall in between.",
+        detection="The stats pilot-agent reads show cluster_manager.cds.update_success and "
+        "listener_manager.lds.update_success at 0 (missing counts as 0), and /server_info shows "
+        "PRE_INITIALIZING or INITIALIZING.",
+        fix="Restore the path to istiod: see the linked cause (MD0203 istiod, MD0301 DNS).",
+    ),
+    CatalogueEntry(
+        code="MD0202",
+        name="XdsConfigRejected",
+        severity=Severity.ERROR,
+        title="Envoy rejected configuration pushed by istiod",
+        symptom="pilot-agent reports `config received from XDS server, but was rejected`; the proxy "
+        "keeps stale or no configuration.",
+        cause="istiod generated configuration Envoy refuses (an invalid EnvoyFilter, a version skew "
+        "between istiod and the proxy, a bad certificate or regex in a user resource).",
+        detection="cluster_manager.cds.update_rejected or listener_manager.lds.update_rejected above 0, "
+        "or config_dump entries carrying error_state with Envoy's rejection details.",
+        fix="Read the rejection details in the evidence, fix or remove the offending resource "
+        "(EnvoyFilter first), and keep proxy and istiod versions within the supported skew.",
+    ),
+    CatalogueEntry(
+        code="MD0203",
+        name="IstiodUnavailable",
+        severity=Severity.ERROR,
+        title="istiod is unavailable",
+        symptom="New or restarted sidecars never become ready; configuration changes stop reaching "
+        "proxies.",
+        cause="The istiod Service is missing, or has no ready endpoints (istiod pods crashed, scaled to "
+        "zero, or failing their own readiness).",
+        detection="No Service `istiod` (or `istiod-<rev>`, or legacy `istio-pilot`) in the control-plane "
+        "namespace, or its Endpoints/EndpointSlices list no ready address.",
+        fix="kubectl -n istio-system get deploy,pods -l app=istiod; fix the istiod Deployment (logs, "
+        "events, resources) until its endpoints are ready.",
+    ),
+    CatalogueEntry(
+        code="MD0301",
+        name="ClusterDnsChanged",
+        severity=Severity.ERROR,
+        title="The pod's DNS server is not the cluster DNS Service",
+        symptom="Every name lookup in the pod fails, istiod's included, so the sidecar never gets its "
+        "configuration and all pods show 1/2 READY.",
+        cause="The kube-dns Service was re-created and got a new ClusterIP; pods keep the old "
+        "nameserver that kubelet wrote into /etc/resolv.conf at pod start.",
+        detection="The pod's /etc/resolv.conf nameserver differs from the ClusterIP of the Service "
+        "labelled k8s-app=kube-dns in kube-system (pods with dnsPolicy None or Default are skipped).",
+        fix="Re-create the DNS Service with its old clusterIP (spec.clusterIP: <old IP>), or point "
+        "kubelet's clusterDNS at the new IP and restart the pods.",
+    ),
+    CatalogueEntry(
+        code="MD0401",
+        name="MtlsToPlaintextEndpoint",
+        severity=Severity.ERROR,
+        title="Client always originates mTLS toward endpoints without a sidecar",
+        symptom="Connections fail: the client's access log shows `UF,URX` with a TLS transport failure "
+        "(WRONG_VERSION_NUMBER, Connection reset by peer).",
+        cause="The client's Envoy cluster has one cluster-wide Istio mTLS transport socket (typical of "
+        "headless Services, ORIGINAL_DST clusters, or a DestinationRule forcing ISTIO_MUTUAL) while the "
+        "pods behind it have no sidecar to terminate mTLS.",
+        detection="A cluster in the client's config_dump whose transport_socket is Istio mTLS with no "
+        "tlsMode match, whose Service's endpoints are pods without istio-proxy or without the "
+        "security.istio.io/tlsMode=istio label; confirmed by access-log lines for that cluster.",
+        fix="Add a DestinationRule for the host with trafficPolicy.tls.mode: DISABLE, or inject the "
+        "server pods.",
+    ),
+    CatalogueEntry(
+        code="MD0402",
+        name="MtlsModeConflict",
+        severity=Severity.ERROR,
+        title="DestinationRule sends plain text to a STRICT mTLS workload",
+        symptom="Requests to the service fail with 503 (`UC`, `UR`, `URX`): the server resets plain-text "
+        "connections.",
+        cause="A DestinationRule sets tls.mode DISABLE (or SIMPLE) for a host whose workloads' effective "
+        "PeerAuthentication is STRICT.",
+        detection="DestinationRule tls.mode DISABLE/SIMPLE toward a Service whose pods resolve to STRICT "
+        "(workload selector policy, else namespace policy, else the mesh-wide policy in istio-system); "
+        "live, the client's cluster for that host carries no TLS.",
+        fix="Set the DestinationRule's tls.mode to ISTIO_MUTUAL (or remove the tls block), or relax the "
+        "PeerAuthentication to PERMISSIVE for that workload.",
+    ),
+    CatalogueEntry(
+        code="MD0403",
+        name="CertificateExpiring",
+        severity=Severity.WARNING,
+        title="Workload or CA certificate expired, not yet valid, or about to expire",
+        symptom="mTLS handshakes fail (CERTIFICATE_VERIFY_FAILED, certificate has expired) or soon will.",
+        cause="Workload certificate rotation is stuck (istiod CA unreachable, clock skew), or the root/"
+        "intermediate CA is near the end of its life.",
+        detection="From /certs: a workload certificate expired, not yet valid, or with less than a quarter "
+        "of its lifetime left (Istio renews at half life), or whose SPIFFE SAN names another service "
+        "account; a CA certificate expiring within --ca-warn-days (default 30).",
+        fix="Restart the pod to force a new certificate, check istiod's CA and the node clock; rotate "
+        "the root CA before it expires (plug-in CA procedure).",
+    ),
+    CatalogueEntry(
+        code="MD0501",
+        name="SubsetNotDefined",
+        severity=Severity.ERROR,
+        title="VirtualService routes to a subset no DestinationRule defines",
+        symptom="Requests get 503 `NC` (cluster not found) or 404 `NR`; the app shows its error page.",
+        cause="A route names `subset: X` for a host, but no DestinationRule for that host defines subset "
+        "X, so Envoy has no cluster outbound|port|X|host.",
+        detection="From manifests: VirtualService route destinations with a subset absent from every "
+        "DestinationRule of that host. Live: routes in config_dump pointing at clusters Envoy does not "
+        "have.",
+        fix="Add the subset (with its labels) to the DestinationRule of that host, or remove the subset "
+        "from the route.",
+    ),
+    CatalogueEntry(
+        code="MD0502",
+        name="PortProtocolUnknown",
+        severity=Severity.WARNING,
+        title="Service port name or appProtocol does not name a protocol Istio knows",
+        symptom="HTTP traffic is treated as opaque TCP: no L7 routing, retries, or HTTP metrics.",
+        cause="Istio selects the protocol from appProtocol, else the port name `<protocol>[-<suffix>]`; "
+        "a name like `http2foo` or `web` is not recognised.",
+        detection="A Service port whose appProtocol, or else whose name prefix, is none of http, http2, "
+        "https, grpc, grpc-web, mongo, mysql, redis, tcp, tls, udp.",
+        fix="Rename the port `<protocol>-<suffix>` (for example http-web) or set appProtocol.",
+    ),
+    CatalogueEntry(
+        code="MD0601",
+        name="UpstreamFailuresLogged",
+        severity=Severity.WARNING,
+        title="The proxy's access log shows failing requests",
+        symptom="Requests through the sidecar fail; the access log carries Envoy response flags.",
+        cause="Each response flag names a failure (UF upstream connection failure, NR no route, NC no "
+        "cluster, URX retry limit, ...); the message explains each flag seen.",
+        detection="Access-log lines (Istio text or JSON format) from the istio-proxy container with "
+        "failure flags, grouped by flag and upstream cluster. When access logging is off, says so.",
+        fix="Follow the meaning of each flag; where a deeper finding names the cause, fix that.",
+    ),
+)
+
+_BY_CODE = {entry.code: entry for entry in CATALOGUE}
+
+
+def entry(code: str) -> CatalogueEntry:
+    """The catalogue entry for ``code``; a user typo is a usage error, not a KeyError."""
+    try:
+        return _BY_CODE[code.upper()]
+    except KeyError:
+        raise UsageError(f"unknown finding code {code!r}; `kubectl meshdoctor checks` lists them") from None

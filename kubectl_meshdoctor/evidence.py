@@ -1,0 +1,223 @@
+"""The evidence a check may read, as plain frozen values.
+
+Proxy outputs (config_dump, certs, stats, ...) are parsed and *reduced* right after they are fetched:
+only what the checks need is kept, so a sweep never holds every pod's full config_dump at once and a
+saved bundle stays small. The parsers in ``kubectl_meshdoctor.envoy`` produce these values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+
+
+class Evidence:
+    """Names of the kinds of evidence a bundle may hold; checks declare the ones they need."""
+
+    PODS = "pods"
+    SERVICES = "services"
+    ENDPOINTS = "endpoints"
+    NAMESPACES = "namespaces"
+    ISTIO_CONFIG = "istio-config"  # DestinationRules, VirtualServices, PeerAuthentications
+    DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
+    CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
+    PROXY_READINESS = "proxy-readiness"
+    PROXY_STATS = "proxy-stats"
+    PROXY_SERVER_INFO = "proxy-server-info"
+    PROXY_CONFIG = "proxy-config"
+    PROXY_CERTS = "proxy-certs"
+    RESOLV_CONF = "resolv-conf"
+    ACCESS_LOG = "access-log"
+
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE})
+    PROXY = frozenset(
+        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
+    )
+
+
+# How a cluster's upstream TLS is decided (see istio-facts: "mTLS and how clusters choose TLS").
+TLS_ISTIO_ALWAYS = "istio-mutual-always"  # one cluster-wide Istio mTLS transport_socket, no tlsMode match
+TLS_BY_ENDPOINT_LABEL = "istio-mutual-by-label"  # transport_socket_matches tlsMode-istio / tlsMode-disabled
+TLS_NONE = "plaintext"  # no transport socket, or raw_buffer only
+TLS_OTHER = "tls-other"  # TLS that is not Istio mTLS (SIMPLE/MUTUAL to an external host)
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    name: str  # e.g. outbound|9080|v1|reviews.default.svc.cluster.local
+    discovery: str  # EDS, ORIGINAL_DST, STRICT_DNS, LOGICAL_DNS, STATIC
+    tls: str  # one of the TLS_* values above
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """One cluster a route points at (weighted clusters give one target each)."""
+
+    route_config: str
+    virtual_host: str
+    cluster: str
+
+
+@dataclass(frozen=True)
+class RejectedConfig:
+    """A resource Envoy refused (config_dump ``error_state``)."""
+
+    resource: str  # cluster, listener, route, secret
+    name: str
+    details: str
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The reduced config_dump."""
+
+    clusters: tuple[ClusterSummary, ...] = ()
+    route_targets: tuple[RouteTarget, ...] = ()
+    rejected: tuple[RejectedConfig, ...] = ()
+    listener_count: int = 0
+    # True when some listener configures an access log, False when none does, None when unknown.
+    access_log_configured: bool | None = None
+
+
+@dataclass(frozen=True)
+class Certificate:
+    role: str  # "workload" (cert_chain) or "ca" (ca_cert)
+    serial: str
+    subject_alt_names: tuple[str, ...]
+    valid_from: str  # RFC 3339, as Envoy prints it
+    expiration_time: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    port: int  # 15021 (Envoy's health listener) or 15020 (pilot-agent)
+    status: int | None  # HTTP status; None when the port refused the connection
+    detail: str  # response body or refusal text, trimmed
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    state: str  # LIVE, DRAINING, PRE_INITIALIZING, INITIALIZING
+    version: str
+    uptime_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolvConf:
+    nameservers: tuple[str, ...]
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    flags: tuple[str, ...]
+    response_code: int | None
+    upstream_cluster: str
+    upstream_host: str
+    transport_failure_reason: str
+    line: str  # the raw line, trimmed
+
+
+@dataclass(frozen=True)
+class AccessLog:
+    """The istio-proxy container's recent log, reduced to access-log entries with failure flags."""
+
+    lines_read: int
+    access_lines: int  # lines recognised as access-log entries (0 while access logging is off)
+    failures: tuple[AccessLogEntry, ...] = ()  # bounded: a few samples per (flags, cluster)
+    failure_counts: tuple[tuple[str, str, int], ...] = ()  # (flags joined by ",", cluster, count)
+
+
+@dataclass(frozen=True)
+class ProxyEvidence:
+    """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
+
+    pod: str  # "namespace/name"
+    container: str = "istio-proxy"
+    readiness: Readiness | None = None
+    stats: dict[str, int] | None = None
+    server_info: ServerInfo | None = None
+    config: ProxyConfig | None = None
+    certs: tuple[Certificate, ...] | None = None
+    resolv_conf: ResolvConf | None = None
+    access_log: AccessLog | None = None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Something that could not be collected or analysed, and why."""
+
+    what: str
+    reason: str
+    pod: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"pod": self.pod, "what": self.what, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A check that did not run, with the evidence it lacked."""
+
+    check: str
+    codes: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"check": self.check, "codes": list(self.codes), "reason": self.reason}
+
+
+# --- plain-data conversion: dataclasses <-> JSON-able dicts, driven by the type hints ---------------
+
+
+def to_plain(value: typing.Any) -> typing.Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+_HINTS: dict[type, dict[str, typing.Any]] = {}
+
+
+def from_plain(cls: typing.Any, data: typing.Any) -> typing.Any:
+    """Rebuild ``cls`` from ``to_plain`` output; raises TypeError/ValueError on a wrong shape."""
+    origin = typing.get_origin(cls)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(cls) if a is not type(None)]
+        if data is None:
+            return None
+        return from_plain(args[0], data)
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise TypeError(f"expected a list, got {type(data).__name__}")
+        args = typing.get_args(cls)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], v) for v in data)
+        return tuple(from_plain(a, v) for a, v in zip(args, data, strict=True))
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a mapping, got {type(data).__name__}")
+        _, value_type = typing.get_args(cls)
+        return {str(k): from_plain(value_type, v) for k, v in data.items()}
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        hints = _HINTS.get(cls) or _HINTS.setdefault(cls, typing.get_type_hints(cls))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: from_plain(hints[k], v) for k, v in data.items() if k in known})
+    if cls in (str, int, bool, float):
+        if cls is int and isinstance(data, bool) or not isinstance(data, (cls, int) if cls is float else cls):
+            raise TypeError(f"expected {cls.__name__}, got {type(data).__name__}")
+        return data
+    if cls is typing.Any:
+        return data
+    raise TypeError(f"cannot rebuild {cls!r}")
+

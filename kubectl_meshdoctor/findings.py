@@ -1,0 +1,79 @@
+"""Findings: what a check reports, as frozen values that serialise to the public JSON shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The object at fault (not necessarily the pod whose evidence showed it)."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Subject":
+        return cls(kind=data["kind"], name=data["name"], namespace=data.get("namespace"))
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    subject: Subject
+    message: str
+    remediation: str
+    evidence: tuple[str, ...] = ()
+    pod: str | None = None
+    root_cause: bool = False
+    # Codes of the findings (same pod, or pod-less) that explain this one: the chain symptom -> cause.
+    caused_by: tuple[str, ...] = field(default=())
+
+    def with_links(self, *, root_cause: bool, caused_by: tuple[str, ...]) -> "Finding":
+        return replace(self, root_cause=root_cause, caused_by=caused_by)
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "pod": self.pod,
+            "subject": self.subject.to_dict(),
+            "rootCause": self.root_cause,
+            "causedBy": list(self.caused_by),
+            "message": self.message,
+            "remediation": self.remediation,
+            "evidence": list(self.evidence),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Finding":
+        return cls(
+            code=data["code"],
+            severity=Severity(data["severity"]),
+            subject=Subject.from_dict(data["subject"]),
+            message=data["message"],
+            remediation=data["remediation"],
+            evidence=tuple(data.get("evidence", ())),
+            pod=data.get("pod"),
+            root_cause=bool(data.get("rootCause", False)),
+            caused_by=tuple(data.get("causedBy", ())),
+        )

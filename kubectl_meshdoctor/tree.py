@@ -1,0 +1,57 @@
+"""The failure tree, as data in one place: which finding can explain which.
+
+Read it top-down as the on-call engineer would: a symptom, then the causes that may explain it. A
+finding whose possible causes were not found is the deepest cause found: ``rootCause: true``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from kubectl_meshdoctor.findings import Finding
+
+# symptom code -> codes that can explain it
+CAUSES: dict[str, tuple[str, ...]] = {
+    "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
+    "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
+    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
+}
+
+# Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod.
+MESH_WIDE = frozenset({"MD0203"})
+
+
+def link(findings: list[Finding]) -> list[Finding]:
+    """Set ``caused_by`` and ``root_cause`` on every finding, following ``CAUSES``.
+
+    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide.
+    """
+    codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
+    for item in findings:
+        codes_by_pod[item.pod].add(item.code)
+    mesh_wide = {code for code in codes_by_pod.get(None, set()) if code in MESH_WIDE}
+
+    linked = []
+    for item in findings:
+        present = codes_by_pod[item.pod] | mesh_wide
+        causes = tuple(code for code in CAUSES.get(item.code, ()) if code in present and code != item.code)
+        linked.append(item.with_links(root_cause=not causes, caused_by=causes))
+    return linked
+
+
+def root_causes_of(pod: str, findings: list[Finding]) -> list[Finding]:
+    """The deepest findings reachable from ``pod``'s findings, in tree order."""
+    own = [f for f in findings if f.pod == pod]
+    by_code: dict[str, list[Finding]] = defaultdict(list)
+    for item in findings:
+        if item.pod == pod or (item.pod is None and item.code in MESH_WIDE):
+            by_code[item.code].append(item)
+    seen: dict[tuple, Finding] = {}
+    stack = list(own)
+    while stack:
+        item = stack.pop()
+        if item.root_cause:
+            seen.setdefault((item.code, item.subject, item.message), item)
+        for code in item.caused_by:
+            stack.extend(by_code.get(code, []))
+    return sorted(seen.values(), key=lambda f: f.code)
