@@ -1,0 +1,35 @@
+"""Collection: the only layer that talks to a cluster. It turns a scope into an evidence bundle.
+
+The CLI calls ``collect_evidence(CollectOptions(...))``; everything below it (the Kubernetes client,
+exec into istio-proxy, the bounded worker pool) lives in this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    kubeconfig: str | None = None  # None: $KUBECONFIG, else ~/.kube/config
+    context: str | None = None
+    request_timeout: float | None = None  # seconds, for each API call
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    cluster: ClusterOptions
+    namespace: str | None = None  # None: the context's namespace, else "default"
+    all_namespaces: bool = False
+    pod: str | None = None  # set for `pod NAME`; None for a sweep
+    concurrency: int = 8  # pods examined at once
+    pod_timeout: float = 60.0  # seconds for all execs of one pod
+    log_since_seconds: int = 900  # istio-proxy log window (--since)
+    progress: bool = True  # rich progress bar on stderr (off for -o json/yaml)
+
+
+def collect_evidence(options: CollectOptions):  # -> EvidenceBundle
+    """Collect the evidence for ``options``' scope. Raises UsageError (2) or ClusterError (3)."""
+    from kubectl_meshdoctor.collect.sweep import collect  # the implementation lands in sweep.py
+
+    return collect(options)
