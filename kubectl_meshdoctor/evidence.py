@@ -221,3 +221,20 @@ def from_plain(cls: typing.Any, data: typing.Any) -> typing.Any:
         return data
     raise TypeError(f"cannot rebuild {cls!r}")
 
+
+
+# Which evidence kind each ProxyEvidence field provides (the collector and loaders set ``available``).
+PROXY_FIELD_EVIDENCE: dict[str, str] = {
+    "readiness": Evidence.PROXY_READINESS,
+    "stats": Evidence.PROXY_STATS,
+    "server_info": Evidence.PROXY_SERVER_INFO,
+    "config": Evidence.PROXY_CONFIG,
+    "certs": Evidence.PROXY_CERTS,
+    "resolv_conf": Evidence.RESOLV_CONF,
+    "access_log": Evidence.ACCESS_LOG,
+}
+
+
+def evidence_in(proxy: ProxyEvidence) -> set[str]:
+    """The evidence kinds this pod's proxy evidence actually holds."""
+    return {kind for name, kind in PROXY_FIELD_EVIDENCE.items() if getattr(proxy, name) is not None}
