@@ -1,0 +1,66 @@
+"""Turning raw exec output into text or JSON, with every failure reported as ParseError.
+
+The exec layer hands us whatever istio-proxy printed: bytes that may be truncated mid-character, an
+error page instead of JSON, or nesting deep enough to exhaust Python's recursion limit. Each parser
+starts here so none of those library exceptions leaks out of the envoy package.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Mapping
+
+from kubectl_meshdoctor.errors import ParseError
+
+
+def as_text(raw: bytes | str, what: str, *, lenient: bool = False) -> str:
+    """Decode ``raw`` as UTF-8; with ``lenient`` undecodable bytes become U+FFFD instead of an error."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(raw).decode("utf-8", errors="replace" if lenient else "strict")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    raise ParseError(f"{what}: expected bytes or text, got {type(raw).__name__}")
+
+
+def load_json(raw: bytes | str, what: str) -> typing.Any:
+    text = as_text(raw, what)
+    if not text.strip():
+        raise ParseError(f"{what}: empty output")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ParseError(f"{what}: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise ParseError(f"{what}: not valid JSON ({exc})") from None
+
+
+def load_json_object(raw: bytes | str, what: str) -> dict[str, typing.Any]:
+    data = load_json(raw, what)
+    if not isinstance(data, dict):
+        raise ParseError(f"{what}: expected a JSON object, got {json_type(data)}")
+    return data
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
