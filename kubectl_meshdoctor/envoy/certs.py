@@ -1,0 +1,88 @@
+"""Envoy's ``/certs``: which certificates the proxy actually serves and trusts right now.
+
+config_dump shows the secrets Envoy was last sent, even rejected ones; ``/certs`` shows those in use,
+so expiry and SPIFFE identity checks read this one.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from kubectl_meshdoctor.envoy._decode import camel, json_type, load_json_object
+from kubectl_meshdoctor.errors import ParseError
+from kubectl_meshdoctor.evidence import Certificate
+
+_WHAT = "certs"
+_ROLES = (("cert_chain", "workload"), ("ca_cert", "ca"))
+
+
+def _get(entry: dict[str, typing.Any], snake: str) -> typing.Any:
+    value = entry.get(snake)
+    return entry.get(camel(snake)) if value is None else value
+
+
+def _text(entry: dict[str, typing.Any], snake: str, where: str) -> str:
+    value = _get(entry, snake)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ParseError(f"{_WHAT}: {where}.{snake} should be a string, got {json_type(value)}")
+    return value
+
+
+def _san(value: typing.Any, where: str) -> str:
+    if not isinstance(value, dict):
+        raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(value)}")
+    for kind in ("uri", "dns", "ip_address", "ipAddress"):
+        name = value.get(kind)
+        if name is not None:
+            if not isinstance(name, str):
+                raise ParseError(f"{_WHAT}: {where}.{kind} should be a string, got {json_type(name)}")
+            return name
+    raise ParseError(f"{_WHAT}: {where} has no uri, dns or ip_address")
+
+
+def _certificate(entry: typing.Any, role: str, where: str) -> Certificate:
+    if not isinstance(entry, dict):
+        raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(entry)}")
+    sans = _get(entry, "subject_alt_names")
+    if sans is None:
+        sans = []
+    if not isinstance(sans, list):
+        raise ParseError(f"{_WHAT}: {where}.subject_alt_names should be an array, got {json_type(sans)}")
+    return Certificate(
+        role=role,
+        serial=_text(entry, "serial_number", where),
+        subject_alt_names=tuple(_san(san, f"{where}.subject_alt_names[{i}]") for i, san in enumerate(sans)),
+        valid_from=_text(entry, "valid_from", where),
+        expiration_time=_text(entry, "expiration_time", where),
+    )
+
+
+def parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
+    """Every certificate Envoy holds, workload chains first; one entry per distinct certificate.
+
+    Envoy repeats a certificate once per TLS context that uses it, so duplicates are dropped.
+    """
+    document = load_json_object(raw, _WHAT)
+    if "certificates" not in document:
+        raise ParseError(f"{_WHAT}: no 'certificates' in the document")
+    groups = document["certificates"]
+    if groups is None:
+        groups = []
+    if not isinstance(groups, list):
+        raise ParseError(f"{_WHAT}: 'certificates' should be an array, got {json_type(groups)}")
+    found: dict[Certificate, None] = {}
+    for group_index, group in enumerate(groups):
+        where = f"certificates[{group_index}]"
+        if not isinstance(group, dict):
+            raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(group)}")
+        for field, role in _ROLES:
+            entries = _get(group, field)
+            if entries is None:
+                continue
+            if not isinstance(entries, list):
+                raise ParseError(f"{_WHAT}: {where}.{field} should be an array, got {json_type(entries)}")
+            for index, entry in enumerate(entries):
+                found[_certificate(entry, role, f"{where}.{field}[{index}]")] = None
+    return tuple(found)
