@@ -1,0 +1,558 @@
+"""Istio-shaped Envoy configuration for one lab pod, generated from the scenario's Kubernetes objects.
+
+The lab's sidecars must show the same *kind* of configuration istiod would push, for the same reasons:
+a VirtualService subset without a DestinationRule yields a route to a cluster Envoy does not have, a
+headless Service becomes an ORIGINAL_DST cluster whose single transport socket decides TLS, a
+DestinationRule `tls.mode: DISABLE` yields a plain-text cluster. So this module works the way istiod
+does (services -> clusters, DR subsets -> subset clusters, VS -> routes) rather than from hand-written
+Envoy YAML. It is deliberately small: only what the diagnosis looks at.
+
+Delivery is file-based xDS (CDS and LDS through `path_config_source`, one RDS file per route name),
+because it needs no control plane process. Two deliberate simplifications, both documented here:
+- endpoints are inline in each cluster (`type: STATIC` + `load_assignment`) instead of EDS, because
+  every watched file costs an inotify instance (128 per user) and a lab has hundreds of clusters;
+- the `default` and `ROOTCA` secrets are static bootstrap secrets (Envoy shows them as
+  `static_secrets`), for the same reason. `/certs` is unaffected.
+Listeners for outbound ports use `bind_to_port: false`, as Istio's do behind the 15001 capture
+listener, so any number of Envoys share loopback; the lab binds a listener only where it drives real
+traffic through it (see ``SidecarWiring.bound_listeners``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from kubectl_meshdoctor.lab.certs import spiffe_id
+
+DOMAIN_SUFFIX = "svc.cluster.local"
+
+# Istio's default text access-log format (pilot/pkg/model/telemetry_logging.go, EnvoyTextLogFormat).
+ISTIO_TEXT_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+    '%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+    '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% '
+    '%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n'
+)
+
+# Protocols Istio recognises in a port name `<protocol>[-<suffix>]` or in appProtocol.
+KNOWN_PROTOCOLS = ("grpc-web", "http2", "http", "https", "grpc", "mongo", "mysql", "redis", "tcp",
+                   "tls", "udp")
+HTTP_PROTOCOLS = {"http", "http2", "grpc", "grpc-web"}
+
+T_CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+T_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+T_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+T_TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+T_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+T_SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config"
+T_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def port_protocol(port: dict) -> str:
+    """Istio's protocol for a Service port: appProtocol, else the port name's prefix, else TCP."""
+    for candidate in (port.get("appProtocol"), port.get("name")):
+        if not candidate:
+            continue
+        candidate = candidate.lower()
+        for protocol in KNOWN_PROTOCOLS:
+            if candidate == protocol or candidate.startswith(protocol + "-"):
+                return protocol
+    return "tcp"
+
+
+def fqdn(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.{DOMAIN_SUFFIX}"
+
+
+def cluster_name(direction: str, port: int, subset: str, host: str) -> str:
+    return f"{direction}|{port}|{subset}|{host}"
+
+
+def _labels(obj: dict) -> dict[str, str]:
+    return obj.get("metadata", {}).get("labels") or {}
+
+
+def _selects(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _resolve_host(host: str, namespace: str) -> str:
+    """A short host in an Istio resource is relative to that resource's namespace."""
+    return host if "." in host else fqdn(host, namespace)
+
+
+@dataclass(frozen=True)
+class MeshService:
+    name: str
+    namespace: str
+    cluster_ip: str | None  # None for headless
+    ports: tuple[dict, ...]
+    selector: dict[str, str]
+
+    @property
+    def host(self) -> str:
+        return fqdn(self.name, self.namespace)
+
+
+class MeshModel:
+    """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
+
+    def __init__(self, objects: Iterable[dict]):
+        self.services: list[MeshService] = []
+        self.pods: list[dict] = []
+        self.destination_rules: list[dict] = []
+        self.virtual_services: list[dict] = []
+        for obj in objects:
+            kind = obj.get("kind")
+            meta = obj.get("metadata", {})
+            if kind == "Service":
+                spec = obj.get("spec", {})
+                ip = spec.get("clusterIP")
+                self.services.append(MeshService(
+                    name=meta["name"], namespace=meta.get("namespace", "default"),
+                    cluster_ip=None if ip in (None, "None") else ip,
+                    ports=tuple(spec.get("ports") or ()), selector=dict(spec.get("selector") or {}),
+                ))
+            elif kind == "Pod":
+                self.pods.append(obj)
+            elif kind == "DestinationRule":
+                self.destination_rules.append(obj)
+            elif kind == "VirtualService":
+                self.virtual_services.append(obj)
+
+    def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
+        wanted = {**service.selector, **(extra_labels or {})}
+        return [
+            pod for pod in self.pods
+            if pod["metadata"].get("namespace") == service.namespace
+            and service.selector and _selects(wanted, _labels(pod))
+            and pod.get("status", {}).get("podIP")
+        ]
+
+    def destination_rule(self, host: str) -> dict | None:
+        for rule in self.destination_rules:
+            ns = rule["metadata"].get("namespace", "default")
+            if _resolve_host(rule.get("spec", {}).get("host", ""), ns) == host:
+                return rule
+        return None
+
+    def virtual_service(self, host: str) -> dict | None:
+        for vs in self.virtual_services:
+            ns = vs["metadata"].get("namespace", "default")
+            if any(_resolve_host(h, ns) == host for h in vs.get("spec", {}).get("hosts", ())):
+                return vs
+        return None
+
+
+def _target_port(port: dict, pod: dict) -> int:
+    target = port.get("targetPort", port["port"])
+    if isinstance(target, int):
+        return target
+    for container in pod.get("spec", {}).get("containers", ()):
+        for cport in container.get("ports") or ():
+            if cport.get("name") == target:
+                return cport["containerPort"]
+    return port["port"]
+
+
+def _istio_mtls_socket(host: str, port: int, subset: str, sans: list[str]) -> dict:
+    validation: dict[str, Any] = {}
+    if sans:
+        validation["match_typed_subject_alt_names"] = [
+            {"san_type": "URI", "matcher": {"exact": san}} for san in sans
+        ]
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": T_UPSTREAM_TLS,
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
+                               "tls_maximum_protocol_version": "TLSv1_3"},
+                "alpn_protocols": ["istio-peer-exchange", "istio"],
+                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "combined_validation_context": {
+                    "default_validation_context": validation,
+                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                },
+            },
+            "sni": f"outbound_.{port}_.{subset}_.{host}",
+        },
+    }
+
+
+def _tls_mode(rule: dict | None, port: int, subset: str) -> str | None:
+    """The DestinationRule's tls.mode for (port, subset): subset policy, then port policy, then top."""
+    if rule is None:
+        return None
+    spec = rule.get("spec", {})
+    policies = []
+    for s in spec.get("subsets") or ():
+        if s.get("name") == subset and s.get("trafficPolicy"):
+            policies.append(s["trafficPolicy"])
+    if spec.get("trafficPolicy"):
+        policies.append(spec["trafficPolicy"])
+    for policy in policies:
+        for pls in policy.get("portLevelSettings") or ():
+            if (pls.get("port") or {}).get("number") == port and (pls.get("tls") or {}).get("mode"):
+                return pls["tls"]["mode"]
+        if (policy.get("tls") or {}).get("mode"):
+            return policy["tls"]["mode"]
+    return None
+
+
+@dataclass(frozen=True)
+class SidecarWiring:
+    """How one pod's generated config is tied to the local machine."""
+
+    access_log_path: str
+    rds_dir: str
+    # listener name -> 127.0.0.1 port, for listeners the lab sends real traffic through
+    bound_listeners: dict[str, int] = field(default_factory=dict)
+    # cluster name -> "127.0.0.1:port": where an ORIGINAL_DST cluster sends that traffic (no iptables here)
+    original_dst_targets: dict[str, str] = field(default_factory=dict)
+    virtual_outbound_port: int = 0
+    virtual_inbound_port: int = 0
+
+
+@dataclass
+class SidecarResources:
+    clusters: list[dict]
+    listeners: list[dict]
+    routes: dict[str, dict]
+
+
+def _access_log(wiring: SidecarWiring) -> list[dict]:
+    return [{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {"@type": T_FILE_LOG, "path": wiring.access_log_path,
+                         "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_LOG_FORMAT}}},
+    }]
+
+
+def _endpoint(ip: str, port: int, pod: dict) -> dict:
+    labels = _labels(pod)
+    metadata: dict[str, Any] = {"istio": {"workload": f"{labels.get('app', pod['metadata']['name'])};"
+                                          f"{pod['metadata'].get('namespace', 'default')}"}}
+    if labels.get("security.istio.io/tlsMode") == "istio":
+        metadata["envoy.transport_socket_match"] = {"tlsMode": "istio"}
+    return {"endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}},
+            "metadata": {"filter_metadata": metadata}, "load_balancing_weight": 1}
+
+
+def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: str,
+                      subset_labels: dict[str, str]) -> dict:
+    name = cluster_name("outbound", port["port"], subset, svc.host)
+    rule = model.destination_rule(svc.host)
+    mode = _tls_mode(rule, port["port"], subset)
+    pods = model.service_pods(svc, subset_labels)
+    sans = sorted({spiffe_id(svc.namespace, p.get("spec", {}).get("serviceAccountName") or "default")
+                   for p in pods})
+    cluster: dict[str, Any] = {
+        "@type": T_CLUSTER,
+        "name": name,
+        "connect_timeout": "10s",
+        "circuit_breakers": {"thresholds": [{"max_connections": 4294967295, "max_pending_requests": 4294967295,
+                                             "max_requests": 4294967295, "max_retries": 4294967295,
+                                             "track_remaining": True}]},
+        "metadata": {"filter_metadata": {"istio": {
+            "default_original_port": port["port"],
+            "services": [{"name": svc.name, "namespace": svc.namespace, "host": svc.host}],
+            **({"subset": subset} if subset else {}),
+        }}},
+        "alt_stat_name": f"{name};",
+    }
+    mtls = _istio_mtls_socket(svc.host, port["port"], subset, sans)
+    if svc.cluster_ip is None:
+        # Headless: Envoy connects wherever the client connected; one cluster-wide socket decides TLS.
+        # Istio drops mTLS only when an endpoint's pod lacks the tlsMode label (or none exist) -- unless a
+        # DestinationRule forces ISTIO_MUTUAL, the case that breaks servers without a sidecar.
+        cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED", "cleanup_interval": "60s"})
+        all_meshed = bool(pods) and all(
+            _labels(p).get("security.istio.io/tlsMode") == "istio" for p in pods)
+        if mode == "ISTIO_MUTUAL" or (mode is None and all_meshed):
+            cluster["transport_socket"] = mtls
+        return cluster
+    cluster.update({"type": "STATIC", "lb_policy": "LEAST_REQUEST"})
+    lb_endpoints = [_endpoint(p["status"]["podIP"], _target_port(port, p), p) for p in pods]
+    cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"locality": {}, "lb_endpoints": lb_endpoints}]
+                                  if lb_endpoints else []}
+    if mode == "ISTIO_MUTUAL":
+        cluster["transport_socket"] = mtls
+    elif mode is None:
+        # Auto mTLS: TLS only toward endpoints whose pod carries the tlsMode=istio label.
+        cluster["transport_socket_matches"] = [
+            {"name": "tlsMode-istio", "match": {"tlsMode": "istio"}, "transport_socket": mtls},
+            {"name": "tlsMode-disabled", "match": {},
+             "transport_socket": {"name": "envoy.transport_sockets.raw_buffer",
+                                  "typed_config": {"@type": T_RAW_BUFFER}}},
+        ]
+    # DISABLE (and SIMPLE/MUTUAL without client certs here): plain text, no transport socket at all.
+    return cluster
+
+
+def _static_cluster(name: str, ip: str, port: int) -> dict:
+    return {"@type": T_CLUSTER, "name": name, "type": "STATIC", "connect_timeout": "10s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}}}]}]}}
+
+
+def _route_action(model: MeshModel, vs_namespace: str, destinations: list[dict], svc_port: int) -> dict:
+    def target(dest: dict) -> str:
+        d = dest["destination"]
+        host = _resolve_host(d["host"], vs_namespace)
+        number = (d.get("port") or {}).get("number", svc_port)
+        return cluster_name("outbound", number, d.get("subset", ""), host)
+
+    if len(destinations) == 1:
+        return {"cluster": target(destinations[0]), "timeout": "0s"}
+    return {"weighted_clusters": {"clusters": [
+        {"name": target(d), "weight": int(d.get("weight", 100 // len(destinations)))} for d in destinations
+    ]}, "timeout": "0s"}
+
+
+def _match(match: dict | None) -> dict:
+    uri = (match or {}).get("uri") or {}
+    envoy_match: dict[str, Any] = {"prefix": "/"}
+    if "exact" in uri:
+        envoy_match = {"path": uri["exact"]}
+    elif "prefix" in uri:
+        envoy_match = {"prefix": uri["prefix"]}
+    headers = []
+    for name, cond in ((match or {}).get("headers") or {}).items():
+        if "exact" in cond:
+            headers.append({"name": name, "string_match": {"exact": cond["exact"]}})
+    if headers:
+        envoy_match["headers"] = headers
+    return envoy_match
+
+
+def _virtual_host(model: MeshModel, svc: MeshService, port: int, client_ns: str) -> dict:
+    host = svc.host
+    names = [host, f"{svc.name}.{svc.namespace}.svc", f"{svc.name}.{svc.namespace}"]
+    if svc.namespace == client_ns:
+        names.append(svc.name)
+    if svc.cluster_ip:
+        names.append(svc.cluster_ip)
+    domains = [d for n in names for d in (n, f"{n}:{port}")]
+    vs = model.virtual_service(host)
+    routes = []
+    if vs is not None:
+        vs_ns = vs["metadata"].get("namespace", "default")
+        vs_path = f"/apis/networking.istio.io/v1/namespaces/{vs_ns}/virtual-service/{vs['metadata']['name']}"
+        for http in vs.get("spec", {}).get("http") or ():
+            destinations = http.get("route") or []
+            if not destinations:
+                continue
+            for match in http.get("match") or [None]:
+                route = {"match": _match(match),
+                         "route": _route_action(model, vs_ns, destinations, port),
+                         "metadata": {"filter_metadata": {"istio": {"config": vs_path}}},
+                         "decorator": {"operation": f"{host}:{port}/*"}}
+                if http.get("name"):
+                    route["name"] = http["name"]
+                routes.append(route)
+    if not routes:
+        routes.append({"name": "default", "match": {"prefix": "/"},
+                       "route": {"cluster": cluster_name("outbound", port, "", host), "timeout": "0s"},
+                       "decorator": {"operation": f"{host}:{port}/*"}})
+    return {"name": f"{host}:{port}", "domains": domains, "routes": routes, "include_request_attempt_count": True}
+
+
+def _tcp_chain(cluster: str, wiring: SidecarWiring, stat_prefix: str) -> list[dict]:
+    filters = []
+    target = wiring.original_dst_targets.get(cluster)
+    if target:
+        filters.append({"name": "envoy.filters.network.set_filter_state", "typed_config": {
+            "@type": T_SET_FILTER_STATE,
+            "on_new_connection": [{"object_key": "envoy.network.transport_socket.original_dst_address",
+                                   "format_string": {"text_format_source": {"inline_string": target}}}],
+        }})
+    filters.append({"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+        "@type": T_TCP_PROXY, "stat_prefix": stat_prefix, "cluster": cluster,
+        "access_log": _access_log(wiring)}})
+    return filters
+
+
+def _listener(name: str, address: str, port: int, filters: list[dict], wiring: SidecarWiring) -> dict:
+    bound = wiring.bound_listeners.get(name)
+    listener: dict[str, Any] = {
+        "@type": T_LISTENER, "name": name, "traffic_direction": "OUTBOUND",
+        "address": {"socket_address": {"address": "127.0.0.1" if bound else address,
+                                       "port_value": bound or port}},
+        "filter_chains": [{"filters": filters}],
+    }
+    if not bound:
+        # Reached through virtualOutbound's original-destination hand-off in a real pod, never bound.
+        listener["bind_to_port"] = False
+    return listener
+
+
+def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> SidecarResources:
+    """CDS, LDS and RDS resources istiod would send this pod's sidecar (outbound to every Service)."""
+    client_ns = pod["metadata"].get("namespace", "default")
+    clusters: list[dict] = [
+        {"@type": T_CLUSTER, "name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"},
+        {"@type": T_CLUSTER, "name": "PassthroughCluster", "type": "ORIGINAL_DST", "connect_timeout": "10s",
+         "lb_policy": "CLUSTER_PROVIDED"},
+        {"@type": T_CLUSTER, "name": "InboundPassthroughCluster", "type": "ORIGINAL_DST",
+         "connect_timeout": "10s", "lb_policy": "CLUSTER_PROVIDED"},
+    ]
+    listeners: list[dict] = []
+    http_ports: dict[int, list[MeshService]] = {}
+    for svc in model.services:
+        rule = model.destination_rule(svc.host)
+        subsets = [(s["name"], dict(s.get("labels") or {}))
+                   for s in ((rule or {}).get("spec", {}).get("subsets") or ())]
+        for port in svc.ports:
+            for subset, labels in [("", {})] + subsets:
+                clusters.append(_outbound_cluster(model, svc, port, subset, labels))
+            protocol = port_protocol(port)
+            if protocol in HTTP_PROTOCOLS:
+                http_ports.setdefault(port["port"], []).append(svc)
+                continue
+            cname = cluster_name("outbound", port["port"], "", svc.host)
+            addresses = [svc.cluster_ip] if svc.cluster_ip else [
+                p["status"]["podIP"] for p in model.service_pods(svc)]
+            for address in addresses:
+                lname = f"{address}_{port['port']}"
+                listeners.append(_listener(lname, address, port["port"],
+                                           _tcp_chain(cname, wiring, cname), wiring))
+
+    routes: dict[str, dict] = {}
+    for port, services in sorted(http_ports.items()):
+        rname = str(port)
+        routes[rname] = {
+            "@type": T_ROUTE, "name": rname, "validate_clusters": False,
+            "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [
+                {"name": "allow_any", "domains": ["*"], "routes": [
+                    {"name": "allow_any", "match": {"prefix": "/"},
+                     "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}]}],
+        }
+        hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": T_HCM, "stat_prefix": f"outbound_0.0.0.0_{port}",
+            "rds": {"route_config_name": rname, "config_source": {
+                "resource_api_version": "V3", "path_config_source": {"path": f"{wiring.rds_dir}/rds-{rname}.json"}}},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": T_ROUTER}}],
+            "access_log": _access_log(wiring)}}
+        listeners.append(_listener(f"0.0.0.0_{port}", "0.0.0.0", port, [hcm], wiring))
+
+    # Inbound: one cluster per port of the Services selecting this pod, reached via virtualInbound.
+    inbound_chains = []
+    seen: set[int] = set()
+    for svc in model.services:
+        if not _selects(svc.selector, _labels(pod)) or svc.namespace != client_ns:
+            continue
+        for port in svc.ports:
+            target = _target_port(port, pod)
+            if target in seen:
+                continue
+            seen.add(target)
+            iname = cluster_name("inbound", target, "", "")
+            clusters.append(_static_cluster(iname, "127.0.0.1", target))
+            inbound_chains.append({"name": f"0.0.0.0_{target}",
+                                   "filter_chain_match": {"destination_port": target},
+                                   "filters": _tcp_chain(iname, wiring, iname)})
+    if wiring.virtual_inbound_port:
+        listeners.append({
+            "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_inbound_port}},
+            "filter_chains": inbound_chains + [{"name": "virtualInbound-catchall",
+                                                "filters": _tcp_chain("InboundPassthroughCluster", wiring,
+                                                                      "InboundPassthroughCluster")}],
+        })
+    if wiring.virtual_outbound_port:
+        listeners.append({
+            "@type": T_LISTENER, "name": "virtualOutbound", "traffic_direction": "OUTBOUND",
+            "use_original_dst": True,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_outbound_port}},
+            "filter_chains": [{"name": "virtualOutbound-catchall-tcp",
+                               "filters": _tcp_chain("PassthroughCluster", wiring, "PassthroughCluster")}],
+        })
+    return SidecarResources(clusters=clusters, listeners=listeners, routes=routes)
+
+
+# --- bootstrap ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootstrapPorts:
+    admin: int
+    health: int  # the 15021 equivalent
+    agent_status: int  # the pod's pilot-agent status server (15020 equivalent)
+    xds: int  # where xds-grpc points; nothing listens there in the no-xds state
+
+
+def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, cds_path: str = "", lds_path: str = "",
+              cert_chain_pem: bytes, key_pem: bytes, root_pem: bytes) -> dict:
+    """Envoy bootstrap shaped like Istio's: node metadata, xds-grpc, agent cluster, 15021 listener.
+
+    ``mode`` "files" reads CDS/LDS from files (a proxy that got its config); "ads" asks xds-grpc, where
+    nothing answers, with initial_fetch_timeout 0 as Istio does, so Envoy stays PRE_INITIALIZING.
+    """
+    meta = pod["metadata"]
+    ns = meta.get("namespace", "default")
+    ip = pod.get("status", {}).get("podIP", "127.0.0.1")
+    labels = _labels(pod)
+    node = {
+        "id": f"sidecar~{ip}~{meta['name']}.{ns}~{ns}.{DOMAIN_SUFFIX}",
+        "cluster": f"{labels.get('app', meta['name'])}.{ns}",
+        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": ns, "NAME": meta["name"],
+                     "POD_PORTS": "[]", "LABELS": labels, "CLUSTER_ID": "Kubernetes",
+                     "SERVICE_ACCOUNT": pod.get("spec", {}).get("serviceAccountName", "default")},
+    }
+    if mode == "files":
+        dynamic = {
+            "cds_config": {"resource_api_version": "V3", "path_config_source": {"path": cds_path}},
+            "lds_config": {"resource_api_version": "V3", "path_config_source": {"path": lds_path}},
+        }
+    elif mode == "ads":
+        dynamic = {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
+            "cds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
+        }
+    else:
+        raise ValueError(f"unknown xDS mode {mode!r}")
+    xds_grpc = _static_cluster("xds-grpc", "127.0.0.1", ports.xds)
+    xds_grpc["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": T_HTTP_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}}
+    xds_grpc.pop("@type")
+    agent = _static_cluster("agent", "127.0.0.1", ports.agent_status)
+    agent.pop("@type")
+    health_listener = {
+        "name": "health", "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.health}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": T_HCM, "stat_prefix": "agent", "codec_type": "AUTO",
+            "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [
+                {"match": {"prefix": "/healthz/ready"}, "route": {"cluster": "agent"}}]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": T_ROUTER}}],
+        }}]}],
+    }
+    return {
+        "node": node,
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin}}},
+        "dynamic_resources": dynamic,
+        "static_resources": {
+            "clusters": [agent, xds_grpc],
+            "listeners": [health_listener],
+            "secrets": [
+                {"name": "default", "tls_certificate": {
+                    "certificate_chain": {"inline_string": cert_chain_pem.decode()},
+                    "private_key": {"inline_string": key_pem.decode()}}},
+                {"name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": root_pem.decode()}}},
+            ],
+        },
+    }
+
+
+def discovery_file(resources: list[dict], version: str = "1") -> dict:
+    return {"version_info": version, "resources": resources}
