@@ -140,6 +140,7 @@ def print_report(report: Report, console: Console) -> None:
             who = f"{len(pods)} pod{'s' if len(pods) != 1 else ''}: " if pods else ""
             line.append(f" {who}{cause.message} ({cause.code} {_name(cause.code)}, {cause.subject})")
             console.print(line)
+            console.print(Text("      fix: ", style="bold green").append(cause.remediation, style="default"))
         console.print()
         console.print(Text("DIAGNOSIS (symptom -> cause)", style="bold underline"))
         for cause, pods in causes:
@@ -192,7 +193,8 @@ def _print_summary(report: Report, console: Console) -> None:
     parts = [f"{n} {s.value}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), key=lambda kv: -kv[0].rank) if n]
     failing = sum(1 for p in report.pods if p.status == "failing")
     pods = f" in {len(report.pods)} pods ({failing} failing)" if report.pods else ""
-    console.print(Text(f"{len(report.findings)} findings: {', '.join(parts)}{pods}", style="bold"))
+    noun = "finding" if len(report.findings) == 1 else "findings"
+    console.print(Text(f"{len(report.findings)} {noun}: {', '.join(parts)}{pods}", style="bold"))
 
 
 def print_catalogue(entries: Iterable[CatalogueEntry], console: Console) -> None:
