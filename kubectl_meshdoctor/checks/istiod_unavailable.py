@@ -1,0 +1,111 @@
+"""MD0203 IstiodUnavailable: no istiod Service, or one with no ready endpoint.
+
+Anti-pattern: chasing each "1/2 READY" pod separately when the control plane itself is gone.
+
+Best practice: check istiod once, mesh-wide, the way a proxy reaches it: through the Service
+``istiod`` (``istiod-<rev>`` for revisioned installs, ``istio-pilot`` before 1.5) in the control-plane
+namespace, and its ready endpoints. Report it once, without a pod, so every pod's "no config from
+istiod" links to it and a sweep groups them all under this one cause.
+
+Why: a sidecar gets its configuration and certificate from istiod. Without a ready istiod, every new or
+restarted sidecar stays PRE_INITIALIZING and never becomes ready.
+
+Decisions: the revisions looked for are those the meshed pods carry (``istio.io/rev`` label or
+annotation, or the revision in ``sidecar.istio.io/status``); pods without one need the default
+``istiod`` (or legacy ``istio-pilot``). The control-plane namespaces are istio-system plus every
+namespace holding a Service labelled app=istiod.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, labels_of
+from kubectl_meshdoctor.evidence import Evidence
+from kubectl_meshdoctor.findings import Finding, Subject
+
+CONTROL_PLANE_NAMESPACE = "istio-system"
+DEFAULT_REVISION = "default"
+LEGACY_SERVICE = "istio-pilot"
+REV_KEY = "istio.io/rev"
+MAX_PODS_SHOWN = 5
+
+
+def pod_revision(pod: dict) -> str:
+    """The control-plane revision a meshed pod belongs to; "default" when it names none."""
+    meta = pod.get("metadata") or {}
+    rev = (meta.get("labels") or {}).get(REV_KEY) or (meta.get("annotations") or {}).get(REV_KEY)
+    if not rev:
+        raw = (meta.get("annotations") or {}).get("sidecar.istio.io/status")
+        try:
+            rev = (json.loads(raw) or {}).get("revision") if raw else None
+        except (ValueError, AttributeError):
+            rev = None
+    return str(rev) if rev else DEFAULT_REVISION
+
+
+def service_names(revision: str) -> tuple[str, ...]:
+    if revision == DEFAULT_REVISION:
+        return ("istiod", LEGACY_SERVICE)
+    return (f"istiod-{revision}",)
+
+
+class IstiodUnavailable(Check):
+    name = "IstiodUnavailable"
+    codes = ("MD0203",)
+    needs = frozenset({Evidence.CONTROL_PLANE, Evidence.SERVICES})
+
+    def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        namespaces = [CONTROL_PLANE_NAMESPACE] + sorted({
+            (s.get("metadata") or {}).get("namespace") or ""
+            for s in ctx.objects("Service") if labels_of(s).get("app") == "istiod"
+        } - {CONTROL_PLANE_NAMESPACE})
+        revisions = sorted({pod_revision(pod) for _, pod, _ in ctx.meshed_pods()}) or [DEFAULT_REVISION]
+        for revision in revisions:
+            names = service_names(revision)
+            service = next((s for ns in namespaces for n in names if (s := ctx.service(ns, n)) is not None), None)
+            if service is None:
+                looked = " or ".join(names)
+                yield finding(
+                    "MD0203", Subject("Service", names[0], CONTROL_PLANE_NAMESPACE),
+                    f"istiod Service not found (looked for {looked} in {', '.join(namespaces)})",
+                    [f"no Service {n} in namespace {ns}" for ns in namespaces for n in names]
+                    + [f"meshed pods of revision {revision!r} cannot reach istiod"],
+                )
+                continue
+            if ctx.ready_endpoint_count(service) > 0:
+                continue
+            meta = service["metadata"]
+            evidence = [f"Service {key_of(service)}: 0 ready endpoints"]
+            evidence += self._istiod_pods(ctx, meta.get("namespace") or "", (service.get("spec") or {}).get("selector"))
+            yield finding(
+                "MD0203", Subject("Service", meta["name"], meta.get("namespace")),
+                f"istiod has no ready endpoints (Service {key_of(service)})", evidence,
+            )
+
+    @staticmethod
+    def _istiod_pods(ctx: AnalysisContext, namespace: str, selector: dict | None) -> list[str]:
+        """What the istiod pods are doing, when the bundle holds them: why the endpoints are empty."""
+        if not selector:
+            return []
+        pods = [p for p in ctx.pods_in(namespace) if all(labels_of(p).get(k) == v for k, v in selector.items())]
+        if not pods and Evidence.PODS in ctx.available:
+            return [f"no pod in {namespace} matches the Service selector {selector}"]
+        lines = []
+        for pod in pods[:MAX_PODS_SHOWN]:
+            status = pod.get("status") or {}
+            container_states = []
+            for item in status.get("containerStatuses") or []:
+                waiting = (item.get("state") or {}).get("waiting") or {}
+                state = waiting.get("reason") or ("ready" if item.get("ready") else "not ready")
+                container_states.append(f"{item.get('name')} {state}")
+            detail = f" ({', '.join(container_states)})" if container_states else ""
+            lines.append(f"pod {key_of(pod)}: {status.get('phase') or 'Unknown'}{detail}")
+        if len(pods) > MAX_PODS_SHOWN:
+            lines.append(f"... and {len(pods) - MAX_PODS_SHOWN} more istiod pods")
+        return lines
+
+
+CHECK = IstiodUnavailable()
