@@ -49,6 +49,7 @@ class TlsSetting:
     mode: str
     port: int | None  # the Service port it is limited to
     subset: str | None
+    subset_labels: tuple[tuple[str, str], ...] = ()  # the subset's labels: only its workloads count
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,25 @@ class StrictWorkload:
 
 def tls_settings(rule: dict) -> Iterator[TlsSetting]:
     spec = rule.get("spec") or {}
-    policies = [("trafficPolicy", spec.get("trafficPolicy"), None)]
+    policies = [("trafficPolicy", spec.get("trafficPolicy"), None, ())]
     for subset in spec.get("subsets") or []:
         if isinstance(subset, dict):
-            policies.append((f"subsets[{subset.get('name')}].trafficPolicy", subset.get("trafficPolicy"), subset.get("name")))
-    for prefix, policy, subset in policies:
+            labels = tuple(sorted((str(k), str(v)) for k, v in (subset.get("labels") or {}).items()))
+            policies.append((f"subsets[{subset.get('name')}].trafficPolicy", subset.get("trafficPolicy"), subset.get("name"), labels))
+    for prefix, policy, subset, labels in policies:
         if not isinstance(policy, dict):
             continue
         mode = str(((policy.get("tls") or {}).get("mode")) or "").upper()
         if mode in CONFLICTING_MODES:
-            yield TlsSetting(f"{prefix}.tls", mode, None, subset)
+            yield TlsSetting(f"{prefix}.tls", mode, None, subset, labels)
         for setting in policy.get("portLevelSettings") or []:
-            port = ((setting or {}).get("port") or {}).get("number")
+            if not isinstance(setting, dict):
+                continue
+            port = (setting.get("port") or {}).get("number")
             mode = str(((setting.get("tls") or {}).get("mode")) or "").upper()
             if mode in CONFLICTING_MODES:
-                yield TlsSetting(f"{prefix}.portLevelSettings[{port}].tls", mode, port if isinstance(port, int) else None, subset)
+                number = port if isinstance(port, int) else None
+                yield TlsSetting(f"{prefix}.portLevelSettings[{port}].tls", mode, number, subset, labels)
 
 
 def _cluster_local_namespace(fqdn: str) -> str | None:
@@ -160,8 +165,11 @@ class MtlsModeConflict(Check):
                 return [StrictWorkload(f"{where} (its workloads are not in the evidence)", None, _describe(policy))]
             return []
         target_ports = self._target_ports(service, setting.port)
+        subset_selector = dict(setting.subset_labels)
         strict: list[StrictWorkload] = []
         for description, obj, labels in workloads:
+            if subset_selector and not selector_matches(subset_selector, labels):
+                continue
             for port in target_ports or [None]:
                 resolved = self._mode(ctx, namespace, labels, port, obj, policies_by_namespace)
                 if resolved is not None:
