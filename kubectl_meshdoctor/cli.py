@@ -367,11 +367,11 @@ def _collect(collect_options):
     try:
         return collect.collect_evidence(collect_options)
     except ModuleNotFoundError as exc:
-        # The zipapp cannot carry compiled modules (pydantic-core, needed by the kubernetes client).
+        # A broken install (the zipapp leaves pydantic to the host python3): say what to install.
         if (exc.name or "").split(".")[0] in {"pydantic", "pydantic_core", "kubernetes"}:
             raise MeshDoctorError(
                 f"live collection needs the Python module {exc.name!r}, which is not installed: "
-                "python3 -m pip install --user kubernetes (or install kubectl-meshdoctor with pip)"
+                "python3 -m pip install --user kubernetes"
             ) from None
         raise
 

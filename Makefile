@@ -1,0 +1,33 @@
+# Works on a fresh clone with only python3 >= 3.11, make and the package registries.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' kubectl_meshdoctor/__init__.py)
+ARCHIVE := dist/kubectl-meshdoctor-v$(VERSION).tar.gz
+# kubectl finds the plugin on PATH: the venv's bin dir (holding kubectl-meshdoctor) goes first.
+RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+
+.PHONY: test demo dist clean
+
+# Re-installs whenever pyproject.toml changes (new dependency, new entry point).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: $(PYTHON) must be Python >= 3.11" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	$(RUN) $(BIN)/python -m pytest -q
+
+# Exit status 1 means "findings reported": that is the demo working, not failing.
+demo: $(STAMP)
+	$(RUN) kubectl-meshdoctor analyze examples/bookinfo-broken; status=$$?; test $$status -le 1
+
+# The krew archive (a zipapp plus LICENSE); rewrites version, uri and sha256 in krew-manifest.yaml.
+dist: $(STAMP)
+	$(BIN)/python scripts/build_dist.py --out dist --manifest krew-manifest.yaml
+
+clean:
+	rm -rf dist build $(VENV)
