@@ -90,7 +90,8 @@ def test_bookinfo_plain_text_rule_under_mesh_wide_strict_names_the_reviews_deplo
         "Deployment default/reviews-v1", "Deployment default/reviews-v2", "Deployment default/reviews-v3",
     ]
     # Istio's own all-mTLS rules ask for ISTIO_MUTUAL: no conflict with STRICT.
-    assert _codes(_report(bookinfo(PLATFORM, "networking/destination-rule-all-mtls.yaml", extra=(strict,))), "MD0402") == []
+    mutual = bookinfo(PLATFORM, "networking/destination-rule-all-mtls.yaml", extra=(strict,))
+    assert _codes(_report(mutual), "MD0402") == []
 
 
 @pytest.mark.parametrize(
@@ -161,3 +162,22 @@ def test_subset_routes_cover_http_tcp_tls_and_mirrors_and_resolve_short_names():
         ("tcp[0].route[0]", "db.data.svc.cluster.local", "p"),
         ("tls[0].route[0]", "api.example.com", "q"),
     ]
+
+
+def _vs_and_rule(rule_subsets: list[str]) -> list[dict]:
+    return [
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "partner", "namespace": "web"},
+         "spec": {"hosts": ["api.partner.example.com"],
+                  "http": [{"route": [{"destination": {"host": "api.partner.example.com", "subset": "eu"}}]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "partners", "namespace": "web"},
+         "spec": {"host": "*.partner.example.com", "subsets": [{"name": s, "labels": {"region": s}} for s in rule_subsets]}},
+    ]
+
+
+def test_wildcard_destination_rule_counts_for_the_hosts_it_covers():
+    assert _codes(_report(_vs_and_rule(["eu", "us"])), "MD0501") == []
+    found = _codes(_report(_vs_and_rule(["us"])), "MD0501")
+    assert [f.subject.name for f in found] == ["partner"]
+    assert any("*.partner.example.com" in line for line in found[0].evidence)

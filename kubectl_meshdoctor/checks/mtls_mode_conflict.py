@@ -65,7 +65,8 @@ def tls_settings(rule: dict) -> Iterator[TlsSetting]:
     for subset in spec.get("subsets") or []:
         if isinstance(subset, dict):
             labels = tuple(sorted((str(k), str(v)) for k, v in (subset.get("labels") or {}).items()))
-            policies.append((f"subsets[{subset.get('name')}].trafficPolicy", subset.get("trafficPolicy"), subset.get("name"), labels))
+            where = f"subsets[{subset.get('name')}].trafficPolicy"
+            policies.append((where, subset.get("trafficPolicy"), subset.get("name"), labels))
     for prefix, policy, subset, labels in policies:
         if not isinstance(policy, dict):
             continue

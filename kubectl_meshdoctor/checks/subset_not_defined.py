@@ -66,7 +66,9 @@ def subset_routes(vs: dict) -> Iterator[SubsetRoute]:
         for i, rule in enumerate(spec.get(kind) or []):
             if not isinstance(rule, dict):
                 continue
-            targets = [(f"{kind}[{i}].route[{j}]", (r or {}).get("destination")) for j, r in enumerate(rule.get("route") or [])]
+            targets = [
+                (f"{kind}[{i}].route[{j}]", (r or {}).get("destination")) for j, r in enumerate(rule.get("route") or [])
+            ]
             if kind == "http":
                 targets.append((f"{kind}[{i}].mirror", rule.get("mirror")))
                 targets += [(f"{kind}[{i}].mirrors[{j}]", (m or {}).get("destination"))
@@ -117,37 +119,48 @@ class SubsetNotDefined(Check):
         if Evidence.PROXY_CONFIG in ctx.available:
             yield from self._live(ctx, routed_by)
 
-    def _applicable_rules(self, ctx: AnalysisContext, fqdn: str, vs_namespace: str, wildcard_rules: list[dict]) -> list[dict]:
-        """The DestinationRules a client in ``vs_namespace`` uses for ``fqdn`` (first namespace wins)."""
-        exact = ctx.destination_rules_for(fqdn)
-        candidates = exact or [
+    @staticmethod
+    def _rules_for_host(ctx: AnalysisContext, fqdn: str, wildcard_rules: list[dict]) -> list[dict]:
+        """Rules naming ``fqdn`` exactly, else those whose wildcard host covers it."""
+        return ctx.destination_rules_for(fqdn) or [
             r for r in wildcard_rules if fqdn.endswith(str(r["spec"]["host"])[1:])
         ]
+
+    def _applicable_rules(
+        self, ctx: AnalysisContext, fqdn: str, vs_namespace: str, wildcard_rules: list[dict]
+    ) -> list[dict]:
+        """The DestinationRules a client in ``vs_namespace`` uses for ``fqdn`` (first namespace wins)."""
+        candidates = self._rules_for_host(ctx, fqdn, wildcard_rules)
         by_namespace: dict[str, list[dict]] = defaultdict(list)
         for rule in candidates:
             by_namespace[(rule.get("metadata") or {}).get("namespace") or "default"].append(rule)
         order = [vs_namespace] if vs_namespace != ROOT_NAMESPACE else []
         order += [ns for ns in (_host_namespace(fqdn), ROOT_NAMESPACE) if ns and ns not in order]
         for namespace in order:
-            visible = [r for r in by_namespace.get(namespace, []) if namespace == vs_namespace or exported_to(r, vs_namespace)]
+            visible = [
+                r for r in by_namespace.get(namespace, [])
+                if namespace == vs_namespace or exported_to(r, vs_namespace)
+            ]
             if visible:
                 return visible
         # Istio also merges rules exported from other namespaces; count them rather than over-report.
-        return [r for ns, rules in by_namespace.items() if ns not in order for r in rules if exported_to(r, vs_namespace)]
+        return [
+            r for ns, rules in by_namespace.items() if ns not in order
+            for r in rules if exported_to(r, vs_namespace)
+        ]
 
     def _static_finding(self, ctx, vs, fqdn, subset, routes, vs_namespace, wildcard_rules) -> Finding:
         meta = vs.get("metadata") or {}
         applicable = self._applicable_rules(ctx, fqdn, vs_namespace, wildcard_rules)
         evidence = [f"route {r.where}: host {r.host} subset {subset}" for r in routes]
-        all_rules = ctx.destination_rules_for(fqdn) or [
-            r for r in wildcard_rules if fqdn.endswith(str(r["spec"]["host"])[1:])
-        ]
+        all_rules = self._rules_for_host(ctx, fqdn, wildcard_rules)
         if not all_rules:
             evidence.append(f"no DestinationRule for host {fqdn}")
         for rule in all_rules:
             subsets = ", ".join(_subset_names(rule)) or "none"
             used = "" if rule in applicable else f" (not used by clients in namespace {vs_namespace})"
-            evidence.append(f"DestinationRule {key_of(rule)} (host {rule['spec'].get('host')}) defines subsets: {subsets}{used}")
+            host = rule["spec"].get("host")
+            evidence.append(f"DestinationRule {key_of(rule)} (host {host}) defines subsets: {subsets}{used}")
         return finding(
             "MD0501",
             Subject("VirtualService", meta.get("name") or "", meta.get("namespace")),
@@ -167,7 +180,9 @@ class SubsetNotDefined(Check):
                 name = target.cluster
                 if not name or name in present or name in SPECIAL_CLUSTERS or name.startswith(SPECIAL_CLUSTER_PREFIXES):
                     continue
-                missing[name].append(f"route {target.route_config} virtual host {target.virtual_host} -> cluster {name}")
+                missing[name].append(
+                    f"route {target.route_config} virtual host {target.virtual_host} -> cluster {name}"
+                )
             for cluster, lines in sorted(missing.items()):
                 parsed = IstioClusterName.parse(cluster)
                 routers = routed_by.get((parsed.host, parsed.subset), []) if parsed else []
