@@ -146,6 +146,17 @@ class EnvoyProcess:
                     raise LabError(f"Envoy {self.name} admin API did not answer: {self.stderr_tail()}") from None
                 time.sleep(0.05)
 
+    def wait_live(self, timeout: float = 15.0) -> None:
+        """Until Envoy's /ready says LIVE (config loaded from files, workers started)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.get("ready", timeout=2)
+            if status == 200:
+                return
+            if time.monotonic() > deadline or not self.running():
+                raise LabError(f"Envoy {self.name} did not become LIVE ({body!r}): {self.stderr_tail()}")
+            time.sleep(0.05)
+
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"{self.admin_url}/{path.lstrip('/')}", timeout=timeout) as resp:

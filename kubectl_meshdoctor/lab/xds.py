@@ -411,7 +411,12 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
         rule = model.destination_rule(svc.host)
         subsets = [(s["name"], dict(s.get("labels") or {}))
                    for s in ((rule or {}).get("spec", {}).get("subsets") or ())]
+        seen_ports: set[int] = set()
         for port in svc.ports:
+            # Istio ignores UDP ports (kube-dns has 53 twice: UDP and TCP) and builds one cluster per number.
+            if port.get("protocol", "TCP") == "UDP" or port["port"] in seen_ports:
+                continue
+            seen_ports.add(port["port"])
             for subset, labels in [("", {})] + subsets:
                 clusters.append(_outbound_cluster(model, svc, port, subset, labels))
             protocol = port_protocol(port)

@@ -1,0 +1,349 @@
+"""The Lab: scenarios turned into a running local mesh (API server, real Envoys, emulated pilot-agents).
+
+Tests and `make demo` need a cluster whose sidecars are real: the plugin's exec into istio-proxy must
+reach a real Envoy's admin API and a pilot-agent that judges readiness as the real one does. The Lab
+builds that from scenario files in seconds and, whatever happens (exception, Ctrl-C, a failing test),
+stops every process it started: Envoys run in their own process groups, are stopped in `stop()` (called
+from `__exit__` and from a failed `start()`), and are killed at interpreter exit as a last resort.
+
+When several scenarios are loaded together, cluster-wide settings merge: the kube-dns IP is the first
+non-default one, istiod is unready if any scenario says so, and pods whose scenario does not pin their
+nameservers get the lab's kube-dns IP. Expectations (`scenario_expectations()`) describe a scenario
+loaded alone; together, cluster-wide findings (MD0203, MD0301) may show up for every scenario.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import socketserver
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from kubectl_meshdoctor.lab import xds
+from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
+from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
+from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
+from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, free_ports, write_json
+from kubectl_meshdoctor.lab.scenario import (
+    DEFAULT_DNS_IP,
+    AddressPool,
+    Expanded,
+    SidecarSpec,
+    control_plane_objects,
+    expand,
+    load_scenario,
+)
+
+# What a plain-text server (Redis here) answers a TLS ClientHello with before closing.
+_STAND_IN_REPLY = b"-ERR Protocol error: invalid multibulk length\r\n"
+
+
+class _PlainTextServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _PlainTextHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        try:
+            self.request.settimeout(5)
+            self.request.recv(4096)
+            self.request.sendall(_STAND_IN_REPLY)
+        except OSError:
+            pass
+
+
+@dataclass
+class LabProxy:
+    """One real Envoy and the pods whose istio-proxy it plays."""
+
+    envoy: EnvoyProcess
+    pods: list[SidecarSpec]
+    access_log: Path
+    bound: dict[str, int]
+    drive: list[tuple[str, int, dict]]  # (kind http|tcp, local port, drive spec)
+
+
+class Lab:
+    """A running lab cluster. Use as a context manager; `.kubeconfig` points kubectl and the plugin at it."""
+
+    def __init__(self, scenarios: Sequence[str | dict] = ("bookinfo-healthy",), workdir: str | Path | None = None,
+                 policy: AccessPolicy | None = None):
+        self._scenario_data = [s if isinstance(s, dict) else load_scenario(s) for s in scenarios]
+        names = [s["name"] for s in self._scenario_data]
+        if len(set(names)) != len(names):
+            raise LabError(f"scenario loaded twice: {names}")
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="meshdoctor-lab-"))
+        self.policy = policy
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.expanded: list[Expanded] = []
+        self.objects: list[dict] = []
+        self.agents: dict[tuple[str, str], PodAgent] = {}
+        self.proxies: list[LabProxy] = []
+        self._stand_ins: list[_PlainTextServer] = []
+        self._thread: KubeApiServerThread | None = None
+        self.startup_seconds: float | None = None
+
+    # -- public -----------------------------------------------------------------------------------
+
+    @property
+    def server(self) -> KubeApiServer:
+        if self._thread is None:
+            raise LabError("the lab is not running")
+        return self._thread.server
+
+    @property
+    def requests(self) -> list:
+        return self.server.requests
+
+    def scenario_expectations(self) -> dict[str, list[dict]]:
+        """Per scenario, the findings it is built to produce (code and subject), as listed in its file."""
+        return {e.name: list(e.expect) for e in self.expanded}
+
+    def envoy_pids(self) -> list[int]:
+        return [p.envoy.pid for p in self.proxies if p.envoy.pid is not None]
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> "Lab":
+        began = time.monotonic()
+        try:
+            self._build()
+            self._start_stand_ins()
+            for proxy in self.proxies:
+                proxy.envoy.start()
+            for proxy in self.proxies:
+                proxy.envoy.wait_admin()
+                if proxy.pods[0].state == "healthy":
+                    proxy.envoy.wait_live()
+            sidecar_exec = SidecarExec(self.agents)
+            store = ObjectStore(self.objects, istio_installed=True)
+            self._thread = KubeApiServerThread(
+                lambda: KubeApiServer(store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
+            self._thread.start()
+            self._thread.call(self._start_agents)
+            self._drive_traffic()
+            self.server.write_kubeconfig(self.kubeconfig)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice and after a failed start."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                thread.call(self._stop_agents, timeout=10)
+            except Exception:  # noqa: BLE001 - the loop may be gone already; the processes matter more
+                pass
+            thread.stop()
+        for proxy in self.proxies:
+            proxy.envoy.stop()
+        for server in self._stand_ins:
+            server.shutdown()
+            server.server_close()
+        self._stand_ins = []
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        clusters = [s.get("cluster") or {} for s in self._scenario_data]
+        dns_ip = next((c["dnsServiceIP"] for c in clusters if c.get("dnsServiceIP")), DEFAULT_DNS_IP)
+        istiod_ready = all(c.get("istiodReady", True) for c in clusters)
+        ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
+        pool = AddressPool()
+        pool.taken.add(dns_ip)
+        objects, resolv = control_plane_objects(pool, dns_ip, istiod_ready)
+        self.objects = objects
+        istiod_ip = next(o["spec"]["clusterIP"] for o in objects
+                         if o["kind"] == "Service" and o["metadata"]["name"] == "istiod")
+        for data in self._scenario_data:
+            expanded = expand(data, pool, dns_ip, istiod_ip)
+            self.expanded.append(expanded)
+            self.objects.extend(expanded.objects)
+            resolv.update(expanded.resolv)
+        for (ns, pod), text in resolv.items():
+            self.agents[(ns, pod)] = PodAgent(namespace=ns, pod=pod, resolv_conf=text, has_sidecar=False)
+        self._ca = CertificateAuthority(Validity.around_now(
+            float(ca_cfg.get("caLifetimeHours", 24 * 365 * 10)), ca_cfg.get("caRemainingHours")))
+        model = xds.MeshModel(self.objects)
+        pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}
+        self._stand_in_ports: dict[str, int] = {}
+        for expanded in self.expanded:
+            for stand_in in expanded.stand_ins:
+                self._stand_in_ports.setdefault(stand_in.service_host, free_ports(1)[0])
+            groups: list[list[SidecarSpec]] = []
+            shared: dict[str, list[SidecarSpec]] = {}
+            for spec in expanded.sidecars:
+                if spec.share_envoy:
+                    shared.setdefault(spec.state, []).append(spec)
+                else:
+                    groups.append([spec])
+            groups.extend(shared.values())
+            for group in groups:
+                self.proxies.append(self._make_proxy(model, pods, group))
+
+    def _make_proxy(self, model: xds.MeshModel, pods: dict, group: list[SidecarSpec]) -> LabProxy:
+        first = group[0]
+        pod = pods[(first.namespace, first.pod)]
+        directory = self.workdir / "proxies" / f"{first.namespace}.{first.pod}"
+        directory.mkdir(parents=True, exist_ok=True)
+        access_log = directory / "access.log"
+        access_log.touch()
+        drives = self._plan_drives(model, first) if first.state == "healthy" else []
+        admin, health, xds_port, vout, vin, *rest = free_ports(5 + len(drives) + len(group))
+        drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
+        bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports)}
+        targets = {cluster: target for (_, cluster, target, _) in drives if target}
+        for spec, status_port in zip(group, status_ports):
+            agent = self.agents[(spec.namespace, spec.pod)]
+            agent.has_sidecar = True
+            agent.admin_port, agent.health_port, agent.status_port = admin, health, status_port
+            agent.access_log_path = access_log
+        leaf = self._ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
+                                       Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
+        ports = xds.BootstrapPorts(admin=admin, health=health, agent_status=status_ports[0], xds=xds_port)
+        if first.state == "healthy":
+            wiring = xds.SidecarWiring(access_log_path=str(access_log), rds_dir=str(directory), bound_listeners=bound,
+                                       original_dst_targets=targets, virtual_outbound_port=vout,
+                                       virtual_inbound_port=vin)
+            resources = xds.sidecar_resources(model, pod, wiring)
+            for name, route in resources.routes.items():
+                write_json(directory / f"rds-{name}.json", xds.discovery_file([route]))
+            write_json(directory / "cds.json", xds.discovery_file(resources.clusters))
+            write_json(directory / "lds.json", xds.discovery_file(resources.listeners))
+            mode = "files"
+        elif first.state == "no-xds":
+            mode = "ads"
+        else:
+            raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
+        bootstrap = xds.bootstrap(pod, ports, mode=mode, cds_path=str(directory / "cds.json"),
+                                  lds_path=str(directory / "lds.json"), cert_chain_pem=leaf.cert_pem,
+                                  key_pem=leaf.key_pem, root_pem=self._ca.cert_pem)
+        envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
+        return LabProxy(envoy, group, access_log, bound,
+                        [(kind, port, spec) for (_, _, _, (kind, spec)), port in zip(drives, drive_ports)])
+
+    def _plan_drives(self, model: xds.MeshModel, spec: SidecarSpec) -> list[tuple[str, str, str, tuple]]:
+        """For each drive: (listener to bind, cluster, ORIGINAL_DST target or "", (kind, drive spec))."""
+        plans = []
+        for drive in spec.drive:
+            port = int(drive["port"])
+            host = xds._resolve_host(drive.get("host", ""), spec.namespace) if drive.get("host") else ""
+            service = next((s for s in model.services if s.host == host), None)
+            svc_port = next((p for p in service.ports if p["port"] == port), None) if service else None
+            if svc_port is None or xds.port_protocol(svc_port) in xds.HTTP_PROTOCOLS:
+                plans.append((f"0.0.0.0_{port}", "", "", ("http", drive)))
+                continue
+            address = service.cluster_ip or next(
+                (p["status"]["podIP"] for p in model.service_pods(service)), None)
+            if address is None:
+                raise LabError(f"drive to {host}:{port}: the Service has no endpoints to connect to")
+            cluster = xds.cluster_name("outbound", port, "", host)
+            target = f"127.0.0.1:{self._stand_in_ports[host]}" if host in self._stand_in_ports else ""
+            plans.append((f"{address}_{port}", cluster, target, ("tcp", drive)))
+        return plans
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _start_stand_ins(self) -> None:
+        for port in self._stand_in_ports.values():
+            server = _PlainTextServer(("127.0.0.1", port), _PlainTextHandler)
+            threading.Thread(target=server.serve_forever, name="lab-stand-in", daemon=True).start()
+            self._stand_ins.append(server)
+
+    async def _start_agents(self) -> None:
+        for proxy in self.proxies:
+            for spec in proxy.pods:
+                agent = self.agents[(spec.namespace, spec.pod)]
+                agent.log("info", "Version 1.24.2-lab (pilot-agent emulated by kubectl-meshdoctor lab)")
+                agent.log("info", f"Proxy role: type=sidecar id={spec.pod}.{spec.namespace} "
+                          f"domain={spec.namespace}.svc.cluster.local")
+                agent.log("info", "Pilot SAN: [istiod.istio-system.svc]")
+                agent.log("info", "Starting proxy agent")
+                for line in spec.log:
+                    level, _, message = line.partition("\t") if "\t" in line else ("warn", "", line)
+                    agent.log(level, message)
+                await agent.start()
+                verdict = await agent.readiness()
+                if verdict is None:
+                    agent.log("info", "Readiness succeeded in 1.102338479s")
+                    agent.log("info", "Envoy proxy is ready")
+                else:
+                    agent.log("warn", f"Envoy proxy is NOT ready: {verdict}")
+
+    async def _stop_agents(self) -> None:
+        for agent in self.agents.values():
+            await agent.stop()
+
+    def _drive_traffic(self) -> None:
+        """Send the scenario's requests through real Envoys, so their access logs hold real lines."""
+        for proxy in self.proxies:
+            if not proxy.drive:
+                continue
+            before = _line_count(proxy.access_log)
+            for kind, port, spec in proxy.drive:
+                for _ in range(int(spec.get("count", 1))):
+                    _send(kind, port, spec)
+            deadline = time.monotonic() + 5
+            want = before + sum(int(spec.get("count", 1)) for _, _, spec in proxy.drive)
+            while _line_count(proxy.access_log) < want and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def _line_count(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def _send(kind: str, port: int, spec: dict) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            if kind == "http":
+                host = spec.get("host", "localhost")
+                request = (f"GET {spec.get('path', '/')} HTTP/1.1\r\nHost: {host}:{spec['port']}\r\n"
+                           f"User-Agent: {spec.get('userAgent', 'curl/8.5.0')}\r\nConnection: close\r\n\r\n")
+                conn.sendall(request.encode())
+                _read_http_response(conn)  # not until close: Envoy delays closing by a second
+            else:
+                conn.sendall(spec.get("payload", "PING\r\n").encode())
+                while conn.recv(65536):
+                    pass
+    except OSError:
+        pass  # a reset is the expected outcome of the failures the lab reproduces
+
+
+def _read_http_response(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip() or 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk

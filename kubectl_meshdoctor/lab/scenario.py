@@ -1,0 +1,408 @@
+"""Lab scenarios: a compact YAML description expanded into the objects a real cluster would hold.
+
+A scenario names workloads, Services and raw Istio resources; this module expands them into Namespaces,
+Pods (with the injector's labels, annotation and istio-proxy container, and a status that says 1/2 or
+2/2 READY), Services, Endpoints and EndpointSlices in their real schema, the kube-dns Service and the
+istiod Service with its endpoints. It also yields, per pod, what its sidecar should be like (got its
+config, never reached istiod, certificate lifetime, resolv.conf, extra log lines), which the Lab turns
+into a real Envoy. Format (all keys but `name` optional)::
+
+    name: my-scenario
+    description: text
+    cluster: {dnsServiceIP: 10.96.0.10, istiodReady: true, caLifetimeHours: 87600, caRemainingHours: null}
+    namespaces: [{name: shop, injection: true}]
+    sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
+    workloads:
+      - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
+         port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
+         drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
+    services:
+      - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
+         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
+    objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
+    expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
+
+`{nameserver}`, `{pod_ip}`, `{dns_ip}` and `{istiod_ip}` in log lines are filled in per pod.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from kubectl_meshdoctor.errors import UsageError
+
+ISTIO_REVISION = "default"
+PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
+DEFAULT_DNS_IP = "10.96.0.10"
+CREATED = "2026-11-20T09:00:00Z"
+
+
+@dataclass(frozen=True)
+class SidecarSpec:
+    """What a pod's sidecar is like, as the Lab must build it."""
+
+    namespace: str
+    pod: str
+    state: str  # "healthy" (config from files) or "no-xds" (ADS to an address where nothing answers)
+    nameservers: tuple[str, ...]
+    log: tuple[str, ...] = ()
+    cert_lifetime_hours: float = 24.0
+    cert_remaining_hours: float | None = None
+    drive: tuple[dict, ...] = ()
+    # Pods of one scenario that may share a single Envoy (benchmarks: identical outbound config).
+    share_envoy: bool = False
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A plain TCP server on 127.0.0.1 standing in for a Service's pods (for example Redis)."""
+
+    service_host: str
+    port: int
+
+
+@dataclass
+class Expanded:
+    """A scenario turned into cluster objects plus what the Lab must run for it."""
+
+    name: str
+    objects: list[dict] = field(default_factory=list)
+    sidecars: list[SidecarSpec] = field(default_factory=list)
+    resolv: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> resolv.conf
+    stand_ins: list[StandIn] = field(default_factory=list)
+    expect: list[dict] = field(default_factory=list)
+
+
+def scenario_names() -> list[str]:
+    folder = resources.files("kubectl_meshdoctor.lab") / "scenarios"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str) -> dict:
+    """A packaged scenario by name, or a scenario file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text = path.read_text()
+    else:
+        resource = resources.files("kubectl_meshdoctor.lab") / "scenarios" / f"{name_or_path}.yaml"
+        if not resource.is_file():
+            raise UsageError(f"unknown lab scenario {name_or_path!r}; known: {', '.join(scenario_names())}")
+        text = resource.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"lab scenario {name_or_path!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "name" not in data:
+        raise UsageError(f"lab scenario {name_or_path!r} has no name")
+    return data
+
+
+def _digest(*parts: str, length: int = 10) -> str:
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    number = int(hashlib.sha256("/".join(parts).encode()).hexdigest(), 16)
+    out = []
+    for _ in range(length):
+        number, rem = divmod(number, len(alphabet))
+        out.append(alphabet[rem])
+    return "".join(out)
+
+
+def _uid(*parts: str) -> str:
+    h = hashlib.sha256("uid/".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+class AddressPool:
+    """Hands out pod and ClusterIP addresses unique across every scenario of one lab."""
+
+    def __init__(self, pod_cidr: str = "10.244.0.0/16", service_cidr: str = "10.96.0.0/16"):
+        self._pods = ipaddress.ip_network(pod_cidr).hosts()
+        self._services = ipaddress.ip_network(service_cidr).hosts()
+        self.taken: set[str] = {DEFAULT_DNS_IP}
+        next(self._pods)
+
+    def _next(self, it: Iterable) -> str:
+        for address in it:
+            if str(address) not in self.taken and not str(address).endswith((".0", ".1", ".255")):
+                self.taken.add(str(address))
+                return str(address)
+        raise UsageError("the lab ran out of addresses")
+
+    def pod_ip(self) -> str:
+        return self._next(self._pods)
+
+    def cluster_ip(self) -> str:
+        return self._next(self._services)
+
+
+def _meta(name: str, namespace: str | None, labels: dict | None = None, annotations: dict | None = None) -> dict:
+    meta: dict[str, Any] = {"name": name, "uid": _uid(namespace or "", name), "resourceVersion": "1",
+                            "creationTimestamp": CREATED}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def _running(name: str, image: str, ready: bool) -> dict:
+    return {"name": name, "image": image, "imageID": f"{image}@sha256:{_digest(image, length=16)}",
+            "containerID": f"containerd://{hashlib.sha256(name.encode()).hexdigest()}", "ready": ready,
+            "started": True, "restartCount": 0, "state": {"running": {"startedAt": CREATED}}}
+
+
+def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
+         sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1") -> dict:
+    ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
+    containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
+                   "imagePullPolicy": "IfNotPresent"}]
+    annotations = {}
+    init_containers: list[dict] = []
+    statuses = [_running(containers[0]["name"], app_image, app_ready)]
+    if sidecar:
+        labels = {**labels, "security.istio.io/tlsMode": labels.get("security.istio.io/tlsMode", "istio"),
+                  "service.istio.io/canonical-name": labels.get("app", name),
+                  "service.istio.io/canonical-revision": labels.get("version", "latest")}
+        if labels["security.istio.io/tlsMode"] is None:
+            del labels["security.istio.io/tlsMode"]
+        annotations = {
+            "sidecar.istio.io/status": json.dumps({
+                "initContainers": ["istio-init"], "containers": ["istio-proxy"],
+                "volumes": ["workload-socket", "credential-socket", "workload-certs", "istio-envoy",
+                            "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert"],
+                "imagePullSecrets": None, "revision": ISTIO_REVISION}),
+            "istio.io/rev": ISTIO_REVISION,
+            "kubectl.kubernetes.io/default-container": containers[0]["name"],
+            "prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true",
+        }
+        containers.append({
+            "name": "istio-proxy", "image": PROXY_IMAGE,
+            "args": ["proxy", "sidecar", "--domain", f"{namespace}.svc.cluster.local", "--proxyLogLevel=warning",
+                     "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+            "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
+            "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
+                               "periodSeconds": 15, "timeoutSeconds": 3, "failureThreshold": 4},
+            "startupProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
+                             "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600},
+            "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True},
+        })
+        init_containers.append({"name": "istio-init", "image": PROXY_IMAGE,
+                                "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]})
+        statuses.append(_running("istio-proxy", PROXY_IMAGE, proxy_ready))
+    ready = all(s["ready"] for s in statuses)
+    condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": CREATED}
+    if not ready:
+        condition.update(reason="ContainersNotReady",
+                         message="containers with unready status: ["
+                         + " ".join(s["name"] for s in statuses if not s["ready"]) + "]")
+    containers_ready = dict(condition, type="ContainersReady")
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": _meta(name, namespace, labels, annotations or None),
+        "spec": {"containers": containers, "serviceAccountName": sa, "serviceAccount": sa, "nodeName": node,
+                 "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler"},
+        "status": {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.49.2",
+            "startTime": CREATED, "qosClass": "BestEffort",
+            "conditions": [{"type": "Initialized", "status": "True", "lastTransitionTime": CREATED},
+                           condition, containers_ready,
+                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": CREATED}],
+            "containerStatuses": statuses,
+        },
+    }
+    if init_containers:
+        pod["spec"]["initContainers"] = init_containers
+        pod["status"]["initContainerStatuses"] = [{
+            "name": "istio-init", "image": PROXY_IMAGE, "ready": True, "restartCount": 0, "started": False,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": CREATED,
+                                     "finishedAt": CREATED}}}]
+    return pod
+
+
+def _is_ready(pod: dict) -> bool:
+    return all(s.get("ready") for s in pod["status"].get("containerStatuses", ()))
+
+
+def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector: dict, cluster_ip: str,
+                     pods: list[dict], labels: dict | None = None) -> list[dict]:
+    """The Service and, as the endpoints controllers would write them, its Endpoints and EndpointSlice."""
+    ports = []
+    for p in spec_ports:
+        port = {"name": p.get("name", ""), "port": p["port"], "protocol": p.get("protocol", "TCP"),
+                "targetPort": p.get("targetPort", p["port"])}
+        if p.get("appProtocol"):
+            port["appProtocol"] = p["appProtocol"]
+        ports.append(port)
+    spec: dict[str, Any] = {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                            "ports": ports, "sessionAffinity": "None", "ipFamilies": ["IPv4"]}
+    if selector:
+        spec["selector"] = dict(selector)
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, labels), "spec": spec,
+               "status": {"loadBalancer": {}}}
+    members = [p for p in pods if selector and all(p["metadata"].get("labels", {}).get(k) == v
+                                                   for k, v in selector.items())]
+    endpoint_ports = []
+    for p in ports:
+        target = p["targetPort"] if isinstance(p["targetPort"], int) else p["port"]
+        entry = {"name": p["name"], "port": target, "protocol": p["protocol"]}
+        if p.get("appProtocol"):
+            entry["appProtocol"] = p["appProtocol"]
+        endpoint_ports.append(entry)
+
+    def address(pod: dict) -> dict:
+        return {"ip": pod["status"]["podIP"], "nodeName": pod["spec"]["nodeName"],
+                "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod["metadata"]["name"],
+                              "uid": pod["metadata"]["uid"]}}
+
+    ready = [address(p) for p in members if _is_ready(p)]
+    not_ready = [address(p) for p in members if not _is_ready(p)]
+    subset: dict[str, Any] = {"ports": [{k: v for k, v in e.items()} for e in endpoint_ports]}
+    if ready:
+        subset["addresses"] = ready
+    if not_ready:
+        subset["notReadyAddresses"] = not_ready
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": _meta(name, namespace, labels),
+                 "subsets": [subset] if members else []}
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": _meta(f"{name}-{_digest(namespace, name, length=5)}", namespace, {
+            **(labels or {}), "kubernetes.io/service-name": name,
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [p["status"]["podIP"]],
+                       "conditions": {"ready": _is_ready(p), "serving": _is_ready(p), "terminating": False},
+                       "nodeName": p["spec"]["nodeName"],
+                       "targetRef": {"kind": "Pod", "namespace": namespace, "name": p["metadata"]["name"],
+                                     "uid": p["metadata"]["uid"]}} for p in members],
+        "ports": endpoint_ports,
+    }
+    slice_["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Service", "name": name,
+                                              "uid": service["metadata"]["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]
+    return [service, endpoints, slice_]
+
+
+def resolv_conf(namespace: str, nameservers: Iterable[str]) -> str:
+    lines = [f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local"]
+    lines += [f"nameserver {ns}" for ns in nameservers]
+    lines.append("options ndots:5")
+    return "\n".join(lines) + "\n"
+
+
+def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> Expanded:
+    """Turn one scenario into cluster objects and sidecar specs; ``dns_ip`` is the lab's kube-dns IP."""
+    out = Expanded(name=data["name"], expect=list(data.get("expect") or ()))
+    defaults = dict(data.get("sidecarDefaults") or {})
+    injected = {ns["name"]: bool(ns.get("injection", True)) for ns in data.get("namespaces") or ()}
+    for ns, inject in injected.items():
+        labels = {"kubernetes.io/metadata.name": ns, **({"istio-injection": "enabled"} if inject else {})}
+        out.objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, labels),
+                            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+    pods: list[dict] = []
+    for w in data.get("workloads") or ():
+        ns = w.get("namespace", "default")
+        sidecar_cfg = w.get("sidecar", "inherit")
+        has_sidecar = sidecar_cfg != "none" and injected.get(ns, False)
+        settings = {**defaults, **(sidecar_cfg if isinstance(sidecar_cfg, dict) else {})}
+        state = settings.get("state", "healthy")
+        app = w.get("app", w["name"])
+        labels = {"app": app, **({"version": w["version"]} if w.get("version") else {}), **(w.get("labels") or {})}
+        if has_sidecar and not w.get("tlsModeLabel", True):
+            labels["security.istio.io/tlsMode"] = None
+        if not has_sidecar and w.get("tlsModeLabel"):
+            labels["security.istio.io/tlsMode"] = "istio"  # labelled without a running sidecar
+        hash_ = _digest(ns, w["name"])
+        for i in range(int(w.get("replicas", 1))):
+            pod_name = w.get("podName") or f"{w['name']}-{hash_}-{_digest(ns, w['name'], str(i), length=5)}"
+            ip = pool.pod_ip()
+            pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
+                       w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
+                       sidecar=has_sidecar, proxy_ready=(state == "healthy"))
+            pods.append(pod)
+            nameservers = tuple(settings.get("nameservers") or (dns_ip,))
+            out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
+            if has_sidecar:
+                cert = settings.get("cert") or {}
+                fill = {"nameserver": nameservers[0], "pod_ip": ip, "dns_ip": dns_ip, "istiod_ip": istiod_ip}
+                out.sidecars.append(SidecarSpec(
+                    namespace=ns, pod=pod_name, state=state, nameservers=nameservers,
+                    log=tuple(str(line).format(**fill) for line in settings.get("log") or ()),
+                    cert_lifetime_hours=float(cert.get("lifetimeHours", 24)),
+                    cert_remaining_hours=cert.get("remainingHours"),
+                    drive=tuple(w.get("drive") or ()),
+                    share_envoy=bool(settings.get("shareEnvoy")),
+                ))
+    out.objects.extend(pods)
+    for s in data.get("services") or ():
+        ns = s.get("namespace", "default")
+        ip = s.get("clusterIP") or pool.cluster_ip()
+        out.objects.extend(_service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
+                                            s.get("labels")))
+        if s.get("standIn"):
+            for p in s["ports"]:
+                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"]))
+    for obj in data.get("objects") or ():
+        obj = dict(obj)
+        obj["metadata"] = {**_meta(obj["metadata"]["name"], obj["metadata"].get("namespace")),
+                           **obj["metadata"]}
+        out.objects.append(obj)
+    return out
+
+
+def control_plane_objects(pool: AddressPool, dns_ip: str, istiod_ready: bool) -> tuple[list[dict], dict]:
+    """kube-system's DNS and istio-system's istiod, as every lab cluster has them; plus their resolv.confs."""
+    objects: list[dict] = []
+    for ns, labels in (("kube-system", {}), ("istio-system", {})):
+        objects.append({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": _meta(ns, None, {"kubernetes.io/metadata.name": ns, **labels}),
+                        "status": {"phase": "Active"}})
+    coredns = _pod(f"coredns-{_digest('coredns')}-{_digest('coredns', '0', length=5)}", "kube-system",
+                   {"k8s-app": "kube-dns"}, "coredns", pool.pod_ip(), "registry.k8s.io/coredns/coredns:v1.11.3",
+                   53, sidecar=False, proxy_ready=True)
+    istiod = _pod(f"istiod-{_digest('istiod')}-{_digest('istiod', '0', length=5)}", "istio-system",
+                  {"app": "istiod", "istio": "pilot", "istio.io/rev": ISTIO_REVISION}, "istiod",
+                  pool.pod_ip(), "docker.io/istio/pilot:1.24.2", 15010, sidecar=False, proxy_ready=True,
+                  app_ready=istiod_ready)
+    if not istiod_ready:
+        status = istiod["status"]["containerStatuses"][0]
+        status.update(ready=False, started=False, restartCount=14,
+                      state={"waiting": {"reason": "CrashLoopBackOff",
+                                         "message": "back-off 5m0s restarting failed container=discovery"}})
+    objects += [coredns, istiod]
+    objects += _service_objects("kube-dns", "kube-system", [
+        {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53},
+        {"name": "metrics", "port": 9153}], {"k8s-app": "kube-dns"}, dns_ip, [coredns],
+        {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"})
+    objects += _service_objects("istiod", "istio-system", [
+        {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
+        {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
+        {"app": "istiod", "istio": "pilot"}, pool.cluster_ip(), [istiod],
+        {"app": "istiod", "istio": "pilot", "istio.io/rev": ISTIO_REVISION})
+    resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n",
+              ("istio-system", istiod["metadata"]["name"]): resolv_conf("istio-system", [dns_ip])}
+    return objects, resolv
+
+
+def bench_scenario(pods: int = 60, services: int = 1000, namespace: str = "bench") -> dict:
+    """A generated scenario for benchmarks: `pods` meshed pods, `services` HTTP Services (one cluster each)."""
+    return {
+        "name": f"bench-{pods}",
+        "description": f"{pods} meshed pods whose sidecars each hold about {services} outbound clusters",
+        "namespaces": [{"name": namespace, "injection": True}],
+        "sidecarDefaults": {"state": "healthy", "shareEnvoy": True},
+        "workloads": [{"name": f"app{i:03d}", "namespace": namespace, "app": f"app{i:03d}", "port": 8080,
+                       "serviceAccount": f"app{i:03d}"} for i in range(pods)],
+        "services": [{"name": f"svc{i:04d}", "namespace": namespace, "selector": {"app": f"app{i % pods:03d}"},
+                      "ports": [{"name": "http-web", "port": 8080}]} for i in range(services)],
+        "expect": [],
+    }
