@@ -1,0 +1,170 @@
+"""Read-only API evidence: one paginated list per resource kind per namespace, kept as raw dicts.
+
+Objects are read as the JSON the API server sends (``_preload_content=False``), not through the
+client's models: the models reject odd but real data (an Endpoints address without ``ip``), and the
+checks read dicts anyway. Items of a list carry no ``kind``/``apiVersion`` on the wire, so they are
+stamped from the list here; the checks index objects by kind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kubernetes.client.rest import ApiException
+
+from kubectl_meshdoctor.collect.kube import Kube, api_call
+from kubectl_meshdoctor.errors import ClusterError
+
+PAGE_LIMIT = 500  # items per list request; lists continue with the server's `continue` token
+
+ISTIO_NETWORKING = "networking.istio.io"
+ISTIO_SECURITY = "security.istio.io"
+ISTIO_NAMESPACE = "istio-system"
+DNS_NAMESPACE = "kube-system"
+DNS_SELECTOR = "k8s-app=kube-dns"
+ISTIOD_SELECTOR = "app=istiod"
+# Preferred first: v1 since Istio 1.22; older control planes serve only the beta/alpha versions.
+ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How to list one resource kind: its RBAC name, and the client method per scope."""
+
+    resource: str  # as RBAC names it: pods, endpointslices.discovery.k8s.io
+    namespaced: Callable[..., Any]
+    everywhere: Callable[..., Any]
+
+
+class ApiReader:
+    """Lists and gets against one cluster, answering plain dicts and raising our errors only."""
+
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        core, discovery = kube.core, kube.discovery
+        self.listings = {
+            "Pod": Listing("pods", core.list_namespaced_pod, core.list_pod_for_all_namespaces),
+            "Service": Listing("services", core.list_namespaced_service, core.list_service_for_all_namespaces),
+            "Endpoints": Listing("endpoints", core.list_namespaced_endpoints,
+                                 core.list_endpoints_for_all_namespaces),
+            "EndpointSlice": Listing("endpointslices.discovery.k8s.io", discovery.list_namespaced_endpoint_slice,
+                                     discovery.list_endpoint_slice_for_all_namespaces),
+        }
+
+    # --- core resources -------------------------------------------------------------------------------
+
+    def list(self, kind: str, namespace: str | None, *, label_selector: str | None = None) -> list[dict]:
+        """Every object of ``kind`` in ``namespace`` (None: all namespaces), page by page."""
+        listing = self.listings[kind]
+        with api_call(self.kube, "list", listing.resource, namespace, all_namespaces=namespace is None):
+            if namespace is None:
+                return self._paginate(lambda **kw: listing.everywhere(**kw), label_selector)
+            return self._paginate(lambda **kw: listing.namespaced(namespace, **kw), label_selector)
+
+    def list_namespaces(self) -> list[dict]:
+        with api_call(self.kube, "list", "namespaces"):
+            return self._paginate(lambda **kw: self.kube.core.list_namespace(**kw), None)
+
+    def get_namespace(self, name: str) -> dict | None:
+        """The Namespace, or None when it does not exist."""
+        return self._get_or_none("namespaces", None,
+                                 lambda **kw: self.kube.core.read_namespace(name, **kw), "v1", "Namespace")
+
+    def get_pod(self, namespace: str, name: str) -> dict | None:
+        return self._get_or_none("pods", namespace,
+                                 lambda **kw: self.kube.core.read_namespaced_pod(name, namespace, **kw),
+                                 "v1", "Pod")
+
+    def get_service(self, namespace: str, name: str) -> dict | None:
+        return self._get_or_none("services", namespace,
+                                 lambda **kw: self.kube.core.read_namespaced_service(name, namespace, **kw),
+                                 "v1", "Service")
+
+    def get_endpoints(self, namespace: str, name: str) -> dict | None:
+        return self._get_or_none("endpoints", namespace,
+                                 lambda **kw: self.kube.core.read_namespaced_endpoints(name, namespace, **kw),
+                                 "v1", "Endpoints")
+
+    # --- Istio resources ------------------------------------------------------------------------------
+
+    def served_version(self, group: str) -> str | None:
+        """The best Istio API version the cluster serves for ``group``, or None when the group is absent."""
+        with api_call(self.kube, "get", "API discovery (/apis)"):
+            response = self.kube.apis.get_api_versions(_preload_content=False,
+                                                       _request_timeout=self.kube.request_timeout)
+        groups = _json(response, "API group list").get("groups") or []
+        served = {v.get("version") for g in groups if g.get("name") == group for v in g.get("versions") or []}
+        return next((v for v in ISTIO_VERSIONS if v in served), None)
+
+    def list_istio(self, group: str, version: str, plural: str, kind: str, namespace: str | None) -> list[dict]:
+        """Istio objects of one kind in ``namespace`` (None: all namespaces)."""
+        custom = self.kube.custom
+        with api_call(self.kube, "list", f"{plural}.{group}", namespace, all_namespaces=namespace is None):
+            if namespace is None:
+                items = self._paginate(
+                    lambda **kw: custom.list_cluster_custom_object(group, version, plural, **kw), None)
+            else:
+                items = self._paginate(
+                    lambda **kw: custom.list_namespaced_custom_object(group, version, namespace, plural, **kw),
+                    None)
+        for item in items:  # a custom list's items usually carry these already; make sure
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", f"{group}/{version}")
+        return items
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _paginate(self, call: Callable[..., Any], label_selector: str | None) -> list[dict]:
+        items: list[dict] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": PAGE_LIMIT, "_preload_content": False,
+                                      "_request_timeout": self.kube.request_timeout}
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if token:
+                kwargs["_continue"] = token
+            page = _json(call(**kwargs), "list")
+            kind = str(page.get("kind") or "")
+            item_kind = kind[:-4] if kind.endswith("List") else kind
+            api_version = page.get("apiVersion")
+            for item in page.get("items") or []:
+                if isinstance(item, dict):
+                    if item_kind:
+                        item.setdefault("kind", item_kind)
+                    if api_version:
+                        item.setdefault("apiVersion", api_version)
+                    items.append(item)
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items
+
+    def _get_or_none(self, resource: str, namespace: str | None, call: Callable[..., Any],
+                     api_version: str, kind: str) -> dict | None:
+        with api_call(self.kube, "get", resource, namespace):
+            try:
+                obj = _json(call(_preload_content=False, _request_timeout=self.kube.request_timeout), "get")
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        obj.setdefault("kind", kind)
+        obj.setdefault("apiVersion", api_version)
+        return obj
+
+
+def _json(response: Any, what: str) -> dict:
+    """The JSON body of a raw response; a body that is not a JSON object is the server's fault."""
+    try:
+        data = json.loads(response.data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ClusterError(f"the API server sent a {what} response that is not JSON ({exc})") from None
+    finally:
+        release = getattr(response, "release_conn", None)
+        if release is not None:
+            release()
+    if not isinstance(data, dict):
+        raise ClusterError(f"the API server sent a {what} response that is not a JSON object")
+    return data

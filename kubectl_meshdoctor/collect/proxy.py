@@ -1,0 +1,432 @@
+"""Reading one pod's istio-proxy: a fixed set of commands run by exec, each output reduced at once.
+
+Why a fixed set: the tool is read-only and must be auditable. Every command the plugin may run in a
+container is listed below as an argv tuple (never a shell string, so no pod or namespace name can
+reach a shell), and the tests assert that nothing else is ever executed.
+
+Why pilot-agent: ``pilot-agent request GET <path>`` reaches Envoy's admin API (localhost:15000) from
+inside the container in every proxyv2 image, distroless included. When the image has no pilot-agent
+(exit 127), the same paths are fetched with curl. Readiness asks Envoy's health listener (15021) first
+and pilot-agent's own port (15020) only when 15021 refuses the connection, which is what an Envoy that
+never got its configuration does.
+
+Each output is parsed right after it arrives and only the reduced evidence is kept, so a sweep never
+holds more than one raw config_dump per worker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import urllib3.exceptions
+import websocket
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
+
+from kubectl_meshdoctor.envoy.access_log import summarize_access_log
+from kubectl_meshdoctor.envoy.certs import parse_certs
+from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
+from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
+from kubectl_meshdoctor.envoy.server_info import parse_server_info
+from kubectl_meshdoctor.envoy.stats import parse_stats
+from kubectl_meshdoctor.errors import ExecError, ParseError
+from kubectl_meshdoctor.evidence import Gap, ProxyEvidence, Readiness
+
+SIDECAR = "istio-proxy"
+ENVOY_ADMIN_PORT = 15000
+HEALTH_PORT = 15021  # Envoy's health listener, forwarding to pilot-agent
+AGENT_PORT = 15020  # pilot-agent's status port, answering even while Envoy accepts nothing
+
+# The stats pilot-agent reads to decide readiness (cds/lds update_success|update_rejected, then
+# server.state and listener_manager.workers_started), in one request.
+STATS_FILTER = (r"^((cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
+                r"|server\.state|listener_manager\.workers_started)")
+
+Argv = tuple[str, ...]
+
+
+def _agent(path: str, port: int | None = None) -> Argv:
+    return ("pilot-agent", "request", "GET", path) + (("--debug-port", str(port)) if port else ())
+
+
+READY = _agent("healthz/ready", HEALTH_PORT)
+READY_AGENT = _agent("healthz/ready", AGENT_PORT)
+SERVER_INFO = _agent("server_info")
+STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
+CERTS = _agent("certs")
+CONFIG_DUMP = _agent("config_dump")
+RESOLV_CONF = ("cat", "/etc/resolv.conf")
+
+# Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
+# when READY is refused.
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+
+
+def _curl_admin(path: str) -> Argv:
+    # -g: no URL globbing, the stats regex is sent as written; -f: an HTTP error is a non-zero exit.
+    return ("curl", "-sSfg", f"http://localhost:{ENVOY_ADMIN_PORT}/{path}")
+
+
+def _curl_status(port: int) -> Argv:
+    # Status code on the last line, body before it; the readiness verdict needs both.
+    return ("curl", "-sSg", "-w", r"\n%{http_code}", f"http://localhost:{port}/healthz/ready")
+
+
+# The same requests for an istio-proxy image without pilot-agent (exit 127).
+CURL_FALLBACK: dict[Argv, Argv] = {
+    READY: _curl_status(HEALTH_PORT),
+    READY_AGENT: _curl_status(AGENT_PORT),
+    SERVER_INFO: _curl_admin("server_info"),
+    STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
+    CERTS: _curl_admin("certs"),
+    CONFIG_DUMP: _curl_admin("config_dump"),
+}
+
+ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
+
+MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
+CURL_CONNECTION_REFUSED = 7
+LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
+_REFUSED = re.compile(r"connection refused", re.I)
+_UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One piece of proxy evidence: the ProxyEvidence field it fills, its command and its parser."""
+
+    field: str
+    endpoint: str  # how gaps name it
+    command: Argv
+    parse: Callable[[bytes], Any]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("server_info", "server_info", SERVER_INFO, parse_server_info),
+    Step("stats", "stats", STATS, parse_stats),
+    Step("certs", "certs", CERTS, parse_certs),
+    Step("config", "config_dump", CONFIG_DUMP, summarize_config_dump),
+    Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
+)
+
+
+@dataclass(frozen=True)
+class ExecOutput:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+def istio_proxy_container(pod: dict) -> dict | None:
+    """The istio-proxy container: a sidecar, or a native sidecar (init container, restartPolicy Always)."""
+    spec = pod.get("spec") or {}
+    for container in spec.get("containers") or []:
+        if container.get("name") == SIDECAR:
+            return container
+    for container in spec.get("initContainers") or []:
+        if container.get("name") == SIDECAR and container.get("restartPolicy") == "Always":
+            return container
+    return None
+
+
+# --- exec -----------------------------------------------------------------------------------------------
+
+
+class Cancellation:
+    """Lets Ctrl-C stop every worker at once, including one blocked waiting on an exec stream."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._streams: set[Any] = set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        self._event.set()
+        with self._lock:
+            streams = list(self._streams)
+        for ws in streams:
+            # Shutting the socket down wakes the worker's poll() at once; close() alone would not.
+            raw = getattr(getattr(ws, "sock", None), "sock", None)
+            try:
+                if raw is not None:
+                    raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def track(self, ws: Any) -> None:
+        with self._lock:
+            self._streams.add(ws)
+        if self.cancelled:
+            self.cancel()
+
+    def untrack(self, ws: Any) -> None:
+        with self._lock:
+            self._streams.discard(ws)
+
+
+
+def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv, timeout: float,
+                 container: str = SIDECAR, cancellation: Cancellation | None = None) -> ExecOutput:
+    """Run ``argv`` in the container and wait at most ``timeout`` seconds; raises ExecError only.
+
+    ``api_client`` must not be shared with other threads: stream() swaps its transport for the call.
+    """
+    if argv not in ALL_COMMANDS:  # the read-only promise is enforced, not just documented
+        raise ValueError(f"not one of the proxy commands: {argv!r}")
+    core = k8s.CoreV1Api(api_client)
+    try:
+        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
+                    container=container, stdin=False, stdout=True, stderr=True, tty=False,
+                    _preload_content=False, binary=True)
+    except ApiException as exc:
+        raise _refusal(exc) from None
+    if cancellation is not None:
+        cancellation.track(ws)
+    try:
+        ws.run_forever(timeout=timeout)
+        if cancellation is not None and cancellation.cancelled:
+            raise ExecError("cancelled")
+        if ws.is_open():
+            raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True)
+        stdout = ws.read_channel(STDOUT_CHANNEL, timeout=0) or b""
+        stderr = ws.read_channel(STDERR_CHANNEL, timeout=0) or b""
+        status = ws.read_channel(ERROR_CHANNEL, timeout=0) or b""
+    except (websocket.WebSocketException, OSError, ValueError) as exc:
+        raise ExecError(f"exec stream failed: {_one_line(exc)}") from None
+    finally:
+        if cancellation is not None:
+            cancellation.untrack(ws)
+        try:
+            ws.close()
+        except (websocket.WebSocketException, OSError):
+            pass
+    return ExecOutput(_exit_code(status, stderr), stdout, stderr)
+
+
+def _refusal(exc: ApiException) -> ExecError:
+    """ExecError for an exec the API server refused (the handshake's HTTP status is in ``reason``)."""
+    text = " ".join(f"{exc.reason or ''} {exc.body or ''}".split())
+    code = exc.status or 0
+    if not code:
+        match = re.search(r"Handshake status (\d{3})", text)
+        code = int(match.group(1)) if match else 0
+    message = _status_message(text) or text[:200] or "exec refused"
+    if code == 403:
+        return ExecError(f"exec refused (RBAC: create pods/exec): {message}", forbidden=True)
+    if code == 401:
+        return ExecError(f"exec unauthorized: {message}", forbidden=True)
+    if code == 404:
+        return ExecError(f"pod not found (deleted?): {message}")
+    return ExecError(f"exec failed{f' ({code})' if code else ''}: {message}")
+
+
+def _status_message(text: str) -> str:
+    match = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
+    return match.group(1).encode().decode("unicode_escape", "replace") if match else ""
+
+
+def _exit_code(status: bytes, stderr: bytes) -> int:
+    """The command's exit code from the status channel; a runtime failure to start it counts as 127."""
+    if not status:
+        raise ExecError("exec stream ended without an exit status")
+    try:
+        document = json.loads(status)
+    except ValueError:
+        raise ExecError(f"exec status is not JSON: {status[:120]!r}") from None
+    if document.get("status") == "Success":
+        return 0
+    for cause in (document.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode" and str(cause.get("message", "")).lstrip("-").isdigit():
+            return int(cause["message"]) % 256
+    message = str(document.get("message") or "")
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    raise ExecError(f"exec failed: {_one_line(message) or document.get('reason') or 'unknown error'}")
+
+
+# --- one pod --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProxyReading:
+    """What was read from one pod, what is missing, and whether exec itself was refused."""
+
+    pod: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    exec_refused: bool = False
+
+    def gap(self, what: str, reason: str) -> None:
+        self.gaps.append(Gap(what=what, reason=reason, pod=self.pod))
+
+    def evidence(self, container: str = SIDECAR) -> ProxyEvidence:
+        return ProxyEvidence(pod=self.pod, container=container, **self.fields)
+
+
+class PodReader:
+    """Runs the fixed command set in one pod within a deadline; every failure becomes a gap."""
+
+    def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, deadline: float, *,
+                 exec_allowed: Callable[[], bool] = lambda: True, cancellation: Cancellation | None = None):
+        self.cancellation = cancellation or Cancellation()
+        self.api_client = api_client
+        self.namespace = namespace
+        self.name = name
+        self.deadline = deadline
+        self.exec_allowed = exec_allowed
+        self.reading = ProxyReading(pod=f"{namespace}/{name}")
+        self.use_curl = False
+
+    def read(self, log_since_seconds: int | None, request_timeout: float) -> ProxyReading:
+        try:
+            self._read_proxy()
+        except ExecError as exc:
+            if exc.forbidden:
+                self.reading.exec_refused = True
+            else:
+                self.reading.gap("proxy evidence", str(exc))
+        self._read_log(log_since_seconds, request_timeout)
+        return self.reading
+
+    # Evidence kinds not yet read, for a gap that says what a timeout cost.
+    def _unread(self) -> str:
+        names = [s.endpoint for s in STEPS if s.field not in self.reading.fields]
+        if "readiness" not in self.reading.fields:
+            names.insert(0, "readiness")
+        return ", ".join(names)
+
+    def _run(self, argv: Argv) -> ExecOutput:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ExecError(f"pod time budget spent; not read: {self._unread()}", timed_out=True)
+        if self.cancellation.cancelled:
+            raise ExecError("cancelled")
+        if not self.exec_allowed():
+            raise ExecError("exec refused earlier in this sweep", forbidden=True)
+        command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
+        try:
+            output = exec_command(self.api_client, self.namespace, self.name, command, remaining,
+                                  cancellation=self.cancellation)
+        except ExecError as exc:
+            if exc.timed_out:
+                raise ExecError(f"{' '.join(command[:4])}: {exc}; not read: {self._unread()}",
+                                timed_out=True) from None
+            raise
+        if output.exit_code in MISSING_EXIT_CODES and not self.use_curl and argv in CURL_FALLBACK:
+            self.use_curl = True  # no pilot-agent in this image: the same requests through curl
+            return self._run(argv)
+        return output
+
+    def _read_proxy(self) -> None:
+        self._read_readiness()
+        for step in STEPS:
+            output = self._run(step.command)
+            if output.exit_code != 0:
+                self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
+                continue
+            try:
+                self.reading.fields[step.field] = step.parse(output.stdout)
+            except ParseError as exc:
+                message = str(exc)
+                self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
+                                 f"{step.endpoint}: {message}")
+            del output  # the raw text (a config_dump can be megabytes) is not kept
+
+    def _shown(self, argv: Argv) -> str:
+        command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
+        return command[0]
+
+    def _read_readiness(self) -> None:
+        verdict = self._readiness(READY, HEALTH_PORT)
+        if verdict is not None and verdict.status is None:
+            behind = self._readiness(READY_AGENT, AGENT_PORT)
+            if behind is not None and behind.status is not None:
+                verdict = behind
+            elif behind is not None:
+                verdict = Readiness(ready=False, port=HEALTH_PORT, status=None,
+                                    detail=f"connection refused on {HEALTH_PORT} and {AGENT_PORT}")
+        if verdict is not None:
+            self.reading.fields["readiness"] = verdict
+
+    def _readiness(self, argv: Argv, port: int) -> Readiness | None:
+        output = self._run(argv)
+        curl = self.use_curl
+        if curl:
+            if output.exit_code == CURL_CONNECTION_REFUSED:
+                return Readiness(ready=False, port=port, status=None, detail="connection refused")
+            if output.exit_code != 0:
+                self.reading.gap("readiness", _failure("curl", output))
+                return None
+            body, _, code = output.stdout.decode("utf-8", "replace").rpartition("\n")
+            if not code.strip().isdigit():
+                self.reading.gap("readiness", f"curl printed no status code: {code[:80]!r}")
+                return None
+            status = int(code)
+            return Readiness(ready=200 <= status < 300, port=port, status=status, detail=_trim(body))
+        text = (output.stderr + b"\n" + output.stdout).decode("utf-8", "replace")
+        if output.exit_code == 0:
+            return Readiness(ready=True, port=port, status=200, detail=_trim(output.stdout.decode("utf-8", "replace")))
+        if match := _UNSUCCESSFUL.search(text):
+            return Readiness(ready=False, port=port, status=int(match.group(1)), detail=_trim(match.group(2)))
+        if _REFUSED.search(text):
+            return Readiness(ready=False, port=port, status=None, detail="connection refused")
+        self.reading.gap("readiness", _failure("pilot-agent", output))
+        return None
+
+    def _read_log(self, since_seconds: int | None, request_timeout: float) -> None:
+        remaining = self.deadline - time.monotonic()
+        if self.cancellation.cancelled:
+            return
+        if remaining <= 0:
+            self.reading.gap("access log", "pod time budget spent before the istio-proxy log was read")
+            return
+        core = k8s.CoreV1Api(self.api_client)
+        try:
+            response = core.read_namespaced_pod_log(
+                self.name, self.namespace, container=SIDECAR, since_seconds=since_seconds or None,
+                limit_bytes=LOG_LIMIT_BYTES, _preload_content=False,
+                _request_timeout=min(remaining, request_timeout))
+            raw = response.data
+            response.release_conn()
+        except ApiException as exc:
+            reason = "forbidden (RBAC: get pods/log)" if exc.status == 403 else \
+                f"API server answered {exc.status}: {_one_line(exc.reason)}"
+            self.reading.gap("access log", reason)
+            return
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.reading.gap("access log", f"cannot read the istio-proxy log: {_one_line(exc)}")
+            return
+        try:
+            self.reading.fields["access_log"] = summarize_access_log(raw)
+        except ParseError as exc:
+            self.reading.gap("access log", str(exc))
+
+
+def _failure(tool: str, output: ExecOutput) -> str:
+    detail = (output.stderr or output.stdout).decode("utf-8", "replace")
+    lines = [line for line in detail.splitlines() if line.strip()]
+    first = next((line for line in lines if line.startswith("Error:")), lines[-1] if lines else "")
+    if output.exit_code in MISSING_EXIT_CODES:
+        return f"{tool} is not in the istio-proxy image (exit {output.exit_code})"
+    return f"{tool} failed (exit {output.exit_code})" + (f": {_trim(first)}" if first else "")
+
+
+def _trim(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())

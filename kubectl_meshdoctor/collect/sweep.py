@@ -1,0 +1,310 @@
+"""``collect(options) -> EvidenceBundle``: from a scope to evidence, one bounded pass over the cluster.
+
+Order matters for the user: the scope is checked first (an unknown pod or namespace is a usage error
+before anything slow happens), then the API evidence is listed once per kind and namespace, then the
+meshed pods are read in a bounded worker pool, each within its own time budget. Whatever cannot be
+read becomes a gap and the sweep goes on; a refused exec degrades the whole sweep to API-level checks
+once, instead of failing pod after pod.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
+
+from kubernetes import client as k8s
+
+from kubectl_meshdoctor.bundle import EvidenceBundle
+from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.api import (
+    DNS_NAMESPACE,
+    DNS_SELECTOR,
+    ISTIO_NAMESPACE,
+    ISTIO_NETWORKING,
+    ISTIO_SECURITY,
+    ISTIOD_SELECTOR,
+    ApiReader,
+)
+from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
+from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading, istio_proxy_container
+from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.evidence import Evidence, evidence_in
+
+EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
+REVISION_LABEL = "istio.io/rev"
+# Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
+ISTIO_KINDS = (
+    (ISTIO_NETWORKING, "destinationrules", "DestinationRule"),
+    (ISTIO_NETWORKING, "virtualservices", "VirtualService"),
+    (ISTIO_SECURITY, "peerauthentications", "PeerAuthentication"),
+)
+
+
+def collect(options: CollectOptions) -> EvidenceBundle:
+    """Collect the evidence for ``options``' scope. Raises UsageError (2) or ClusterError (3)."""
+    kube = connect(options.cluster)
+    try:
+        return Sweep(kube, options).run()
+    finally:
+        kube.close()
+
+
+class Sweep:
+    def __init__(self, kube: Kube, options: CollectOptions):
+        self.kube = kube
+        self.options = options
+        self.api = ApiReader(kube)
+        self.namespace = None if options.all_namespaces else (options.namespace or kube.target.namespace)
+        self.bundle = EvidenceBundle(scope={})
+        self._seen: set[tuple[str, str, str, str]] = set()
+
+    def run(self) -> EvidenceBundle:
+        scope_pods = self._resolve_scope()
+        self._collect_workloads()
+        revisions = _revisions(scope_pods, self.bundle.objects)
+        self._collect_dns()
+        istio_system = self._collect_control_plane(revisions)
+        self._collect_istio_config(istio_system)
+        self._collect_proxies(scope_pods)
+        self.bundle.collected_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.bundle
+
+    # --- scope ----------------------------------------------------------------------------------------
+
+    def _resolve_scope(self) -> list[dict]:
+        """The pods the user asked about; unknown pod or namespace is a UsageError, raised first."""
+        options, namespace = self.options, self.namespace
+        if options.all_namespaces:
+            self.bundle.scope = {"kind": "all-namespaces", "namespace": None, "pod": None}
+            return []  # every pod, known once the pods are listed
+        if options.pod:
+            pod = self.api.get_pod(namespace, options.pod)
+            if pod is None:
+                if self._namespace_missing(namespace):
+                    raise UsageError(f"namespace {namespace} not found")
+                raise UsageError(f"pod {options.pod} not found in namespace {namespace}")
+            self._add([pod])
+            self.bundle.scope = {"kind": "pod", "namespace": namespace, "pod": options.pod}
+            return [pod]
+        if self._namespace_missing(namespace):
+            raise UsageError(f"namespace {namespace} not found")
+        self.bundle.scope = {"kind": "namespace", "namespace": namespace, "pod": None}
+        return []
+
+    def _namespace_missing(self, name: str) -> bool:
+        try:
+            found = self.api.get_namespace(name)
+        except AccessRefused as exc:
+            # Users confined to one namespace often may not read Namespace objects: carry on without it.
+            self.bundle.add_gap("namespace object", str(exc))
+            return False
+        if found is not None:
+            self._add([found])
+        return found is None
+
+    # --- API evidence ---------------------------------------------------------------------------------
+
+    def _collect_workloads(self) -> None:
+        namespace = self.namespace
+        for kind in ("Pod", "Service", "Endpoints", "EndpointSlice"):
+            self._add(self.api.list(kind, namespace))
+        self.bundle.available |= {Evidence.PODS, Evidence.SERVICES, Evidence.ENDPOINTS}
+        if namespace is None:
+            self._add(self.api.list_namespaces())
+            self.bundle.available.add(Evidence.NAMESPACES)
+        elif any(o.get("kind") == "Namespace" for o in self.bundle.objects):
+            self.bundle.available.add(Evidence.NAMESPACES)
+
+    @contextmanager
+    def _auxiliary(self, what: str) -> Iterator[list[bool]]:
+        """Evidence outside the user's scope: refused access becomes a gap, not an error."""
+        ok = [True]
+        try:
+            yield ok
+        except AccessRefused as exc:
+            ok[0] = False
+            self.bundle.add_gap(what, str(exc))
+
+    def _collect_dns(self) -> None:
+        with self._auxiliary("cluster DNS Service") as ok:
+            self._add(self.api.list("Service", DNS_NAMESPACE, label_selector=DNS_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.DNS_SERVICE)
+
+    def _collect_control_plane(self, revisions: set[str]) -> bool:
+        """istiod's Service(s) and endpoints; answers whether istio-system exists."""
+        with self._auxiliary("control plane (istio-system)") as ok:
+            if self.namespace is None:
+                exists = any(o.get("kind") == "Namespace" and o["metadata"].get("name") == ISTIO_NAMESPACE
+                             for o in self.bundle.objects)
+            else:
+                exists = self.api.get_namespace(ISTIO_NAMESPACE) is not None
+            if not exists:
+                self.bundle.add_gap("control plane", f"namespace {ISTIO_NAMESPACE} not found "
+                                                     "(Istio control plane not installed here?)")
+                self.bundle.available.add(Evidence.CONTROL_PLANE)
+                return False
+            services = self.api.list("Service", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR)
+            self._add(services)
+            self._add(self.api.list("Endpoints", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+            names = {"istiod", "istio-pilot"} | {f"istiod-{r}" for r in revisions if r and r != "default"}
+            for name in sorted(names):
+                service = self._find("Service", ISTIO_NAMESPACE, name) or self.api.get_service(ISTIO_NAMESPACE, name)
+                if service is None:
+                    continue
+                self._add([service])
+                if self._find("Endpoints", ISTIO_NAMESPACE, name) is None:
+                    endpoints = self.api.get_endpoints(ISTIO_NAMESPACE, name)
+                    if endpoints is not None:
+                        self._add([endpoints])
+        if ok[0]:
+            self.bundle.available.add(Evidence.CONTROL_PLANE)
+        return True  # present, or refused (which says nothing about its absence)
+
+    def _collect_istio_config(self, istio_system: bool) -> None:
+        versions: dict[str, str | None] = {}
+        for group in (ISTIO_NETWORKING, ISTIO_SECURITY):
+            versions[group] = self.api.served_version(group)
+            if versions[group] is None:
+                self.bundle.add_gap("Istio configuration", f"Istio CRDs not installed ({group} not served)")
+        if not all(versions.values()):
+            return
+        complete = True
+        for group, plural, kind in ISTIO_KINDS:
+            version = versions[group]
+            assert version is not None
+            self._add(self.api.list_istio(group, version, plural, kind, self.namespace))
+            if self.namespace is not None and self.namespace != ISTIO_NAMESPACE and istio_system:
+                # Mesh-wide DestinationRules, VirtualServices and PeerAuthentication live in the root namespace.
+                with self._auxiliary(f"mesh-wide {kind}s ({ISTIO_NAMESPACE})") as ok:
+                    self._add(self.api.list_istio(group, version, plural, kind, ISTIO_NAMESPACE))
+                complete = complete and ok[0]
+        if complete:
+            self.bundle.available.add(Evidence.ISTIO_CONFIG)
+
+    # --- proxy evidence -------------------------------------------------------------------------------
+
+    def _collect_proxies(self, scope_pods: list[dict]) -> None:
+        if not scope_pods:  # namespace and all-namespaces scopes: every pod listed
+            scope_pods = [o for o in self.bundle.objects if o.get("kind") == "Pod"
+                          and (self.namespace is None or o["metadata"].get("namespace") == self.namespace)]
+        scope_pods.sort(key=_key)
+        self.bundle.scope["pods"] = [_key(p) for p in scope_pods]
+        meshed = [p for p in scope_pods if istio_proxy_container(p) is not None]
+        if not meshed:
+            return
+        readings = self._read_pods(meshed)
+        refused = [r for r in readings if r.exec_refused]
+        if refused:
+            pod = refused[0].pod if self.bundle.scope["kind"] == "pod" else None
+            count = "" if pod else f" ({len(refused)} of {len(meshed)} meshed pods not examined)"
+            self.bundle.add_gap("proxy evidence", EXEC_REFUSED + count, pod=pod)
+        for reading in readings:
+            evidence = reading.evidence()
+            self.bundle.proxies[reading.pod] = evidence
+            self.bundle.available |= evidence_in(evidence)
+            self.bundle.gaps.extend(reading.gaps)
+
+    def _read_pods(self, pods: list[dict]) -> list[ProxyReading]:
+        options = self.options
+        cancellation = Cancellation()
+        exec_refused = threading.Event()
+        local = threading.local()
+        clients: list[k8s.ApiClient] = []
+        clients_lock = threading.Lock()
+
+        def own_client() -> k8s.ApiClient:
+            # stream() swaps the transport of the client it is given: one client per worker thread.
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = self.kube.new_api_client()
+                with clients_lock:
+                    clients.append(client)
+            return client
+
+        def examine(pod: dict) -> ProxyReading:
+            meta = pod["metadata"]
+            reader = PodReader(own_client(), meta["namespace"], meta["name"],
+                               deadline=time.monotonic() + options.pod_timeout,
+                               exec_allowed=lambda: not exec_refused.is_set(), cancellation=cancellation)
+            reading = reader.read(options.log_since_seconds, self.kube.request_timeout)
+            if reading.exec_refused:
+                exec_refused.set()
+            return reading
+
+        readings: list[ProxyReading] = []
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+                                                         thread_name_prefix="meshdoctor-pod")
+        interrupted = False
+        try:
+            with _progress(options.progress, len(pods)) as advance:
+                futures = [executor.submit(examine, pod) for pod in pods]
+                for future in concurrent.futures.as_completed(futures):
+                    readings.append(future.result())
+                    advance()
+        except BaseException:
+            interrupted = True
+            cancellation.cancel()  # wakes workers blocked on exec streams
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            if not interrupted:
+                executor.shutdown(wait=True)
+            for client in clients:
+                client.close()
+        readings.sort(key=lambda r: r.pod)
+        return readings
+
+    # --- objects --------------------------------------------------------------------------------------
+
+    def _add(self, objects: list[dict]) -> None:
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+            key = (group, str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if key not in self._seen:
+                self._seen.add(key)
+                self.bundle.objects.append(obj)
+
+    def _find(self, kind: str, namespace: str, name: str) -> dict | None:
+        for obj in self.bundle.objects:
+            meta = obj.get("metadata") or {}
+            if obj.get("kind") == kind and meta.get("namespace") == namespace and meta.get("name") == name:
+                return obj
+        return None
+
+
+def _key(pod: dict) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+def _revisions(scope_pods: list[dict], objects: list[dict]) -> set[str]:
+    """Istio revisions the pods (and their namespaces) point at, to find istiod-<rev> Services."""
+    found: set[str] = set()
+    for obj in list(scope_pods) + objects:
+        if obj.get("kind") in ("Pod", "Namespace"):
+            revision = ((obj.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
+            if revision:
+                found.add(str(revision))
+    return found
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator:
+    """A transient progress bar on stderr; a no-op when disabled (machine-readable output)."""
+    if not enabled or total <= 1:
+        yield lambda: None
+        return
+    # Imported here: only interactive runs pay for rich, and the bar is the collector's one piece of UI.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("examining istio-proxy"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("pods", total=total)
+        yield lambda: progress.advance(task)

@@ -1,0 +1,337 @@
+"""The collector against the lab's Kubernetes API server: scopes, errors, gaps, and the read-only promise."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubectl_meshdoctor.bundle import EvidenceBundle
+from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions, collect_evidence
+from kubectl_meshdoctor.collect import api as collect_api
+from kubectl_meshdoctor.collect.proxy import (
+    CONFIG_DUMP,
+    CURL_FALLBACK,
+    PROXY_COMMANDS,
+    READY,
+    READY_AGENT,
+)
+from kubectl_meshdoctor.errors import ClusterError, UsageError
+from kubectl_meshdoctor.evidence import Evidence
+from kubectl_meshdoctor.lab.apiserver import AccessPolicy, ExecResult
+from test_collect_support import (
+    AGENT_503,
+    REFUSED_15021,
+    FakeProxies,
+    curl_outputs,
+    healthy_outputs,
+    lab_cluster,
+    pod,
+    shop_objects,
+)
+
+READ_VERBS = {"get", "list", "exec", "log", "discovery"}
+
+
+def kinds(bundle: EvidenceBundle) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for obj in bundle.objects:
+        meta = obj["metadata"]
+        found.setdefault(obj["kind"], []).append(f"{meta.get('namespace') or ''}/{meta['name']}")
+    return found
+
+
+def gap_reasons(bundle: EvidenceBundle) -> list[str]:
+    return [f"{g.pod}: {g.what}: {g.reason}" for g in bundle.gaps]
+
+
+# --- scopes ----------------------------------------------------------------------------------------------
+
+
+def test_namespace_scope_collects_api_and_proxy_evidence(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        bundle = collect_evidence(lab.options())
+        verbs = {r.verb for r in lab.server.requests}
+
+    assert bundle.scope["kind"] == "namespace" and bundle.scope["namespace"] == "shop"
+    assert bundle.scope["pods"] == ["shop/db-0", "shop/web-1", "shop/web-2"]
+    found = kinds(bundle)
+    assert sorted(found["Pod"]) == ["shop/db-0", "shop/web-1", "shop/web-2"]  # not other namespaces' pods
+    assert "kube-system/kube-dns" in found["Service"]
+    assert "istio-system/istiod" in found["Service"] and "istio-system/istiod" in found["Endpoints"]
+    assert found["DestinationRule"] == ["shop/web"]  # elsewhere's rule is out of scope
+    assert found["PeerAuthentication"] == ["istio-system/default"]  # mesh-wide policy from the root namespace
+    assert found["Namespace"] == ["/shop"]
+    # Items of a list carry no kind on the wire: the collector stamps them.
+    assert all(o.get("apiVersion") for o in bundle.objects)
+
+    assert sorted(bundle.proxies) == ["shop/web-1", "shop/web-2"]  # db-0 has no sidecar: no exec
+    proxy = bundle.proxies["shop/web-1"]
+    assert proxy.readiness is not None and proxy.readiness.ready and proxy.readiness.port == 15021
+    assert proxy.stats["cluster_manager.cds.update_success"] == 3
+    assert proxy.server_info is not None and proxy.server_info.state == "LIVE"
+    assert proxy.config is not None and proxy.certs is not None
+    assert proxy.resolv_conf is not None and proxy.resolv_conf.nameservers == ("10.96.0.10",)
+    assert proxy.access_log is not None and proxy.access_log.access_lines == 1
+    assert bundle.available == set(Evidence.API) | set(Evidence.PROXY)
+    assert bundle.gaps == []
+    assert bundle.collected_at and bundle.collected_at.endswith("Z")
+    assert verbs <= READ_VERBS
+
+
+def test_pod_scope_reads_one_pod_and_its_namespace_context(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        bundle = collect_evidence(lab.options(pod="web-2"))
+        execs = lab.exec_commands()
+
+    assert bundle.scope == {"kind": "pod", "namespace": "shop", "pod": "web-2", "pods": ["shop/web-2"]}
+    assert sorted(kinds(bundle)["Pod"]) == ["shop/db-0", "shop/web-1", "shop/web-2"]  # pods for correlation
+    assert list(bundle.proxies) == ["shop/web-2"]
+    assert {path for path, _, _ in execs} == {"/api/v1/namespaces/shop/pods/web-2/exec"}
+    assert {container for _, container, _ in execs} == {"istio-proxy"}
+
+
+def test_all_namespaces_scope(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        bundle = collect_evidence(lab.options(namespace=None, all_namespaces=True))
+
+    assert bundle.scope["kind"] == "all-namespaces"
+    assert "elsewhere/other-1" in bundle.scope["pods"] and "shop/web-1" in bundle.scope["pods"]
+    assert sorted(bundle.proxies) == ["elsewhere/other-1", "shop/web-1", "shop/web-2"]
+    found = kinds(bundle)
+    assert {"/shop", "/elsewhere", "/istio-system", "/kube-system"} <= set(found["Namespace"])
+    assert sorted(found["DestinationRule"]) == ["elsewhere/unrelated", "shop/web"]
+    assert Evidence.NAMESPACES in bundle.available
+
+
+def test_context_namespace_is_the_default_namespace(tmp_path):
+    with lab_cluster(tmp_path, kube_namespace="elsewhere") as lab:
+        bundle = collect_evidence(lab.options(namespace=None))
+    assert bundle.scope["namespace"] == "elsewhere"
+    assert bundle.scope["pods"] == ["elsewhere/other-1"]
+
+
+def test_unknown_pod_and_namespace_are_usage_errors(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        with pytest.raises(UsageError, match="^pod nope not found in namespace shop$"):
+            collect_evidence(lab.options(pod="nope"))
+        with pytest.raises(UsageError, match="^namespace ghost not found$"):
+            collect_evidence(lab.options(namespace="ghost"))
+        with pytest.raises(UsageError, match="^namespace ghost not found$"):
+            collect_evidence(lab.options(namespace="ghost", pod="web-1"))
+
+
+# --- kubeconfig and server errors ------------------------------------------------------------------------
+
+
+def _options(kubeconfig, **cluster) -> CollectOptions:
+    return CollectOptions(cluster=ClusterOptions(kubeconfig=str(kubeconfig), **cluster), progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("", "empty file"),
+    ("clusters: [unclosed\n  - x: {", "not valid YAML"),
+    ("- just\n- a list\n", "not a kubeconfig"),
+    ("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n", "no current-context"),
+])
+def test_broken_kubeconfig_is_a_usage_error(tmp_path, content, message):
+    path = tmp_path / "config"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UsageError, match=message) as caught:
+        collect_evidence(_options(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_context_is_a_usage_error(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        with pytest.raises(UsageError, match="context 'prod' not found in kubeconfig"):
+            collect_evidence(_options(lab.kubeconfig, context="prod"))
+
+
+def test_kubeconfig_from_environment_list(tmp_path, monkeypatch):
+    with lab_cluster(tmp_path) as lab:
+        monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{lab.kubeconfig}")
+        bundle = collect_evidence(CollectOptions(cluster=ClusterOptions(), namespace="shop", pod="web-1",
+                                                 progress=False))
+    assert list(bundle.proxies) == ["shop/web-1"]
+
+
+def test_unreachable_server_is_a_cluster_error_naming_the_url(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        kubeconfig = lab.kubeconfig.read_text()
+        url = lab.server.url
+    # The server is stopped: nothing listens on its port any more.
+    path = tmp_path / "stale"
+    path.write_text(kubeconfig)
+    with pytest.raises(ClusterError, match=f"cannot reach the API server at {url}: connection refused"):
+        collect_evidence(_options(path, request_timeout=5.0))
+
+
+def test_unresolvable_server_name(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        text = lab.kubeconfig.read_text().replace("127.0.0.1", "no-such-host.invalid")
+    path = tmp_path / "dns"
+    path.write_text(text)
+    with pytest.raises(ClusterError, match="no-such-host.invalid"):
+        collect_evidence(_options(path, request_timeout=5.0))
+
+
+def test_tls_failure_is_a_cluster_error(tmp_path):
+    with lab_cluster(tmp_path) as lab:
+        other_ca = lab.kubeconfig.read_text()
+    with lab_cluster(tmp_path / "two") as lab:
+        # The first server's CA does not sign the second server's certificate.
+        lines = lab.kubeconfig.read_text().splitlines()
+        ca_line = next(line for line in other_ca.splitlines() if "certificate-authority-data" in line)
+        text = "\n".join(ca_line if "certificate-authority-data" in line else line for line in lines)
+        path = tmp_path / "wrong-ca"
+        path.write_text(text)
+        with pytest.raises(ClusterError, match="TLS"):
+            collect_evidence(_options(path, request_timeout=5.0))
+
+
+def test_forbidden_list_names_the_resource(tmp_path):
+    policy = AccessPolicy(forbidden_resources={"destinationrules.networking.istio.io"})
+    with lab_cluster(tmp_path, policy=policy) as lab:
+        with pytest.raises(ClusterError) as caught:
+            collect_evidence(lab.options())
+    assert str(caught.value).startswith("forbidden: cannot list destinationrules.networking.istio.io "
+                                        "in namespace shop")
+    assert caught.value.exit_code == 3
+
+
+def test_unauthorized_is_a_cluster_error(tmp_path):
+    with lab_cluster(tmp_path, policy=AccessPolicy(unauthorized=True)) as lab:
+        with pytest.raises(ClusterError, match="unauthorized"):
+            collect_evidence(lab.options())
+
+
+# --- degraded collection ---------------------------------------------------------------------------------
+
+
+def test_exec_forbidden_degrades_the_sweep_once(tmp_path):
+    with lab_cluster(tmp_path, policy=AccessPolicy(forbid_exec=True)) as lab:
+        bundle = collect_evidence(lab.options(concurrency=1))
+        execs = lab.exec_commands()
+
+    assert len(execs) == 1  # after the first refusal no other exec is attempted
+    exec_gaps = [g for g in bundle.gaps if "exec refused" in g.reason]
+    assert len(exec_gaps) == 1
+    assert exec_gaps[0].reason.startswith("exec refused (RBAC: create pods/exec): only API-level checks ran")
+    assert {Evidence.PODS, Evidence.SERVICES, Evidence.ISTIO_CONFIG} <= bundle.available
+    assert Evidence.PROXY_READINESS not in bundle.available and Evidence.PROXY_CONFIG not in bundle.available
+    # The log is API-level, not exec: it is still read.
+    assert all(p.access_log is not None and p.readiness is None for p in bundle.proxies.values())
+
+
+def test_exec_timeout_is_a_gap_and_the_sweep_finishes(tmp_path):
+    policy = AccessPolicy(hang_exec={("shop", "web-1")})
+    with lab_cluster(tmp_path, policy=policy) as lab:
+        bundle = collect_evidence(lab.options(pod_timeout=1.5))
+
+    hung = [g for g in bundle.gaps if g.pod == "shop/web-1"]
+    assert hung and "timed out" in hung[0].reason and "config_dump" in hung[0].reason
+    assert bundle.proxies["shop/web-1"].readiness is None
+    assert bundle.proxies["shop/web-2"].config is not None  # the other pod is examined fully
+    assert not [g for g in bundle.gaps if g.pod == "shop/web-2"]
+
+
+def test_truncated_config_dump_is_a_gap_naming_config_dump(tmp_path):
+    outputs = healthy_outputs()
+    outputs[CONFIG_DUMP] = ExecResult(0, outputs[CONFIG_DUMP].stdout[: len(outputs[CONFIG_DUMP].stdout) // 2])
+    proxies = FakeProxies(per_pod={"shop/web-1": outputs})
+    with lab_cluster(tmp_path, proxies=proxies) as lab:
+        bundle = collect_evidence(lab.options())
+
+    gaps = [g for g in bundle.gaps if g.pod == "shop/web-1"]
+    assert [g.what for g in gaps] == ["config_dump"]
+    assert gaps[0].reason.startswith("config_dump: not valid JSON")
+    proxy = bundle.proxies["shop/web-1"]
+    assert proxy.config is None and proxy.certs is not None and proxy.server_info is not None
+
+
+def test_istio_not_installed(tmp_path):
+    with lab_cluster(tmp_path, istio=False) as lab:
+        bundle = collect_evidence(lab.options())
+
+    reasons = gap_reasons(bundle)
+    assert "None: Istio configuration: Istio CRDs not installed (networking.istio.io not served)" in reasons
+    assert any("namespace istio-system not found" in r for r in reasons)
+    assert Evidence.ISTIO_CONFIG not in bundle.available
+    assert Evidence.PODS in bundle.available
+
+
+def test_native_sidecar_pod_is_examined(tmp_path):
+    objects = shop_objects() + [pod("native-1", native=True)]
+    with lab_cluster(tmp_path, objects) as lab:
+        bundle = collect_evidence(lab.options(pod="native-1"))
+        execs = lab.exec_commands()
+
+    assert bundle.proxies["shop/native-1"].config is not None
+    assert execs and {c for _, c, _ in execs} == {"istio-proxy"}
+
+
+def test_pending_pod_exec_failure_is_a_gap(tmp_path):
+    objects = shop_objects() + [pod("done-1", phase="Failed")]
+    with lab_cluster(tmp_path, objects) as lab:
+        bundle = collect_evidence(lab.options(pod="done-1"))
+    gaps = [g for g in bundle.gaps if g.pod == "shop/done-1"]
+    assert gaps and "completed pod" in gaps[0].reason
+
+
+def test_pagination_follows_continue_tokens(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect_api, "PAGE_LIMIT", 2)
+    objects = shop_objects() + [pod(f"batch-{i}", meshed=False) for i in range(5)]
+    with lab_cluster(tmp_path, objects) as lab:
+        bundle = collect_evidence(lab.options())
+        pod_lists = [r.query for r in lab.server.requests
+                     if r.verb == "list" and r.path == "/api/v1/namespaces/shop/pods"]
+
+    assert len(bundle.scope["pods"]) == 8
+    assert len(pod_lists) == 4 and all("limit=2" in q for q in pod_lists)
+    assert sum("continue=" in q for q in pod_lists) == 3
+
+
+# --- the fixed command set -------------------------------------------------------------------------------
+
+
+def test_executed_commands_are_exactly_the_fixed_set(tmp_path):
+    refused = healthy_outputs()
+    refused[READY] = REFUSED_15021
+    refused[READY_AGENT] = AGENT_503
+    proxies = FakeProxies(per_pod={"shop/web-2": refused})
+    with lab_cluster(tmp_path, proxies=proxies) as lab:
+        bundle = collect_evidence(lab.options())
+        execs = lab.exec_commands()
+        verbs = {r.method + " " + r.verb for r in lab.server.requests}
+
+    assert {argv for _, _, argv in execs} == set(PROXY_COMMANDS)
+    assert READY_AGENT not in {argv for path, _, argv in execs if "/web-1/" in path}  # only when 15021 refuses
+    assert verbs <= {f"GET {v}" for v in READ_VERBS}  # nothing but reads: no create/update/patch/delete
+    readiness = bundle.proxies["shop/web-2"].readiness
+    assert readiness is not None and not readiness.ready
+    assert (readiness.port, readiness.status) == (15020, 503)
+    assert readiness.detail.startswith("config not received from XDS server")
+    assert not [g for g in bundle.gaps if g.pod == "shop/web-2"]  # a 503 is evidence, not a gap
+
+
+def test_readiness_503_on_15021_is_evidence(tmp_path):
+    outputs = healthy_outputs()
+    outputs[READY] = ExecResult(255, b"", b"Error: received unsuccessful status code 503: PRE_INITIALIZING\n")
+    with lab_cluster(tmp_path, proxies=FakeProxies(per_pod={"shop/web-1": outputs})) as lab:
+        bundle = collect_evidence(lab.options(pod="web-1"))
+    readiness = bundle.proxies["shop/web-1"].readiness
+    assert readiness is not None and (readiness.ready, readiness.port, readiness.status) == (False, 15021, 503)
+    assert readiness.detail == "PRE_INITIALIZING"
+
+
+def test_curl_fallback_without_pilot_agent(tmp_path):
+    with lab_cluster(tmp_path, proxies=FakeProxies(per_pod={"shop/web-1": curl_outputs()})) as lab:
+        bundle = collect_evidence(lab.options(pod="web-1"))
+        executed = {argv for _, _, argv in lab.exec_commands()}
+
+    proxy = bundle.proxies["shop/web-1"]
+    assert proxy.readiness is not None and proxy.readiness.ready and proxy.readiness.status == 200
+    assert proxy.config is not None and proxy.stats is not None and proxy.certs is not None
+    assert {CURL_FALLBACK[READY], CURL_FALLBACK[CONFIG_DUMP]} <= executed
+    assert not bundle.gaps
