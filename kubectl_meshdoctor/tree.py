@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from kubectl_meshdoctor.findings import Finding
+from kubectl_meshdoctor.findings import Finding, Severity
 
 # symptom code -> codes that can explain it
 CAUSES: dict[str, tuple[str, ...]] = {
@@ -24,7 +24,8 @@ MESH_WIDE = frozenset({"MD0203"})
 def link(findings: list[Finding]) -> list[Finding]:
     """Set ``caused_by`` and ``root_cause`` on every finding, following ``CAUSES``.
 
-    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide.
+    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide. An info
+    finding is an observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
     """
     codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
     for item in findings:
@@ -34,7 +35,8 @@ def link(findings: list[Finding]) -> list[Finding]:
     linked = []
     for item in findings:
         present = codes_by_pod[item.pod] | mesh_wide
-        causes = tuple(code for code in CAUSES.get(item.code, ()) if code in present and code != item.code)
+        candidates = () if item.severity is Severity.INFO else CAUSES.get(item.code, ())
+        causes = tuple(code for code in candidates if code in present and code != item.code)
         linked.append(item.with_links(root_cause=not causes, caused_by=causes))
     return linked
 

@@ -18,7 +18,7 @@ from kubectl_meshdoctor.evidence import (
     AccessLog, Certificate, ClusterSummary, ProxyConfig, ProxyEvidence, Readiness, ResolvConf,
     TLS_ISTIO_ALWAYS,
 )
-from kubectl_meshdoctor.findings import Subject
+from kubectl_meshdoctor.findings import Severity, Subject
 from kubectl_meshdoctor.tree import CAUSES, link
 
 
@@ -191,3 +191,12 @@ def test_a_check_without_its_evidence_is_skipped_with_the_reason():
 
     report = analyze(EvidenceBundle(scope={"kind": "manifests"}), checks=[NeedsDns()])
     assert report.skipped[0].reason == "evidence not available: resolv-conf"
+
+
+def test_an_info_finding_is_an_observation_and_links_to_no_cause():
+    logging_off = finding("MD0601", Subject("ConfigMap", "istio", "istio-system"), "access logging is off", pod="a/p",
+                          severity=Severity.INFO)
+    failures = _f("MD0601", "a/q")
+    linked = {(f.code, f.pod): f for f in link([logging_off, failures, _f("MD0403", "a/p"), _f("MD0403", "a/q")])}
+    assert linked[("MD0601", "a/p")].caused_by == () and linked[("MD0601", "a/p")].root_cause
+    assert linked[("MD0601", "a/q")].caused_by == ("MD0403",) and not linked[("MD0601", "a/q")].root_cause
