@@ -106,7 +106,8 @@ class UpstreamFailuresLogged(Check):
             by_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
             evidence = [f"{','.join(flags)} ×{count} → {cluster or '(no cluster)'}" for (flags, cluster), count in by_count]
             evidence += [describe(flag) for flag in flags_seen]
-            evidence += [f"sample: {_trim(entry.line)}" for entry in log.failures[:MAX_SAMPLES]]
+            samples = [entry for entry in log.failures if _failing(entry.flags)][:MAX_SAMPLES]
+            evidence += [f"sample: {_trim(entry.line)}" for entry in samples]
             summary = ", ".join(f"{','.join(flags)} ×{count}" for (flags, _), count in by_count[:3])
             clusters = {cluster for _, cluster in counts}
             where = f" to {next(iter(clusters))}" if len(clusters) == 1 and next(iter(clusters)) else ""
