@@ -28,7 +28,8 @@ from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
-from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, free_ports, write_json
+from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, free_ports
+from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
     DEFAULT_DNS_IP,
     AddressPool,
@@ -88,6 +89,7 @@ class Lab:
         self.proxies: list[LabProxy] = []
         self._stand_ins: list[_PlainTextServer] = []
         self._thread: KubeApiServerThread | None = None
+        self._xds: XdsRestServer | None = None
         self.startup_seconds: float | None = None
 
     # -- public -----------------------------------------------------------------------------------
@@ -118,7 +120,16 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
+            sidecar_exec = SidecarExec(self.agents)
+            self._store = ObjectStore((), istio_installed=True)
+            self._xds = XdsRestServer()
+            self._thread = KubeApiServerThread(
+                lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
+            self._thread.start()
+            self._thread.call(self._xds.start)
             self._build()
+            for obj in self.objects:
+                self._store.add(obj)
             self._start_stand_ins()
             for proxy in self.proxies:
                 proxy.envoy.start()
@@ -126,11 +137,6 @@ class Lab:
                 proxy.envoy.wait_admin()
                 if proxy.pods[0].state == "healthy":
                     proxy.envoy.wait_live()
-            sidecar_exec = SidecarExec(self.agents)
-            store = ObjectStore(self.objects, istio_installed=True)
-            self._thread = KubeApiServerThread(
-                lambda: KubeApiServer(store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
-            self._thread.start()
             self._thread.call(self._start_agents)
             self._drive_traffic()
             self.server.write_kubeconfig(self.kubeconfig)
@@ -146,6 +152,8 @@ class Lab:
         if thread is not None:
             try:
                 thread.call(self._stop_agents, timeout=10)
+                if self._xds is not None:
+                    thread.call(self._xds.stop, timeout=10)
             except Exception:  # noqa: BLE001 - the loop may be gone already; the processes matter more
                 pass
             thread.stop()
@@ -218,21 +226,17 @@ class Lab:
                                        Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
         ports = xds.BootstrapPorts(admin=admin, health=health, agent_status=status_ports[0], xds=xds_port)
         if first.state == "healthy":
-            wiring = xds.SidecarWiring(access_log_path=str(access_log), rds_dir=str(directory), bound_listeners=bound,
+            wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
                                        virtual_inbound_port=vin)
             resources = xds.sidecar_resources(model, pod, wiring)
-            for name, route in resources.routes.items():
-                write_json(directory / f"rds-{name}.json", xds.discovery_file([route]))
-            write_json(directory / "cds.json", xds.discovery_file(resources.clusters))
-            write_json(directory / "lds.json", xds.discovery_file(resources.listeners))
-            mode = "files"
+            self._xds.register(xds.node_id(pod), resources)
+            mode = "rest"
         elif first.state == "no-xds":
             mode = "ads"
         else:
             raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
-        bootstrap = xds.bootstrap(pod, ports, mode=mode, cds_path=str(directory / "cds.json"),
-                                  lds_path=str(directory / "lds.json"), cert_chain_pem=leaf.cert_pem,
+        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=self._xds.port, cert_chain_pem=leaf.cert_pem,
                                   key_pem=leaf.key_pem, root_pem=self._ca.cert_pem)
         envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
         return LabProxy(envoy, group, access_log, bound,

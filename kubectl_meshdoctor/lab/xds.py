@@ -7,12 +7,14 @@ DestinationRule `tls.mode: DISABLE` yields a plain-text cluster. So this module 
 does (services -> clusters, DR subsets -> subset clusters, VS -> routes) rather than from hand-written
 Envoy YAML. It is deliberately small: only what the diagnosis looks at.
 
-Delivery is file-based xDS (CDS and LDS through `path_config_source`, one RDS file per route name),
-because it needs no control plane process. Two deliberate simplifications, both documented here:
-- endpoints are inline in each cluster (`type: STATIC` + `load_assignment`) instead of EDS, because
-  every watched file costs an inotify instance (128 per user) and a lab has hundreds of clusters;
+Delivery is REST-JSON xDS from the lab's own small server (xdsserver.py): Envoy polls
+`/v3/discovery:clusters|listeners|routes` once at start (refresh_delay is long). File-based xDS was
+tried first and abandoned: each watched file costs an inotify instance and a user has only 128, which
+twenty Envoys exhaust (Envoy then aborts). Two further simplifications, both documented here:
+- endpoints are inline in each cluster (`type: STATIC` + `load_assignment`) instead of EDS, to keep
+  one request per resource type per Envoy;
 - the `default` and `ROOTCA` secrets are static bootstrap secrets (Envoy shows them as
-  `static_secrets`), for the same reason. `/certs` is unaffected.
+  `static_secrets`). `/certs` is unaffected.
 Listeners for outbound ports use `bind_to_port: false`, as Istio's do behind the 15001 capture
 listener, so any number of Envoys share loopback; the lab binds a listener only where it drives real
 traffic through it (see ``SidecarWiring.bound_listeners``).
@@ -213,7 +215,6 @@ class SidecarWiring:
     """How one pod's generated config is tied to the local machine."""
 
     access_log_path: str
-    rds_dir: str
     # listener name -> 127.0.0.1 port, for listeners the lab sends real traffic through
     bound_listeners: dict[str, int] = field(default_factory=dict)
     # cluster name -> "127.0.0.1:port": where an ORIGINAL_DST cluster sends that traffic (no iptables here)
@@ -443,8 +444,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
         }
         hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
             "@type": T_HCM, "stat_prefix": f"outbound_0.0.0.0_{port}",
-            "rds": {"route_config_name": rname, "config_source": {
-                "resource_api_version": "V3", "path_config_source": {"path": f"{wiring.rds_dir}/rds-{rname}.json"}}},
+            "rds": {"route_config_name": rname, "config_source": rest_config_source()},
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": T_ROUTER}}],
             "access_log": _access_log(wiring)}}
         listeners.append(_listener(f"0.0.0.0_{port}", "0.0.0.0", port, [hcm], wiring))
@@ -495,29 +495,47 @@ class BootstrapPorts:
     xds: int  # where xds-grpc points; nothing listens there in the no-xds state
 
 
-def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, cds_path: str = "", lds_path: str = "",
+XDS_REST_CLUSTER = "xds-rest"
+
+
+def node_id(pod: dict) -> str:
+    """Istio's sidecar node id: sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local."""
+    meta = pod["metadata"]
+    ns = meta.get("namespace", "default")
+    ip = pod.get("status", {}).get("podIP", "127.0.0.1")
+    return f"sidecar~{ip}~{meta['name']}.{ns}~{ns}.{DOMAIN_SUFFIX}"
+
+
+def rest_config_source() -> dict:
+    """Ask the lab's REST xDS server once; a long refresh delay because lab configuration never changes."""
+    return {"resource_api_version": "V3", "initial_fetch_timeout": "0s", "api_config_source": {
+        "api_type": "REST", "transport_api_version": "V3", "cluster_names": [XDS_REST_CLUSTER],
+        "refresh_delay": "3600s", "request_timeout": "10s"}}
+
+
+def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int = 0,
               cert_chain_pem: bytes, key_pem: bytes, root_pem: bytes) -> dict:
     """Envoy bootstrap shaped like Istio's: node metadata, xds-grpc, agent cluster, 15021 listener.
 
-    ``mode`` "files" reads CDS/LDS from files (a proxy that got its config); "ads" asks xds-grpc, where
+    ``mode`` "rest" asks the lab's REST xDS server (a proxy that got its config); "ads" asks xds-grpc, where
     nothing answers, with initial_fetch_timeout 0 as Istio does, so Envoy stays PRE_INITIALIZING.
     """
     meta = pod["metadata"]
     ns = meta.get("namespace", "default")
-    ip = pod.get("status", {}).get("podIP", "127.0.0.1")
     labels = _labels(pod)
     node = {
-        "id": f"sidecar~{ip}~{meta['name']}.{ns}~{ns}.{DOMAIN_SUFFIX}",
+        "id": node_id(pod),
         "cluster": f"{labels.get('app', meta['name'])}.{ns}",
         "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": ns, "NAME": meta["name"],
                      "POD_PORTS": "[]", "LABELS": labels, "CLUSTER_ID": "Kubernetes",
                      "SERVICE_ACCOUNT": pod.get("spec", {}).get("serviceAccountName", "default")},
     }
-    if mode == "files":
-        dynamic = {
-            "cds_config": {"resource_api_version": "V3", "path_config_source": {"path": cds_path}},
-            "lds_config": {"resource_api_version": "V3", "path_config_source": {"path": lds_path}},
-        }
+    clusters = []
+    if mode == "rest":
+        dynamic = {"cds_config": rest_config_source(), "lds_config": rest_config_source()}
+        rest = _static_cluster(XDS_REST_CLUSTER, "127.0.0.1", xds_rest_port)
+        rest.pop("@type")
+        clusters.append(rest)
     elif mode == "ads":
         dynamic = {
             "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
@@ -547,7 +565,7 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, cds_path: str = ""
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin}}},
         "dynamic_resources": dynamic,
         "static_resources": {
-            "clusters": [agent, xds_grpc],
+            "clusters": [agent, xds_grpc, *clusters],
             "listeners": [health_listener],
             "secrets": [
                 {"name": "default", "tls_certificate": {

@@ -1,0 +1,63 @@
+"""The lab's xDS server: REST-JSON discovery for every healthy lab Envoy, keyed by node id.
+
+Envoy's REST subscription posts a DiscoveryRequest (with its node) to `/v3/discovery:<type>` and takes
+the DiscoveryResponse JSON. One aiohttp server on the lab's loop answers all Envoys, so no watched
+files (and no inotify instances) are needed however many Envoys run. See xds.py for why.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from kubectl_meshdoctor.lab.xds import T_CLUSTER, T_LISTENER, T_ROUTE, SidecarResources
+
+_TYPES = {"clusters": T_CLUSTER, "listeners": T_LISTENER, "routes": T_ROUTE}
+
+
+class XdsRestServer:
+    def __init__(self, version: str = "2026-11-20T09:00:00Z/1"):
+        self.version = version
+        self._by_node: dict[str, SidecarResources] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def register(self, node_id: str, resources: SidecarResources) -> None:
+        self._by_node[node_id] = resources
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        type_url = _TYPES.get(kind)
+        if type_url is None:
+            return web.Response(status=404, text=f"no such discovery type {kind}")
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return web.Response(status=400, text="DiscoveryRequest is not JSON")
+        resources = self._by_node.get(((body.get("node") or {}).get("id")) or "")
+        if resources is None:
+            return web.Response(status=404, text="unknown node")
+        if kind == "clusters":
+            items = resources.clusters
+        elif kind == "listeners":
+            items = resources.listeners
+        else:
+            names = body.get("resource_names") or body.get("resourceNames") or list(resources.routes)
+            items = [resources.routes[n] for n in names if n in resources.routes]
+        return web.json_response({"version_info": self.version, "resources": items, "type_url": type_url})
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v3/discovery:{kind}", self._discovery)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
