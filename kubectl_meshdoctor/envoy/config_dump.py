@@ -337,7 +337,7 @@ def _tls_context_kind(context: dict[str, typing.Any], where: str) -> str:
     common = _obj(_field(context, "common_tls_context"), f"{where}.common_tls_context")
     where = f"{where}.common_tls_context"
     for protocol in _list(_field(common, "alpn_protocols"), f"{where}.alpn_protocols"):
-        if protocol in _ISTIO_ALPN:
+        if isinstance(protocol, str) and protocol in _ISTIO_ALPN:
             return TLS_ISTIO_ALWAYS
     secret_names = []
     for index, sds in enumerate(_list(_field(common, "tls_certificate_sds_secret_configs"), f"{where}.sds")):

@@ -382,3 +382,10 @@ def test_response_flags_table():
     assert split_flags("URX,UF") == ("UF", "URX") and split_flags("-") == ()
     for flag in RESPONSE_FLAGS.values():
         assert flag.scope in ("HTTP", "HTTP+TCP") and flag.meaning
+
+
+def test_non_text_alpn_entries_are_ignored_not_a_crash():
+    """Found by fuzzing: an unhashable ALPN entry once raised TypeError."""
+    socket = samples.istio_tls_socket(alpn=False)
+    socket["typed_config"]["common_tls_context"]["alpn_protocols"] = [[["istio"]], {"a": 1}]
+    assert cluster_tls({"transport_socket": socket}) == TLS_ISTIO_ALWAYS  # still Istio by its SDS names
