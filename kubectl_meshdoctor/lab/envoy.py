@@ -146,11 +146,14 @@ class EnvoyProcess:
                     raise LabError(f"Envoy {self.name} admin API did not answer: {self.stderr_tail()}") from None
                 time.sleep(0.05)
 
-    def wait_live(self, timeout: float = 15.0) -> None:
+    def wait_live(self, timeout: float = 60.0) -> None:
         """Until Envoy's /ready says LIVE (config loaded from files, workers started)."""
         deadline = time.monotonic() + timeout
         while True:
-            status, body = self.get("ready", timeout=2)
+            try:
+                status, body = self.get("ready", timeout=2)
+            except (urllib.error.URLError, OSError) as exc:  # busy applying a large config
+                status, body = 0, str(exc).encode()
             if status == 200:
                 return
             if time.monotonic() > deadline or not self.running():

@@ -90,6 +90,7 @@ class Lab:
         self._stand_ins: list[_PlainTextServer] = []
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
+        self._exec: SidecarExec | None = None
         self.startup_seconds: float | None = None
 
     # -- public -----------------------------------------------------------------------------------
@@ -108,6 +109,23 @@ class Lab:
         """Per scenario, the findings it is built to produce (code and subject), as listed in its file."""
         return {e.name: list(e.expect) for e in self.expanded}
 
+    def exec(self, namespace: str, pod: str, container: str, command: list[str]):
+        """Run an exec handler command as the API server would (for tests; kubectl goes through the server)."""
+        if self._thread is None or self._exec is None:
+            raise LabError("the lab is not running")
+        return self._thread.call(self._exec.exec, namespace, pod, container, command, timeout=60)
+
+    def logs(self, namespace: str, pod: str, container: str = "istio-proxy") -> str:
+        if self._thread is None or self._exec is None:
+            raise LabError("the lab is not running")
+        return self._thread.call(self._exec.logs, namespace, pod, container, None, None, timeout=60)
+
+    def pods(self, namespace: str, app: str | None = None) -> list[str]:
+        """Names of the lab's pods in ``namespace`` (optionally only those labelled app=<app>)."""
+        return [o["metadata"]["name"] for o in self.objects if o["kind"] == "Pod"
+                and o["metadata"]["namespace"] == namespace
+                and (app is None or o["metadata"].get("labels", {}).get("app") == app)]
+
     def envoy_pids(self) -> list[int]:
         return [p.envoy.pid for p in self.proxies if p.envoy.pid is not None]
 
@@ -120,7 +138,7 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = SidecarExec(self.agents)
+            sidecar_exec = self._exec = SidecarExec(self.agents)
             self._store = ObjectStore((), istio_installed=True)
             self._xds = XdsRestServer()
             self._thread = KubeApiServerThread(

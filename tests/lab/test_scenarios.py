@@ -1,0 +1,129 @@
+"""The packaged scenarios expand into objects with the real schema and say what they should produce."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kubectl_meshdoctor.catalogue import CATALOGUE
+from kubectl_meshdoctor.lab import xds
+from kubectl_meshdoctor.lab.scenario import (
+    DEFAULT_DNS_IP,
+    AddressPool,
+    control_plane_objects,
+    expand,
+    load_scenario,
+    scenario_names,
+)
+
+REQUIRED = {"bookinfo-healthy", "dns-clusterip-changed", "istiod-no-endpoints", "redis-headless-no-sidecar",
+            "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid"}
+CODES = {entry.code for entry in CATALOGUE}
+
+
+def _expand(name: str, dns_ip: str = DEFAULT_DNS_IP):
+    return expand(load_scenario(name), AddressPool(), dns_ip)
+
+
+def test_required_scenarios_are_packaged():
+    assert REQUIRED <= set(scenario_names())
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_expectations_use_catalogue_codes(name):
+    for item in load_scenario(name).get("expect") or ():
+        assert item["code"] in CODES
+
+
+def test_bookinfo_expects_nothing_and_everything_is_ready():
+    expanded = _expand("bookinfo-healthy")
+    assert expanded.expect == []
+    pods = [o for o in expanded.objects if o["kind"] == "Pod"]
+    assert len(pods) == 6
+    for pod in pods:
+        assert pod["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
+        assert json.loads(pod["metadata"]["annotations"]["sidecar.istio.io/status"])["containers"] == ["istio-proxy"]
+        assert all(s["ready"] for s in pod["status"]["containerStatuses"])
+
+
+def test_dns_scenario_pods_are_1_of_2_ready_with_the_old_nameserver():
+    expanded = _expand("dns-clusterip-changed", dns_ip="172.19.9.54")
+    pods = [o for o in expanded.objects if o["kind"] == "Pod" and o["metadata"]["namespace"] == "shop"]
+    assert len(pods) >= 6
+    for pod in pods:
+        ready = {s["name"]: s["ready"] for s in pod["status"]["containerStatuses"]}
+        assert ready["istio-proxy"] is False and list(ready.values()).count(True) == 1
+        assert "nameserver 172.19.0.10" in expanded.resolv[("shop", pod["metadata"]["name"])]
+    assert {s.state for s in expanded.sidecars} == {"no-xds"}
+
+
+def test_endpoints_and_slices_follow_the_real_schema():
+    expanded = _expand("redis-headless-no-sidecar")
+    endpoints = next(o for o in expanded.objects if o["kind"] == "Endpoints" and o["metadata"]["name"] == "redis")
+    address = endpoints["subsets"][0]["addresses"][0]
+    assert address["ip"].startswith("10.244.") and address["targetRef"] == {
+        "kind": "Pod", "namespace": "cache-demo", "name": "redis-0", "uid": address["targetRef"]["uid"]}
+    eps = next(o for o in expanded.objects if o["kind"] == "EndpointSlice"
+               and o["metadata"]["labels"]["kubernetes.io/service-name"] == "redis")
+    assert eps["addressType"] == "IPv4" and eps["endpoints"][0]["targetRef"]["name"] == "redis-0"
+    redis = next(o for o in expanded.objects if o["kind"] == "Pod" and o["metadata"]["name"] == "redis-0")
+    assert "security.istio.io/tlsMode" not in redis["metadata"]["labels"]
+    assert [c["name"] for c in redis["spec"]["containers"]] == ["redis"]
+
+
+def test_istiod_without_ready_endpoints_and_kube_dns_labelled():
+    objects, _ = control_plane_objects(AddressPool(), "172.19.9.54", istiod_ready=False)
+    istiod_eps = next(o for o in objects if o["kind"] == "Endpoints" and o["metadata"]["name"] == "istiod")
+    assert "addresses" not in istiod_eps["subsets"][0] and istiod_eps["subsets"][0]["notReadyAddresses"]
+    dns = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "kube-dns")
+    assert dns["metadata"]["labels"]["k8s-app"] == "kube-dns" and dns["spec"]["clusterIP"] == "172.19.9.54"
+
+
+def _resources(name: str, client_app: str):
+    expanded = _expand(name)
+    objects = expanded.objects + control_plane_objects(AddressPool("10.245.0.0/16", "10.97.0.0/16"),
+                                                       DEFAULT_DNS_IP, True)[0]
+    pod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == client_app)
+    return xds.sidecar_resources(xds.MeshModel(objects), pod, xds.SidecarWiring(access_log_path="/dev/null"))
+
+
+def test_headless_redis_cluster_is_original_dst_with_forced_mtls():
+    clusters = {c["name"]: c for c in _resources("redis-headless-no-sidecar", "session-api").clusters}
+    redis = clusters["outbound|6379||redis.cache-demo.svc.cluster.local"]
+    assert (redis["type"], redis["lb_policy"]) == ("ORIGINAL_DST", "CLUSTER_PROVIDED")
+    assert redis["transport_socket"]["name"] == "envoy.transport_sockets.tls"
+    assert "transport_socket_matches" not in redis
+
+
+def test_missing_subsets_give_routes_to_clusters_envoy_lacks():
+    resources = _resources("vs-subset-missing", "web")
+    names = {c["name"] for c in resources.clusters}
+    route = next(vh for vh in resources.routes["8080"]["virtual_hosts"]
+                 if vh["name"] == "catalog.storefront.svc.cluster.local:8080")["routes"][0]
+    targets = {c["name"] for c in route["route"]["weighted_clusters"]["clusters"]}
+    assert targets == {"outbound|8080|v1|catalog.storefront.svc.cluster.local",
+                       "outbound|8080|v2|catalog.storefront.svc.cluster.local"}
+    assert not targets & names
+
+
+def test_dr_disable_yields_a_plain_text_cluster_and_auto_mtls_elsewhere():
+    clusters = {c["name"]: c for c in _resources("dr-disable-vs-strict", "invoicer").clusters}
+    accounts = clusters["outbound|8000||accounts.billing.svc.cluster.local"]
+    assert "transport_socket" not in accounts and "transport_socket_matches" not in accounts
+    invoicer = clusters["outbound|8000||invoicer.billing.svc.cluster.local"]
+    assert [m["name"] for m in invoicer["transport_socket_matches"]] == ["tlsMode-istio", "tlsMode-disabled"]
+
+
+@pytest.mark.parametrize("port,protocol", [({"name": "http2foo", "port": 1}, "tcp"),
+                                           ({"name": "web", "port": 1}, "tcp"),
+                                           ({"name": "http2-foo", "port": 1}, "http2"),
+                                           ({"name": "grpc-web", "port": 1}, "grpc-web"),
+                                           ({"name": "web", "appProtocol": "http", "port": 1}, "http")])
+def test_port_protocol(port, protocol):
+    assert xds.port_protocol(port) == protocol
+
+
+def test_access_log_format_is_istios(shared_dir):
+    data = json.loads((shared_dir / "istio-data" / "envoy-response-flags.json").read_text())
+    assert data["istio_default_text_log_format"].startswith(xds.ISTIO_TEXT_LOG_FORMAT.rstrip("\n"))
