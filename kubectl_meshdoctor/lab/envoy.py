@@ -55,6 +55,23 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+class PortAllocator:
+    """Free ports never handed out twice by one lab: the kernel reuses a port as soon as its probe socket
+    closes, and the lab binds most of its ports only later, when the Envoys start."""
+
+    def __init__(self) -> None:
+        self.given: set[int] = set()
+
+    def take(self, count: int) -> list[int]:
+        ports: list[int] = []
+        for _ in range(20):
+            ports += [p for p in free_ports(count - len(ports)) if p not in self.given and p not in ports]
+            if len(ports) == count:
+                self.given.update(ports)
+                return ports
+        raise LabError("could not find enough free ports on 127.0.0.1")
+
+
 def write_atomic(path: Path, data: str) -> None:
     """Write then rename, so Envoy's file watcher never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")

@@ -28,7 +28,7 @@ from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
-from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, free_ports
+from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
     DEFAULT_DNS_IP,
@@ -91,6 +91,7 @@ class Lab:
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
         self._exec: SidecarExec | None = None
+        self._ports = PortAllocator()
         self.startup_seconds: float | None = None
 
     # -- public -----------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class Lab:
         self._stand_in_ports: dict[str, int] = {}
         for expanded in self.expanded:
             for stand_in in expanded.stand_ins:
-                self._stand_in_ports.setdefault(stand_in.service_host, free_ports(1)[0])
+                self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
             groups: list[list[SidecarSpec]] = []
             shared: dict[str, list[SidecarSpec]] = {}
             for spec in expanded.sidecars:
@@ -231,7 +232,7 @@ class Lab:
         access_log = directory / "access.log"
         access_log.touch()
         drives = self._plan_drives(model, first) if first.state == "healthy" else []
-        admin, health, xds_port, vout, vin, *rest = free_ports(5 + len(drives) + len(group))
+        admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
         bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports)}
         targets = {cluster: target for (_, cluster, target, _) in drives if target}

@@ -54,3 +54,11 @@ def test_failure_during_start_stops_what_was_started(monkeypatch):
 def test_unknown_scenario_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown lab scenario 'no-such-scenario'"):
         Lab(["no-such-scenario"])
+
+
+def test_cli_lists_the_packaged_scenarios(capsys):
+    from kubectl_meshdoctor.lab.__main__ import main
+
+    assert main(["list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"bookinfo-healthy", "dns-clusterip-changed", "redis-headless-no-sidecar"} <= set(names)
