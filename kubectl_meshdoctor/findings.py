@@ -47,6 +47,8 @@ class Finding:
     root_cause: bool = False
     # Codes of the findings (same pod, or pod-less) that explain this one: the chain symptom -> cause.
     caused_by: tuple[str, ...] = field(default=())
+    # For a pod-less finding: the pods it concerns (e.g. the pods of one istiod revision); empty = all.
+    affects: tuple[str, ...] = field(default=())
 
     def with_links(self, *, root_cause: bool, caused_by: tuple[str, ...]) -> "Finding":
         return replace(self, root_cause=root_cause, caused_by=caused_by)
@@ -59,6 +61,7 @@ class Finding:
             "subject": self.subject.to_dict(),
             "rootCause": self.root_cause,
             "causedBy": list(self.caused_by),
+            "affects": list(self.affects),
             "message": self.message,
             "remediation": self.remediation,
             "evidence": list(self.evidence),
@@ -76,4 +79,5 @@ class Finding:
             pod=data.get("pod"),
             root_cause=bool(data.get("rootCause", False)),
             caused_by=tuple(data.get("causedBy", ())),
+            affects=tuple(data.get("affects", ())),
         )

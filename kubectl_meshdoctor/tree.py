@@ -17,8 +17,17 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
 }
 
-# Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod.
+# Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod they affect
+# (``Finding.affects``: e.g. the pods of the broken istiod revision; empty means every pod).
 MESH_WIDE = frozenset({"MD0203"})
+
+
+def _mesh_wide_causes(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.pod is None and f.code in MESH_WIDE]
+
+
+def _concerns(cause: Finding, pod: str | None) -> bool:
+    return not cause.affects or pod in cause.affects
 
 
 def link(findings: list[Finding]) -> list[Finding]:
@@ -30,11 +39,11 @@ def link(findings: list[Finding]) -> list[Finding]:
     codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
     for item in findings:
         codes_by_pod[item.pod].add(item.code)
-    mesh_wide = {code for code in codes_by_pod.get(None, set()) if code in MESH_WIDE}
+    mesh_wide = _mesh_wide_causes(findings)
 
     linked = []
     for item in findings:
-        present = codes_by_pod[item.pod] | mesh_wide
+        present = codes_by_pod[item.pod] | {c.code for c in mesh_wide if _concerns(c, item.pod)}
         candidates = () if item.severity is Severity.INFO else CAUSES.get(item.code, ())
         causes = tuple(code for code in candidates if code in present and code != item.code)
         linked.append(item.with_links(root_cause=not causes, caused_by=causes))
@@ -46,7 +55,10 @@ def root_causes_of(pod: str, findings: list[Finding]) -> list[Finding]:
     own = [f for f in findings if f.pod == pod]
     by_code: dict[str, list[Finding]] = defaultdict(list)
     for item in findings:
-        if item.pod == pod or (item.pod is None and item.code in MESH_WIDE):
+        if item.pod == pod:
+            by_code[item.code].append(item)
+    for item in _mesh_wide_causes(findings):
+        if _concerns(item, pod):
             by_code[item.code].append(item)
     seen: dict[tuple, Finding] = {}
     stack = list(own)

@@ -163,6 +163,23 @@ def test_mesh_wide_cause_links_to_every_pod_and_groups_them():
     assert report.exit_code() == 1
 
 
+def test_a_mesh_wide_cause_links_only_to_the_pods_it_affects():
+    class Fake(Check):
+        name, codes, needs = "fake", ("MD0201", "MD0203"), frozenset()
+
+        def run(self, ctx):
+            # istiod-canary is down: it explains the canary pod, not the pod of the healthy default revision
+            yield finding("MD0203", Subject("Service", "istiod-canary", "istio-system"), "down", affects=("a/canary",))
+            yield _f("MD0201", "a/canary")
+            yield _f("MD0201", "a/stable")
+
+    report = analyze(EvidenceBundle(scope={"kind": "namespace", "pods": ["a/canary", "a/stable"]}), checks=[Fake()])
+    by_pod = {f.pod: f for f in report.findings if f.code == "MD0201"}
+    assert by_pod["a/canary"].caused_by == ("MD0203",) and not by_pod["a/canary"].root_cause
+    assert by_pod["a/stable"].caused_by == () and by_pod["a/stable"].root_cause
+    assert {p.pod: p.root_causes for p in report.pods} == {"a/canary": ("MD0203",), "a/stable": ("MD0201",)}
+
+
 def test_a_check_that_raises_becomes_a_gap_and_others_still_run():
     class Broken(Check):
         name, codes, needs = "broken", ("MD0502",), frozenset()

@@ -36,6 +36,7 @@ def finding(
     pod: str | None = None,
     remediation: str | None = None,
     severity: Severity | None = None,
+    affects: Iterable[str] = (),
 ) -> Finding:
     """A finding with the catalogue's severity and fix unless the check knows better."""
     item = entry(code)
@@ -47,4 +48,5 @@ def finding(
         remediation=remediation or item.fix,
         evidence=tuple(evidence),
         pod=pod,
+        affects=tuple(affects),
     )

@@ -10,6 +10,9 @@ istiod" links to it and a sweep groups them all under this one cause.
 Why: a sidecar gets its configuration and certificate from istiod. Without a ready istiod, every new or
 restarted sidecar stays PRE_INITIALIZING and never becomes ready.
 
+Each finding lists in ``affects`` the meshed pods of its revision, so a broken canary control plane
+explains only the canary pods' symptoms, not those of pods on a healthy revision.
+
 Decisions: the revisions looked for are those the meshed pods carry (``istio.io/rev`` label or
 annotation, or the revision in ``sidecar.istio.io/status``); pods without one need the default
 ``istiod`` (or legacy ``istio-pilot``). The control-plane namespaces are istio-system plus every
@@ -62,8 +65,11 @@ class IstiodUnavailable(Check):
             (s.get("metadata") or {}).get("namespace") or ""
             for s in ctx.objects("Service") if labels_of(s).get("app") == "istiod"
         } - {CONTROL_PLANE_NAMESPACE})
-        revisions = sorted({pod_revision(pod) for _, pod, _ in ctx.meshed_pods()}) or [DEFAULT_REVISION]
-        for revision in revisions:
+        pods_by_revision: dict[str, list[str]] = {}
+        for key, pod, _ in ctx.meshed_pods():
+            pods_by_revision.setdefault(pod_revision(pod), []).append(key)
+        for revision in sorted(pods_by_revision) or [DEFAULT_REVISION]:
+            affected = sorted(pods_by_revision.get(revision, ()))
             names = service_names(revision)
             service = next((s for ns in namespaces for n in names if (s := ctx.service(ns, n)) is not None), None)
             if service is None:
@@ -73,6 +79,7 @@ class IstiodUnavailable(Check):
                     f"istiod Service not found (looked for {looked} in {', '.join(namespaces)})",
                     [f"no Service {n} in namespace {ns}" for ns in namespaces for n in names]
                     + [f"meshed pods of revision {revision!r} cannot reach istiod"],
+                    affects=affected,
                 )
                 continue
             if ctx.ready_endpoint_count(service) > 0:
@@ -82,7 +89,7 @@ class IstiodUnavailable(Check):
             evidence += self._istiod_pods(ctx, meta.get("namespace") or "", (service.get("spec") or {}).get("selector"))
             yield finding(
                 "MD0203", Subject("Service", meta["name"], meta.get("namespace")),
-                f"istiod has no ready endpoints (Service {key_of(service)})", evidence,
+                f"istiod has no ready endpoints (Service {key_of(service)})", evidence, affects=affected,
             )
 
     @staticmethod
