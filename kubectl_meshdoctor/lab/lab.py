@@ -37,7 +37,9 @@ from kubectl_meshdoctor.lab.scenario import (
     SidecarSpec,
     control_plane_objects,
     expand,
+    istiod_service_name,
     load_scenario,
+    scenario_revision,
 )
 
 # What a plain-text server (Redis here) answers a TLS ClientHello with before closing.
@@ -190,16 +192,20 @@ class Lab:
     def _build(self) -> None:
         clusters = [s.get("cluster") or {} for s in self._scenario_data]
         dns_ip = next((c["dnsServiceIP"] for c in clusters if c.get("dnsServiceIP")), DEFAULT_DNS_IP)
-        istiod_ready = all(c.get("istiodReady", True) for c in clusters)
+        # each revision is ready unless a scenario of that revision says otherwise
+        revisions: dict[str, bool] = {}
+        for data in self._scenario_data:
+            revision = scenario_revision(data)
+            revisions[revision] = revisions.get(revision, True) and (data.get("cluster") or {}).get("istiodReady", True)
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, istiod_ready)
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions)
         self.objects = objects
-        istiod_ip = next(o["spec"]["clusterIP"] for o in objects
-                         if o["kind"] == "Service" and o["metadata"]["name"] == "istiod")
+        istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
+                      if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
         for data in self._scenario_data:
-            expanded = expand(data, pool, dns_ip, istiod_ip)
+            expanded = expand(data, pool, dns_ip, istiod_ips[istiod_service_name(scenario_revision(data))])
             self.expanded.append(expanded)
             self.objects.extend(expanded.objects)
             resolv.update(expanded.resolv)

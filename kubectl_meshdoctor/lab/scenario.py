@@ -9,7 +9,8 @@ into a real Envoy. Format (all keys but `name` optional)::
 
     name: my-scenario
     description: text
-    cluster: {dnsServiceIP: 10.96.0.10, istiodReady: true, caLifetimeHours: 87600, caRemainingHours: null}
+    cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
+              caRemainingHours: null}   # revision: the istiod revision of this scenario's sidecars
     namespaces: [{name: shop, injection: true}]
     sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
@@ -162,7 +163,8 @@ def _running(name: str, image: str, ready: bool) -> dict:
 
 
 def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
-         sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1") -> dict:
+         sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1",
+         revision: str = ISTIO_REVISION) -> dict:
     ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
     containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
                    "imagePullPolicy": "IfNotPresent"}]
@@ -172,7 +174,8 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
     if sidecar:
         labels = {**labels, "security.istio.io/tlsMode": labels.get("security.istio.io/tlsMode", "istio"),
                   "service.istio.io/canonical-name": labels.get("app", name),
-                  "service.istio.io/canonical-revision": labels.get("version", "latest")}
+                  "service.istio.io/canonical-revision": labels.get("version", "latest"),
+                  **({"istio.io/rev": revision} if revision != ISTIO_REVISION else {})}
         if labels["security.istio.io/tlsMode"] is None:
             del labels["security.istio.io/tlsMode"]
         annotations = {
@@ -180,8 +183,8 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
                 "initContainers": ["istio-init"], "containers": ["istio-proxy"],
                 "volumes": ["workload-socket", "credential-socket", "workload-certs", "istio-envoy",
                             "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert"],
-                "imagePullSecrets": None, "revision": ISTIO_REVISION}),
-            "istio.io/rev": ISTIO_REVISION,
+                "imagePullSecrets": None, "revision": revision}),
+            "istio.io/rev": revision,
             "kubectl.kubernetes.io/default-container": containers[0]["name"],
             "prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true",
         }
@@ -303,9 +306,12 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     """Turn one scenario into cluster objects and sidecar specs; ``dns_ip`` is the lab's kube-dns IP."""
     out = Expanded(name=data["name"], expect=list(data.get("expect") or ()))
     defaults = dict(data.get("sidecarDefaults") or {})
+    revision = scenario_revision(data)
     injected = {ns["name"]: bool(ns.get("injection", True)) for ns in data.get("namespaces") or ()}
     for ns, inject in injected.items():
-        labels = {"kubernetes.io/metadata.name": ns, **({"istio-injection": "enabled"} if inject else {})}
+        # a revisioned control plane is selected with istio.io/rev, the default one with istio-injection
+        injection = {"istio.io/rev": revision} if revision != ISTIO_REVISION else {"istio-injection": "enabled"}
+        labels = {"kubernetes.io/metadata.name": ns, **(injection if inject else {})}
         out.objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, labels),
                             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     pods: list[dict] = []
@@ -327,7 +333,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             ip = pool.pod_ip()
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
-                       sidecar=has_sidecar, proxy_ready=(state == "healthy"))
+                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision)
             pods.append(pod)
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
             out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
@@ -359,8 +365,20 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     return out
 
 
-def control_plane_objects(pool: AddressPool, dns_ip: str, istiod_ready: bool) -> tuple[list[dict], dict]:
-    """kube-system's DNS and istio-system's istiod, as every lab cluster has them; plus their resolv.confs."""
+def scenario_revision(data: dict) -> str:
+    """The istiod revision a scenario's sidecars belong to (``cluster.revision``; "default" if unset)."""
+    return str((data.get("cluster") or {}).get("revision") or ISTIO_REVISION)
+
+
+def istiod_service_name(revision: str) -> str:
+    return "istiod" if revision == ISTIO_REVISION else f"istiod-{revision}"
+
+
+def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool]) -> tuple[list[dict], dict]:
+    """kube-system's DNS and istio-system's istiod (one per revision, ready or not); plus their resolv.confs.
+
+    The default revision always exists, so a broken canary revision leaves the other pods' istiod intact.
+    """
     objects: list[dict] = []
     for ns, labels in (("kube-system", {}), ("istio-system", {})):
         objects.append({"apiVersion": "v1", "kind": "Namespace",
@@ -369,27 +387,29 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, istiod_ready: bool) ->
     coredns = _pod(f"coredns-{_digest('coredns')}-{_digest('coredns', '0', length=5)}", "kube-system",
                    {"k8s-app": "kube-dns"}, "coredns", pool.pod_ip(), "registry.k8s.io/coredns/coredns:v1.11.3",
                    53, sidecar=False, proxy_ready=True)
-    istiod = _pod(f"istiod-{_digest('istiod')}-{_digest('istiod', '0', length=5)}", "istio-system",
-                  {"app": "istiod", "istio": "pilot", "istio.io/rev": ISTIO_REVISION}, "istiod",
-                  pool.pod_ip(), "docker.io/istio/pilot:1.24.2", 15010, sidecar=False, proxy_ready=True,
-                  app_ready=istiod_ready)
-    if not istiod_ready:
-        status = istiod["status"]["containerStatuses"][0]
-        status.update(ready=False, started=False, restartCount=14,
-                      state={"waiting": {"reason": "CrashLoopBackOff",
-                                         "message": "back-off 5m0s restarting failed container=discovery"}})
-    objects += [coredns, istiod]
+    objects.append(coredns)
     objects += _service_objects("kube-dns", "kube-system", [
         {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53},
         {"name": "metrics", "port": 9153}], {"k8s-app": "kube-dns"}, dns_ip, [coredns],
         {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"})
-    objects += _service_objects("istiod", "istio-system", [
-        {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
-        {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
-        {"app": "istiod", "istio": "pilot"}, pool.cluster_ip(), [istiod],
-        {"app": "istiod", "istio": "pilot", "istio.io/rev": ISTIO_REVISION})
-    resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n",
-              ("istio-system", istiod["metadata"]["name"]): resolv_conf("istio-system", [dns_ip])}
+    resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n"}
+    for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
+        name = istiod_service_name(revision)
+        selector = {"app": "istiod", "istio.io/rev": revision}
+        istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, '0', length=5)}", "istio-system",
+                      {**selector, "istio": "pilot"}, "istiod", pool.pod_ip(), "docker.io/istio/pilot:1.24.2",
+                      15010, sidecar=False, proxy_ready=True, app_ready=ready)
+        if not ready:
+            status = istiod["status"]["containerStatuses"][0]
+            status.update(ready=False, started=False, restartCount=14,
+                          state={"waiting": {"reason": "CrashLoopBackOff",
+                                             "message": "back-off 5m0s restarting failed container=discovery"}})
+        objects.append(istiod)
+        objects += _service_objects(name, "istio-system", [
+            {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
+            {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
+            selector, pool.cluster_ip(), [istiod], {**selector, "istio": "pilot"})
+        resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
     return objects, resolv
 
 

@@ -73,17 +73,29 @@ def test_endpoints_and_slices_follow_the_real_schema():
 
 
 def test_istiod_without_ready_endpoints_and_kube_dns_labelled():
-    objects, _ = control_plane_objects(AddressPool(), "172.19.9.54", istiod_ready=False)
+    objects, _ = control_plane_objects(AddressPool(), "172.19.9.54", {"default": False})
     istiod_eps = next(o for o in objects if o["kind"] == "Endpoints" and o["metadata"]["name"] == "istiod")
     assert "addresses" not in istiod_eps["subsets"][0] and istiod_eps["subsets"][0]["notReadyAddresses"]
     dns = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "kube-dns")
     assert dns["metadata"]["labels"]["k8s-app"] == "kube-dns" and dns["spec"]["clusterIP"] == "172.19.9.54"
 
 
+def test_a_broken_canary_revision_leaves_the_default_istiod_ready():
+    objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {"canary": False})
+    endpoints = {o["metadata"]["name"]: o["subsets"][0] for o in objects if o["kind"] == "Endpoints"}
+    assert endpoints["istiod"].get("addresses") and not endpoints["istiod"].get("notReadyAddresses")
+    assert not endpoints["istiod-canary"].get("addresses") and endpoints["istiod-canary"]["notReadyAddresses"]
+    canary = _expand("istiod-no-endpoints")
+    namespace = next(o for o in canary.objects if o["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"].get("istio.io/rev") == "canary"
+    pod = next(o for o in canary.objects if o["kind"] == "Pod")
+    assert pod["metadata"]["labels"]["istio.io/rev"] == "canary"
+
+
 def _resources(name: str, client_app: str):
     expanded = _expand(name)
     objects = expanded.objects + control_plane_objects(AddressPool("10.245.0.0/16", "10.97.0.0/16"),
-                                                       DEFAULT_DNS_IP, True)[0]
+                                                       DEFAULT_DNS_IP, {})[0]
     pod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == client_app)
     return xds.sidecar_resources(xds.MeshModel(objects), pod, xds.SidecarWiring(access_log_path="/dev/null"))
 
