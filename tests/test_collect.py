@@ -335,3 +335,32 @@ def test_curl_fallback_without_pilot_agent(tmp_path):
     assert proxy.config is not None and proxy.stats is not None and proxy.certs is not None
     assert {CURL_FALLBACK[READY], CURL_FALLBACK[CONFIG_DUMP]} <= executed
     assert not bundle.gaps
+
+
+def test_ctrl_c_cancels_the_sweep_and_leaves_no_workers(tmp_path):
+    import os
+    import signal
+    import threading
+
+    from kubectl_meshdoctor.collect.sweep import WORKER_PREFIX
+
+    hung = {("shop", "web-1"), ("shop", "web-2")}
+    with lab_cluster(tmp_path, policy=AccessPolicy(hang_exec=hung)) as lab:
+        started = threading.Event()
+
+        def interrupt_once_streams_hang() -> None:
+            # Both workers are blocked on exec streams that never answer when the server has seen them.
+            for _ in range(400):
+                if sum(r.verb == "exec" for r in lab.server.requests) >= 2:
+                    break
+                threading.Event().wait(0.05)
+            started.set()
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+
+        watcher = threading.Thread(target=interrupt_once_streams_hang, daemon=True)
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            collect_evidence(lab.options(pod_timeout=120.0, concurrency=2))
+        watcher.join()
+        assert started.is_set()
+        assert not [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]

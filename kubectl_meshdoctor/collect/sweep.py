@@ -34,6 +34,8 @@ from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReadi
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
+WORKER_PREFIX = "meshdoctor-pod"
+CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 REVISION_LABEL = "istio.io/rev"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
@@ -237,23 +239,29 @@ class Sweep:
             return reading
 
         readings: list[ProxyReading] = []
+        futures: list[concurrent.futures.Future] = []
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
-                                                         thread_name_prefix="meshdoctor-pod")
-        interrupted = False
+                                                         thread_name_prefix=WORKER_PREFIX)
         try:
             with _progress(options.progress, len(pods)) as advance:
                 futures = [executor.submit(examine, pod) for pod in pods]
-                for future in concurrent.futures.as_completed(futures):
-                    readings.append(future.result())
-                    advance()
+                pending = set(futures)
+                while pending:
+                    # Short waits keep the main thread responsive to Ctrl-C on every platform.
+                    done, pending = concurrent.futures.wait(pending, timeout=0.2,
+                                                            return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in done:
+                        readings.append(future.result())
+                        advance()
+            executor.shutdown(wait=True)
         except BaseException:
-            interrupted = True
-            cancellation.cancel()  # wakes workers blocked on exec streams
+            # Ctrl-C (or a bug): drop queued pods, wake the workers blocked on exec streams, and give the
+            # running ones a short grace to finish, so the interrupt is prompt and leaves no threads behind.
+            cancellation.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+            concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
             raise
         finally:
-            if not interrupted:
-                executor.shutdown(wait=True)
             for client in clients:
                 client.close()
         readings.sort(key=lambda r: r.pod)
