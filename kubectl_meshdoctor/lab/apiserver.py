@@ -54,6 +54,7 @@ from .apiresources import (
 )
 from .kubeconfig import LAB_USER, kubeconfig_document, write_kubeconfig
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from .tables import table, wants_table
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +403,7 @@ class KubeApiServer:
             return await self._log(route, request)
         if route.verb == "exec":
             return await self._exec(route, request)
-        return self._get(route)
+        return self._get(route, request)
 
     def _authenticated(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -458,13 +459,16 @@ class KubeApiServer:
         return _status(404, "NotFound", f'{resource.qualified_name} "{name}" not found',
                        {"name": name, "group": resource.group, "kind": resource.plural})
 
-    def _get(self, route: _Route) -> web.Response:
+    def _get(self, route: _Route, request: web.Request) -> web.Response:
         resource = route.resource
         assert resource is not None and route.name is not None
         obj = self.store.get(resource, route.namespace, route.name)
         if obj is None:
             return self._not_found(resource, route.name)
-        return _json(_with_api_version(obj, resource.api_version(route.version)))
+        obj = _with_api_version(obj, resource.api_version(route.version))
+        if wants_table(request.headers.get("Accept", "")):
+            return _json(table(resource.kind, [obj]))
+        return _json(obj)
 
     def _list(self, route: _Route, request: web.Request) -> web.Response:
         resource = route.resource
@@ -500,6 +504,8 @@ class KubeApiServer:
             metadata["continue"] = _encode_continue(last_key, revision)
             if not selected:
                 metadata["remainingItemCount"] = len(objects) - position
+        if wants_table(request.headers.get("Accept", "")):
+            return _json(table(resource.kind, items, metadata))
         return _json({"kind": f"{resource.kind}List", "apiVersion": api_version, "metadata": metadata,
                       "items": items})
 

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +26,7 @@ from kubectl_meshdoctor.lab.apiserver import (
 from kubectl_meshdoctor.lab.selectors import (
     SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector,
 )
+from kubectl_meshdoctor.lab.tables import human_age, table
 
 from .apiserver_fixtures import (
     DESTINATION_RULE, KUBECTL, SHOP_PODS, VIRTUAL_SERVICE, big_output, echo_exec, lab_store, numbered_log,
@@ -443,6 +445,9 @@ def test_kubectl_get_pods_everywhere_and_by_label(lab: Lab):
     rows = [line.split()[:2] for line in everywhere.stdout.splitlines()[1:]]
     assert rows == [["shop", "db-1"], ["shop", "web-1"], ["shop", "web-2"], ["tools", "finished-job"],
                     ["tools", "toolbox"]]
+    header = everywhere.stdout.splitlines()[0].split()
+    assert header == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]  # the server-side Table
+    assert everywhere.stdout.splitlines()[1].split()[2:5] == ["0/2", "Pending", "0"]
     selected = lab.kubectl("get", "pods", "-n", "shop", "-l", "app=web", "-o", "name")
     assert (selected.returncode, selected.stdout) == (0, "pod/web-1\npod/web-2\n")
     as_json = lab.kubectl("get", "pod", "web-1", "-o", "json")
@@ -566,3 +571,21 @@ def test_field_selectors_read_nested_fields_and_refuse_unknown_ones():
 
 def test_exec_result_defaults():
     assert ExecResult(0) == ExecResult(0, b"", b"")
+
+
+def test_pod_table_rows_show_readiness_waiting_reason_and_restarts():
+    crashing = pod("shop", "c", {})
+    crashing["status"]["containerStatuses"] = [
+        {"name": "app", "ready": False, "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+        {"name": "istio-proxy", "ready": True, "restartCount": 1, "state": {"running": {}}},
+    ]
+    row = table("Pod", [crashing])["rows"][0]
+    assert row["cells"][:4] == ["c", "1/2", "CrashLoopBackOff", "5"] and row["object"] is crashing
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(5, "5s"), (119, "119s"), (600, "10m"), (3 * 3600, "3h"),
+                                                 (5 * 86400, "5d")])
+def test_human_age(seconds: int, shown: str):
+    now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    created = (now - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert human_age(created, now) == shown
