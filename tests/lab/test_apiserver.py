@@ -589,3 +589,19 @@ def test_human_age(seconds: int, shown: str):
     now = datetime(2025, 6, 1, tzinfo=timezone.utc)
     created = (now - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert human_age(created, now) == shown
+
+
+def test_exec_without_a_websocket_upgrade_names_what_is_missing(lab: Lab):
+    """What kubectl's SPDY fallback gets: a Status it prints as `unable to upgrade connection: ...`."""
+    context = ssl.create_default_context(cadata=lab.server.ca_pem.decode())
+    request = urllib.request.Request(
+        lab.server.url + "/api/v1/namespaces/shop/pods/web-1/exec?command=true&container=app&stdout=true",
+        method="POST", headers={"Authorization": f"Bearer {lab.server.token}", "Connection": "Upgrade",
+                                "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io"})
+    mark = len(lab.server.requests)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=30)
+    status = json.loads(refused.value.read())
+    assert (refused.value.code, status["reason"]) == (400, "BadRequest")
+    assert "WebSocket only" in status["message"] and "SPDY is not supported" in status["message"]
+    assert [(r.method, r.verb) for r in lab.requests_since(mark)] == [("POST", "exec")]
