@@ -605,3 +605,22 @@ def test_exec_without_a_websocket_upgrade_names_what_is_missing(lab: Lab):
     assert (refused.value.code, status["reason"]) == (400, "BadRequest")
     assert "WebSocket only" in status["message"] and "SPDY is not supported" in status["message"]
     assert [(r.method, r.verb) for r in lab.requests_since(mark)] == [("POST", "exec")]
+
+
+def test_a_failing_exec_handler_becomes_an_internal_error_status(tmp_path: Path):
+    async def broken_exec(namespace: str, pod_name: str, container: str, command: list[str]) -> ExecResult:
+        raise OSError("envoy admin port closed")
+
+    with KubeApiServerThread(lambda: KubeApiServer(lab_store(), broken_exec)) as thread:
+        kubeconfig = thread.server.write_kubeconfig(tmp_path / "config", namespace="shop")
+        api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            response = stream(client.CoreV1Api(api_client).connect_get_namespaced_pod_exec, "web-1", "shop",
+                              command=["pilot-agent", "request", "GET", "stats"], container="istio-proxy",
+                              stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+            response.run_forever(timeout=60)
+            status = json.loads(response.read_channel(3))
+        finally:
+            api_client.close()
+    assert (status["status"], status["reason"]) == ("Failure", "InternalError")
+    assert "envoy admin port closed" in status["message"]
