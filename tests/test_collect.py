@@ -75,6 +75,10 @@ def test_namespace_scope_collects_api_and_proxy_evidence(tmp_path):
     assert bundle.gaps == []
     assert bundle.collected_at and bundle.collected_at.endswith("Z")
     assert verbs <= READ_VERBS
+    # What was collected is plain data: it saves and loads back unchanged.
+    loaded = EvidenceBundle.load(bundle.save(tmp_path / "bundle.tgz"))
+    assert loaded.proxies == bundle.proxies and loaded.scope == bundle.scope
+    assert loaded.available == bundle.available
 
 
 def test_pod_scope_reads_one_pod_and_its_namespace_context(tmp_path):
@@ -364,3 +368,20 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_workers(tmp_path):
         watcher.join()
         assert started.is_set()
         assert not [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]
+
+
+def test_older_istio_api_versions_are_used_when_v1_is_not_served():
+    import json
+    from types import SimpleNamespace
+
+    groups = {"groups": [
+        {"name": "networking.istio.io", "versions": [{"version": "v1beta1"}, {"version": "v1alpha3"}]},
+        {"name": "security.istio.io", "versions": [{"version": "v1beta1"}]},
+    ]}
+    response = SimpleNamespace(data=json.dumps(groups).encode(), release_conn=lambda: None)
+    kube = SimpleNamespace(apis=SimpleNamespace(get_api_versions=lambda **_: response), request_timeout=5.0)
+    reader = collect_api.ApiReader.__new__(collect_api.ApiReader)
+    reader.kube = kube
+    assert reader.served_version("networking.istio.io") == "v1beta1"
+    assert reader.served_version("security.istio.io") == "v1beta1"
+    assert reader.served_version("telemetry.istio.io") is None

@@ -172,7 +172,8 @@ def shop_objects(*, istio: bool = True) -> list[dict]:
             service("istiod", "istio-system", labels={"app": "istiod"}, selector={"app": "istiod"},
                     cluster_ip="10.96.5.5", port=15012),
             endpoints("istiod", "istio-system", ["10.0.9.9"], labels={"app": "istiod"}),
-            istio_object("DestinationRule", "web", "shop", {"host": "web", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+            istio_object("DestinationRule", "web", "shop",
+                         {"host": "web", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
             istio_object("VirtualService", "web", "shop", {"hosts": ["web"], "http": [{"route": [
                 {"destination": {"host": "web", "subset": "v1"}}]}]}),
             istio_object("PeerAuthentication", "default", "istio-system", {"mtls": {"mode": "STRICT"}},
