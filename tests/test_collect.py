@@ -385,3 +385,14 @@ def test_older_istio_api_versions_are_used_when_v1_is_not_served():
     assert reader.served_version("networking.istio.io") == "v1beta1"
     assert reader.served_version("security.istio.io") == "v1beta1"
     assert reader.served_version("telemetry.istio.io") is None
+
+
+def test_log_forbidden_is_said_once_and_exec_evidence_stays(tmp_path):
+    with lab_cluster(tmp_path, policy=AccessPolicy(forbidden_resources={"pods/log"})) as lab:
+        bundle = collect_evidence(lab.options(concurrency=1))
+        log_reads = [r for r in lab.server.requests if r.verb == "log"]
+
+    assert len(log_reads) == 1
+    assert [g.reason for g in bundle.gaps] == [
+        "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"]
+    assert Evidence.ACCESS_LOG not in bundle.available and Evidence.PROXY_CONFIG in bundle.available

@@ -267,6 +267,7 @@ class ProxyReading:
     fields: dict[str, Any] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     exec_refused: bool = False
+    log_refused: bool = False
 
     def gap(self, what: str, reason: str) -> None:
         self.gaps.append(Gap(what=what, reason=reason, pod=self.pod))
@@ -279,7 +280,9 @@ class PodReader:
     """Runs the fixed command set in one pod within a deadline; every failure becomes a gap."""
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, deadline: float, *,
-                 exec_allowed: Callable[[], bool] = lambda: True, cancellation: Cancellation | None = None):
+                 exec_allowed: Callable[[], bool] = lambda: True, log_allowed: Callable[[], bool] = lambda: True,
+                 cancellation: Cancellation | None = None):
+        self.log_allowed = log_allowed
         self.cancellation = cancellation or Cancellation()
         self.api_client = api_client
         self.namespace = namespace
@@ -389,6 +392,9 @@ class PodReader:
         remaining = self.deadline - time.monotonic()
         if self.cancellation.cancelled:
             return
+        if not self.log_allowed():
+            self.reading.log_refused = True
+            return
         if remaining <= 0:
             self.reading.gap("access log", "pod time budget spent before the istio-proxy log was read")
             return
@@ -401,9 +407,10 @@ class PodReader:
             raw = response.data
             response.release_conn()
         except ApiException as exc:
-            reason = "forbidden (RBAC: get pods/log)" if exc.status == 403 else \
-                f"API server answered {exc.status}: {_one_line(exc.reason)}"
-            self.reading.gap("access log", reason)
+            if exc.status in (401, 403):
+                self.reading.log_refused = True  # said once for the whole sweep, not once per pod
+                return
+            self.reading.gap("access log", f"API server answered {exc.status}: {_one_line(exc.reason)}")
             return
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.reading.gap("access log", f"cannot read the istio-proxy log: {_one_line(exc)}")

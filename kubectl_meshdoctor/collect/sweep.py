@@ -37,6 +37,7 @@ from kubectl_meshdoctor.evidence import Evidence, evidence_in
 WORKER_PREFIX = "meshdoctor-pod"
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
+LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
 REVISION_LABEL = "istio.io/rev"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
 ISTIO_KINDS = (
@@ -205,6 +206,9 @@ class Sweep:
             pod = refused[0].pod if self.bundle.scope["kind"] == "pod" else None
             count = "" if pod else f" ({len(refused)} of {len(meshed)} meshed pods not examined)"
             self.bundle.add_gap("proxy evidence", EXEC_REFUSED + count, pod=pod)
+        if any(r.log_refused for r in readings):
+            single = readings[0].pod if self.bundle.scope["kind"] == "pod" else None
+            self.bundle.add_gap("access log", LOG_REFUSED, pod=single)
         for reading in readings:
             evidence = reading.evidence()
             self.bundle.proxies[reading.pod] = evidence
@@ -215,6 +219,7 @@ class Sweep:
         options = self.options
         cancellation = Cancellation()
         exec_refused = threading.Event()
+        log_refused = threading.Event()
         local = threading.local()
         clients: list[k8s.ApiClient] = []
         clients_lock = threading.Lock()
@@ -232,10 +237,13 @@ class Sweep:
             meta = pod["metadata"]
             reader = PodReader(own_client(), meta["namespace"], meta["name"],
                                deadline=time.monotonic() + options.pod_timeout,
-                               exec_allowed=lambda: not exec_refused.is_set(), cancellation=cancellation)
+                               exec_allowed=lambda: not exec_refused.is_set(),
+                               log_allowed=lambda: not log_refused.is_set(), cancellation=cancellation)
             reading = reader.read(options.log_since_seconds, self.kube.request_timeout)
             if reading.exec_refused:
                 exec_refused.set()
+            if reading.log_refused:
+                log_refused.set()
             return reading
 
         readings: list[ProxyReading] = []
