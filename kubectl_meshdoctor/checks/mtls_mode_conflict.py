@@ -258,15 +258,14 @@ class MtlsModeConflict(Check):
         evidence += [f"{w.workload} is STRICT by {w.policy}" for w in strict[:5]]
         if len(strict) > 5:
             evidence.append(f"... and {len(strict) - 5} more STRICT workloads")
-        evidence += [f"client {pod}: cluster {cluster} carries no TLS" for pod, cluster in clients[:5]]
-        yield finding("MD0402", subject, message, evidence)
+        if not clients:
+            yield finding("MD0402", subject, message, evidence)
+        # Each client proxy that really sends plain text shows the same cause (one message, so a sweep
+        # groups them), with its own cluster as evidence.
         for pod, cluster in clients:
             yield finding(
-                "MD0402",
-                subject,
-                f"The client's cluster for a STRICT server carries no TLS: {pod} sends plain text to {fqdn} "
-                f"because DestinationRule {key_of(rule)} sets tls.mode {setting.mode}{scope}",
-                [f"cluster {cluster}: no TLS transport socket", evidence[0], *evidence[1:2]],
+                "MD0402", subject, message,
+                [f"this client's cluster {cluster} carries no TLS (plain text to a STRICT server)", *evidence[:3]],
                 pod=pod,
             )
 

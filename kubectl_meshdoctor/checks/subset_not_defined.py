@@ -106,6 +106,7 @@ class SubsetNotDefined(Check):
             r for r in ctx.objects("DestinationRule") if str((r.get("spec") or {}).get("host") or "").startswith("*")
         ]
         routed_by: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        static: dict[tuple[str, str, str], Finding] = {}  # (VirtualService, host, subset) -> finding
         for vs in ctx.virtual_services:
             vs_namespace = (vs.get("metadata") or {}).get("namespace") or "default"
             missing: dict[tuple[str, str], list[SubsetRoute]] = defaultdict(list)
@@ -115,9 +116,16 @@ class SubsetNotDefined(Check):
                 if not any(route.subset in _subset_names(r) for r in rules):
                     missing[(route.fqdn, route.subset)].append(route)
             for (fqdn, subset), routes in missing.items():
-                yield self._static_finding(ctx, vs, fqdn, subset, routes, vs_namespace, wildcard_rules)
+                static[(key_of(vs), fqdn, subset)] = self._static_finding(
+                    ctx, vs, fqdn, subset, routes, vs_namespace, wildcard_rules)
+        # Live findings share the static finding's message, so a sweep shows one cause for every proxy
+        # that lacks the cluster; the pod-less static finding stands alone only where no proxy shows it.
+        covered: set[tuple[str, str, str]] = set()
         if Evidence.PROXY_CONFIG in ctx.available:
-            yield from self._live(ctx, routed_by)
+            for key, item in self._live(ctx, routed_by, static):
+                covered.add(key)
+                yield item
+        yield from (item for key, item in static.items() if key not in covered)
 
     @staticmethod
     def _rules_for_host(ctx: AnalysisContext, fqdn: str, wildcard_rules: list[dict]) -> list[dict]:
@@ -169,7 +177,10 @@ class SubsetNotDefined(Check):
             evidence,
         )
 
-    def _live(self, ctx: AnalysisContext, routed_by: dict[tuple[str, str], list[dict]]) -> Iterator[Finding]:
+    def _live(
+        self, ctx: AnalysisContext, routed_by: dict[tuple[str, str], list[dict]],
+        static: dict[tuple[str, str, str], Finding],
+    ) -> Iterator[tuple[tuple[str, str, str], Finding]]:
         for pod_key, proxy in sorted(ctx.proxies.items()):
             config = proxy.config
             if config is None:
@@ -186,20 +197,22 @@ class SubsetNotDefined(Check):
             for cluster, lines in sorted(missing.items()):
                 parsed = IstioClusterName.parse(cluster)
                 routers = routed_by.get((parsed.host, parsed.subset), []) if parsed else []
+                key = ("", cluster, "")
                 if routers:
                     vs = sorted(routers, key=key_of)[0]
                     meta = vs.get("metadata") or {}
                     subject = Subject("VirtualService", meta.get("name") or "", meta.get("namespace"))
+                    key = (key_of(vs), parsed.host, parsed.subset)
                 else:
                     subject = Subject("EnvoyCluster", cluster)
                 what = f"subset {parsed.subset} of {parsed.host}" if parsed and parsed.subset else f"cluster {cluster}"
-                yield finding(
-                    "MD0501",
-                    subject,
-                    f"The proxy of {pod_key} routes to {what}, but has no cluster {cluster}: those requests get 503 NC",
-                    lines[:5] + [f"clusters known to the proxy: {len(present)}; {cluster} is not among them"],
-                    pod=pod_key,
-                )
+                evidence = lines[:3] + [f"clusters known to the proxy: {len(present)}; {cluster} is not among them"]
+                if key in static:
+                    message = static[key].message
+                    evidence += list(static[key].evidence)[:4]
+                else:
+                    message = f"proxies route to {what}, but have no cluster {cluster}: those requests get 503 NC"
+                yield key, finding("MD0501", subject, message, evidence, pod=pod_key)
 
 
 CHECK = SubsetNotDefined()

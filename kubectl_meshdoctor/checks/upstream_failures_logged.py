@@ -63,9 +63,21 @@ def _failing(flags: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({f.strip() for f in flags if f.strip() and f.strip() not in NOT_FAILURES and f.strip() != "-"}))
 
 
+def config_never_received(proxy: ProxyEvidence) -> bool:
+    """True when the proxy is still waiting for its first configuration from istiod.
+
+    Its listeners (and so their access-log settings) come from istiod: with none received, "logging is
+    off" would be a false conclusion. That proxy's problem is MD0201, not its telemetry.
+    """
+    if proxy.server_info is not None and proxy.server_info.state in ("PRE_INITIALIZING", "INITIALIZING"):
+        return True
+    stats = proxy.stats or {}
+    return proxy.stats is not None and not stats.get("listener_manager.lds.update_success", 0)
+
+
 def logging_off(proxy: ProxyEvidence) -> bool:
     log = proxy.access_log
-    if log is None or log.access_lines:
+    if log is None or log.access_lines or config_never_received(proxy):
         return False
     configured = proxy.config.access_log_configured if proxy.config is not None else None
     return configured is False or (configured is None and log.lines_read > 0)

@@ -397,7 +397,8 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
         name = istiod_service_name(revision)
         selector = {"app": "istiod", "istio.io/rev": revision}
         istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, '0', length=5)}", "istio-system",
-                      {**selector, "istio": "pilot"}, "istiod", pool.pod_ip(), "docker.io/istio/pilot:1.24.2",
+                      {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod", pool.pod_ip(),
+                      "docker.io/istio/pilot:1.24.2",
                       15010, sidecar=False, proxy_ready=True, app_ready=ready)
         if not ready:
             status = istiod["status"]["containerStatuses"][0]
