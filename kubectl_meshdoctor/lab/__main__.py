@@ -4,15 +4,20 @@
     python -m kubectl_meshdoctor.lab up --scenario bookinfo-healthy [--scenario ...] [--kubeconfig PATH]
     python -m kubectl_meshdoctor.lab up --all
     python -m kubectl_meshdoctor.lab up --bench 60
+    python -m kubectl_meshdoctor.lab demo [-- EXTRA SWEEP FLAGS]
 
-`up` keeps the lab running until Ctrl-C, then stops every process it started.
+`up` keeps the lab running until Ctrl-C, then stops every process it started. `demo` loads every
+seed scenario, runs `kubectl meshdoctor namespace sweep -A` against it (through the real kubectl when
+it is installed), prints what a user would see, and stops the lab.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 
@@ -57,6 +62,32 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_command(extra: list[str]) -> list[str]:
+    """`kubectl meshdoctor namespace sweep -A` through the real kubectl when the plugin is on PATH."""
+    kubectl = shutil.which("kubectl")
+    if kubectl and shutil.which("kubectl-meshdoctor"):
+        return [kubectl, "meshdoctor", "namespace", "sweep", "-A", *extra]
+    return [sys.executable, "-m", "kubectl_meshdoctor", "namespace", "sweep", "-A", *extra]
+
+
+def _demo(extra: list[str]) -> int:
+    from kubectl_meshdoctor.lab.lab import Lab
+    from kubectl_meshdoctor.lab.scenario import scenario_names
+
+    names = list(scenario_names())
+    print(f"starting the mesh lab: {len(names)} scenarios ({', '.join(names)})", flush=True)
+    with Lab(names) as lab:
+        command = sweep_command(extra)
+        shown = " ".join(["kubectl", *command[1:]] if command[0].endswith("kubectl") else command)
+        print(f"lab up in {lab.startup_seconds:.1f}s with {len(lab.proxies)} real Envoy(s)", flush=True)
+        print(f"$ KUBECONFIG={lab.kubeconfig} {shown}\n", flush=True)
+        env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
+        status = subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode
+    print(f"\n(sweep exit status {status}: 1 means error findings were reported; lab stopped)")
+    # The demo works when the sweep reports findings (1) or none (0); anything else is a failure.
+    return 0 if status in (0, 1) else status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubectl_meshdoctor.lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--all", action="store_true", help="load every packaged scenario")
     up.add_argument("--bench", type=int, metavar="PODS", help="add a generated scenario of PODS meshed pods")
     up.add_argument("--kubeconfig", help="also copy the kubeconfig to this path")
+    demo = sub.add_parser("demo", help="load every seed scenario, sweep it with the plugin, stop the lab")
+    demo.add_argument("extra", nargs=argparse.REMAINDER, help="extra flags for the sweep (after --)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "demo":
+            return _demo([a for a in args.extra if a != "--"])
         return _list() if args.command == "list" else _up(args)
     except MeshDoctorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -392,6 +392,11 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
         {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53},
         {"name": "metrics", "port": 9153}], {"k8s-app": "kube-dns"}, dns_ip, [coredns],
         {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"})
+    # The mesh-wide default most production meshes set: each sidecar learns its own namespace's Services
+    # and the control plane's, not every Service of the cluster.
+    objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                    "metadata": _meta("default", "istio-system"),
+                    "spec": {"egress": [{"hosts": ["./*", "istio-system/*"]}]}})
     resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n"}
     for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
         name = istiod_service_name(revision)

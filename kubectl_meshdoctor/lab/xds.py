@@ -104,6 +104,9 @@ class MeshService:
         return fqdn(self.name, self.namespace)
 
 
+ROOT_NAMESPACE = "istio-system"  # where a mesh-wide Sidecar lives
+
+
 class MeshModel:
     """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
 
@@ -112,6 +115,7 @@ class MeshModel:
         self.pods: list[dict] = []
         self.destination_rules: list[dict] = []
         self.virtual_services: list[dict] = []
+        self.sidecars: list[dict] = []
         for obj in objects:
             kind = obj.get("kind")
             meta = obj.get("metadata", {})
@@ -129,6 +133,30 @@ class MeshModel:
                 self.destination_rules.append(obj)
             elif kind == "VirtualService":
                 self.virtual_services.append(obj)
+            elif kind == "Sidecar":
+                self.sidecars.append(obj)
+
+    def visible_services(self, client_ns: str) -> list[MeshService]:
+        """The Services istiod sends a sidecar in ``client_ns``: its Sidecar's egress hosts, if any.
+
+        As in Istio, a namespace's Sidecar (without workloadSelector) wins over the root namespace's
+        (istio-system); with neither, every Service is visible. Hosts are ``<ns>/<host>`` with ``.``
+        for the client's namespace and ``*`` for any.
+        """
+        def default_of(namespace: str) -> dict | None:
+            return next((s for s in self.sidecars if s["metadata"].get("namespace") == namespace
+                         and not s.get("spec", {}).get("workloadSelector")), None)
+
+        sidecar = default_of(client_ns) or default_of(ROOT_NAMESPACE)
+        if sidecar is None:
+            return self.services
+        patterns = [h.split("/", 1) for e in sidecar.get("spec", {}).get("egress") or () for h in e.get("hosts") or ()]
+
+        def visible(svc: MeshService) -> bool:
+            return any((ns == "*" or ns == svc.namespace or (ns == "." and svc.namespace == client_ns))
+                       and (host == "*" or host == svc.host) for ns, host in patterns)
+
+        return [svc for svc in self.services if visible(svc)]
 
     def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
         wanted = {**service.selector, **(extra_labels or {})}
@@ -397,7 +425,7 @@ def _listener(name: str, address: str, port: int, filters: list[dict], wiring: S
 
 
 def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> SidecarResources:
-    """CDS, LDS and RDS resources istiod would send this pod's sidecar (outbound to every Service)."""
+    """CDS, LDS and RDS resources istiod would send this pod's sidecar (outbound to the visible Services)."""
     client_ns = pod["metadata"].get("namespace", "default")
     clusters: list[dict] = [
         {"@type": T_CLUSTER, "name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"},
@@ -408,7 +436,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
     ]
     listeners: list[dict] = []
     http_ports: dict[int, list[MeshService]] = {}
-    for svc in model.services:
+    for svc in model.visible_services(client_ns):
         rule = model.destination_rule(svc.host)
         subsets = [(s["name"], dict(s.get("labels") or {}))
                    for s in ((rule or {}).get("spec", {}).get("subsets") or ())]

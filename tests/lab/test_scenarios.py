@@ -139,3 +139,20 @@ def test_port_protocol(port, protocol):
 def test_access_log_format_is_istios(shared_dir):
     data = json.loads((shared_dir / "istio-data" / "envoy-response-flags.json").read_text())
     assert data["istio_default_text_log_format"].startswith(xds.ISTIO_TEXT_LOG_FORMAT.rstrip("\n"))
+
+
+def test_sidecar_egress_scopes_clusters_to_the_namespace_and_control_plane():
+    from kubectl_meshdoctor.lab.lab import Lab  # noqa: F401  (the lab wires the same model)
+
+    objects = (_expand("redis-headless-no-sidecar").objects + _expand("vs-subset-missing").objects
+               + control_plane_objects(AddressPool("10.245.0.0/16", "10.97.0.0/16"), DEFAULT_DNS_IP, {})[0])
+    client = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "session-api")
+    wiring = xds.SidecarWiring(access_log_path="/dev/null")
+    scoped = {c["name"] for c in xds.sidecar_resources(xds.MeshModel(objects), client, wiring).clusters}
+    assert "outbound|6379||redis.cache-demo.svc.cluster.local" in scoped
+    assert "outbound|15012||istiod.istio-system.svc.cluster.local" in scoped
+    assert not any("storefront" in name for name in scoped)
+    # without any Sidecar resource, Istio sends every Service of the mesh
+    unscoped_objects = [o for o in objects if o["kind"] != "Sidecar"]
+    unscoped = {c["name"] for c in xds.sidecar_resources(xds.MeshModel(unscoped_objects), client, wiring).clusters}
+    assert any("storefront" in name for name in unscoped)
