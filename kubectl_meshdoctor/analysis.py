@@ -130,7 +130,7 @@ def analyze(
     findings.sort(key=lambda f: (-f.severity.rank, not f.root_cause, f.code, f.pod or "", str(f.subject)))
 
     gaps = list(bundle.gaps) + check_gaps
-    gapped = {g.pod for g in gaps if g.pod}
+    gapped = {pod for g in gaps for pod in g.concerns()}
     pods = []
     by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:

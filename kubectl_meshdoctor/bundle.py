@@ -36,8 +36,8 @@ class EvidenceBundle:
     gaps: list[Gap] = field(default_factory=list)
     collected_at: str | None = None
 
-    def add_gap(self, what: str, reason: str, pod: str | None = None) -> None:
-        self.gaps.append(Gap(what=what, reason=reason, pod=pod))
+    def add_gap(self, what: str, reason: str, pod: str | None = None, affects: Iterable[str] = ()) -> None:
+        self.gaps.append(Gap(what=what, reason=reason, pod=pod, affects=tuple(affects)))
 
     # --- save ---------------------------------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class EvidenceBundle:
                 if name.startswith("proxies/") and name.endswith(".json"):
                     proxy = from_plain(ProxyEvidence, json.loads(content))
                     proxies[proxy.pod] = proxy
-            gaps = [Gap(what=g["what"], reason=g["reason"], pod=g.get("pod")) for g in header.get("gaps", [])]
+            gaps = [Gap.from_dict(g) for g in header.get("gaps", [])]
             return cls(
                 scope=dict(header.get("scope") or {}),
                 objects=objects,

@@ -149,14 +149,28 @@ class ProxyEvidence:
 
 @dataclass(frozen=True)
 class Gap:
-    """Something that could not be collected or analysed, and why."""
+    """Something that could not be collected or analysed, and why.
+
+    A gap said once for many pods (exec refused for the whole sweep) lists them in ``affects``, so each
+    of those pods is reported as incomplete without repeating the gap.
+    """
 
     what: str
     reason: str
     pod: str | None = None
+    affects: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"pod": self.pod, "what": self.what, "reason": self.reason}
+        return {"pod": self.pod, "what": self.what, "reason": self.reason, "affects": list(self.affects)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Gap":
+        return cls(what=data["what"], reason=data["reason"], pod=data.get("pod"),
+                   affects=tuple(str(p) for p in data.get("affects") or ()))
+
+    def concerns(self) -> set[str]:
+        """The pods this gap leaves incompletely examined."""
+        return ({self.pod} if self.pod else set()) | set(self.affects)
 
 
 @dataclass(frozen=True)

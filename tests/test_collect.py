@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubectl_meshdoctor.analysis import analyze
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions, collect_evidence
 from kubectl_meshdoctor.collect import api as collect_api
@@ -226,6 +227,11 @@ def test_exec_forbidden_degrades_the_sweep_once(tmp_path):
     assert Evidence.PROXY_READINESS not in bundle.available and Evidence.PROXY_CONFIG not in bundle.available
     # The log is API-level, not exec: it is still read.
     assert all(p.access_log is not None and p.readiness is None for p in bundle.proxies.values())
+    # Said once, yet every meshed pod it left unexamined is reported as incomplete, not healthy.
+    assert set(exec_gaps[0].affects) == set(bundle.proxies)
+    report = analyze(bundle)
+    statuses = {p.pod: p.status for p in report.pods if p.pod in bundle.proxies}
+    assert statuses and set(statuses.values()) <= {"incomplete", "failing"}, statuses
 
 
 def test_exec_timeout_is_a_gap_and_the_sweep_finishes(tmp_path):

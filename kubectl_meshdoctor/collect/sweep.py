@@ -205,10 +205,12 @@ class Sweep:
         if refused:
             pod = refused[0].pod if self.bundle.scope["kind"] == "pod" else None
             count = "" if pod else f" ({len(refused)} of {len(meshed)} meshed pods not examined)"
-            self.bundle.add_gap("proxy evidence", EXEC_REFUSED + count, pod=pod)
-        if any(r.log_refused for r in readings):
+            self.bundle.add_gap("proxy evidence", EXEC_REFUSED + count, pod=pod,
+                                affects=[] if pod else [r.pod for r in refused])
+        log_refused = [r.pod for r in readings if r.log_refused]
+        if log_refused:
             single = readings[0].pod if self.bundle.scope["kind"] == "pod" else None
-            self.bundle.add_gap("access log", LOG_REFUSED, pod=single)
+            self.bundle.add_gap("access log", LOG_REFUSED, pod=single, affects=[] if single else log_refused)
         for reading in readings:
             evidence = reading.evidence()
             self.bundle.proxies[reading.pod] = evidence
