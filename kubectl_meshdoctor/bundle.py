@@ -11,6 +11,7 @@ The format is versioned; a bundle of another format version is refused with a cl
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -25,6 +26,7 @@ from kubectl_meshdoctor.redact import sanitize_object, scrub
 BUNDLE_FORMAT = "meshdoctor.bundle/v1"
 _TOP = "meshdoctor-bundle"
 _MAX_MEMBER_BYTES = 256 * 1024 * 1024
+_MAX_FILE_STEM = 200  # bytes of a proxies/ file name before ".json"; file systems allow 255
 
 
 @dataclass
@@ -127,7 +129,13 @@ def _dump(data: Any) -> bytes:
 
 def _safe(part: str) -> str:
     # Kubernetes names cannot hold "/", but a hand-edited bundle could; never let it escape the dir.
-    return part.replace("/", "_").replace("..", "_") or "_"
+    safe = part.replace("/", "_").replace("..", "_") or "_"
+    if len(safe.encode()) > _MAX_FILE_STEM:
+        # A pod name may be 253 characters, more than a file name may hold (255 bytes with ".json").
+        # Loading reads the pod from the file's content, so a shortened, still unique name is enough.
+        head = safe.encode()[: _MAX_FILE_STEM - 17].decode("utf-8", "ignore")
+        safe = f"{head}-{hashlib.sha256(part.encode()).hexdigest()[:16]}"
+    return safe
 
 
 def _read_files(path: Path) -> dict[str, bytes]:
