@@ -280,6 +280,9 @@ class KubeApiServer:
         self.requests: list[RecordedRequest] = []
         self._ca = trustme.CA()
         self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        # Client certificates signed by this CA authenticate like the token (kubeconfig
+        # client-certificate-data), as kube-apiserver's --client-ca-file does.
+        self._client_ca = trustme.CA()
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 
@@ -298,6 +301,8 @@ class KubeApiServer:
             raise RuntimeError("the lab API server is already running")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_cert.configure_cert(context)
+        context.verify_mode = ssl.CERT_OPTIONAL  # a token alone still works: no certificate is required
+        context.load_verify_locations(cadata=self._client_ca.cert_pem.bytes().decode("ascii"))
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -322,6 +327,10 @@ class KubeApiServer:
             except Exception:  # noqa: BLE001 - the peer may already be gone; we are shutting down anyway
                 pass
         await runner.cleanup()
+
+    def issue_client_certificate(self, user: str = LAB_USER) -> trustme.LeafCert:
+        """A client certificate (and key) this server accepts instead of the bearer token."""
+        return self._client_ca.issue_cert(f"{user}@meshdoctor.lab", common_name=user)
 
     def kubeconfig(self, namespace: str | None = None, context: str = "meshdoctor-lab") -> dict:
         return kubeconfig_document(self.url, self.ca_pem, self.token, context=context, namespace=namespace)
@@ -406,6 +415,9 @@ class KubeApiServer:
         return self._get(route, request)
 
     def _authenticated(self, request: web.Request) -> bool:
+        tls = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+        if tls is not None and tls.getpeercert():  # non-empty only for a certificate the client CA verified
+            return True
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), self.token.encode())
