@@ -13,6 +13,7 @@ ClusterError that say which server refused what.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import ssl
@@ -79,6 +80,9 @@ def connect(options: ClusterOptions) -> Kube:
     paths = kubeconfig_paths(options.kubeconfig)
     target = resolve_target(paths, options.context)
     configuration = k8s.Configuration()
+    plugin_errors = _LoggedErrors()
+    root_logger = logging.getLogger()
+    root_logger.addHandler(plugin_errors)
     try:
         # persist_config=False: the tool never writes to the user's kubeconfig (token refreshes included).
         load_kube_config(config_file=ENV_KUBECONFIG_PATH_SEPARATOR.join(paths), context=target.context,
@@ -88,10 +92,32 @@ def connect(options: ClusterOptions) -> Kube:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         # Certificate files that do not exist, an exec credential plugin that fails, malformed fields.
         raise UsageError(f"kubeconfig: cannot load context {target.context!r}: {_one_line(exc)}") from None
+    finally:
+        root_logger.removeHandler(plugin_errors)
+    if plugin_errors.messages:
+        raise UsageError(f"kubeconfig: the credential plugin of context {target.context!r} failed: "
+                         f"{_one_line(plugin_errors.messages[0])}")
     timeout = options.request_timeout if options.request_timeout and options.request_timeout > 0 \
         else DEFAULT_REQUEST_TIMEOUT
     server = configuration.host or target.server
     return Kube(KubeTarget(target.paths, target.context, server, target.namespace), configuration, timeout)
+
+
+class _LoggedErrors(logging.Handler):
+    """Collects what the client logs instead of raising while it loads a kubeconfig.
+
+    A failing exec credential plugin is only logged (``logging.error``) and the client goes on without
+    credentials, so the user would see a misleading 401. Worse, that module-level ``logging.error``
+    installs a stderr handler on the root logger, after which every urllib3 retry warning is printed.
+    Being a root handler during the load prevents both; the collected message becomes our error.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def kubeconfig_paths(explicit: str | None) -> tuple[str, ...]:
