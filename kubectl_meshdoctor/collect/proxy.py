@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
+import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import urllib3.exceptions
@@ -38,7 +40,7 @@ from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.errors import ExecError, ParseError
-from kubectl_meshdoctor.evidence import Gap, ProxyEvidence, Readiness
+from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
 SIDECAR = "istio-proxy"
 ENVOY_ADMIN_PORT = 15000
@@ -92,6 +94,7 @@ CURL_FALLBACK: dict[Argv, Argv] = {
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
 
+V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
@@ -195,15 +198,15 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     if cancellation is not None:
         cancellation.track(ws)
     try:
-        ws.run_forever(timeout=timeout)
+        channels = _read_until_closed(ws, timeout)
         if cancellation is not None and cancellation.cancelled:
             raise ExecError("cancelled")
-        if ws.is_open():
+        if channels is None:
             raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True)
-        stdout = ws.read_channel(STDOUT_CHANNEL, timeout=0) or b""
-        stderr = ws.read_channel(STDERR_CHANNEL, timeout=0) or b""
-        status = ws.read_channel(ERROR_CHANNEL, timeout=0) or b""
+        stdout, stderr, status = (channels.get(c, b"") for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
     except (websocket.WebSocketException, OSError, ValueError) as exc:
+        if cancellation is not None and cancellation.cancelled:  # cancel() shut the socket down
+            raise ExecError("cancelled") from None
         raise ExecError(f"exec stream failed: {_one_line(exc)}") from None
     finally:
         if cancellation is not None:
@@ -213,6 +216,38 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
         except (websocket.WebSocketException, OSError):
             pass
     return ExecOutput(_exit_code(status, stderr), stdout, stderr)
+
+
+def _read_until_closed(ws: Any, timeout: float) -> dict[int, bytes] | None:
+    """Every channel's output once the server closes the exec stream; None when ``timeout`` runs out.
+
+    kubernetes.stream's own loop (``run_forever``) appends each 64 KB frame to one growing bytes
+    object and keeps a second copy of everything: quadratic copying and twice the memory for a
+    multi-megabyte config_dump, per worker. Here frames are collected in a list and joined once.
+    """
+    sock = ws.sock  # websocket.WebSocket: frames, pings and continuation handled there
+    raw = sock.sock
+    parts: dict[int, list[bytes]] = {}
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(raw, select.POLLIN)
+    while True:
+        # TLS may hold decrypted frames already, which poll() on the socket cannot see.
+        if not (isinstance(raw, ssl.SSLSocket) and raw.pending()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not poller.poll(remaining * 1000):
+                continue
+        opcode, frame = sock.recv_data_frame(True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        data = frame.data if opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) else b""
+        if isinstance(data, str):
+            data = data.encode()
+        if data and data[0] != V5_CLOSE_CHANNEL:  # first byte: the channel
+            parts.setdefault(data[0], []).append(data[1:])
+    return {channel: b"".join(chunks) for channel, chunks in parts.items()}
 
 
 def _refusal(exc: ApiException) -> ExecError:
@@ -340,7 +375,7 @@ class PodReader:
                 self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
                 continue
             try:
-                self.reading.fields[step.field] = step.parse(output.stdout)
+                self.reading.fields[step.field] = _shared(step.parse(output.stdout))
             except ParseError as exc:
                 message = str(exc)
                 self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
@@ -419,6 +454,31 @@ class PodReader:
             self.reading.fields["access_log"] = summarize_access_log(raw)
         except ParseError as exc:
             self.reading.gap("access log", str(exc))
+
+
+class _SharedValues:
+    """Keeps one copy of equal reduced evidence, however many pods hold it.
+
+    The pods of a namespace mostly see the same mesh, so their reduced config_dumps repeat the same
+    thousand clusters and routes; stored once, a sweep's memory stays flat as the pod count grows.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[Any, Any] = {}
+
+    def one(self, value: Any) -> Any:
+        with self._lock:
+            return self._values.setdefault(value, value)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, ProxyConfig):
+            return value
+        return replace(value, clusters=self.one(tuple(self.one(c) for c in value.clusters)),
+                       route_targets=self.one(tuple(self.one(t) for t in value.route_targets)))
+
+
+_shared = _SharedValues()
 
 
 def _failure(tool: str, output: ExecOutput) -> str:
