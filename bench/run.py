@@ -295,16 +295,13 @@ def analysis_costs(bundle_dir: Path, dump: bytes, pods: int, rounds: int = 5) ->
             "analysisOverParse": per_pod / parse}
 
 
-def one_repeat(lab, meter: ExecMeter, pods: int, baseline_pods: int, work: Path, index: int) -> dict:
+def one_repeat(lab, meter: ExecMeter, pods: int, baseline_pods: int, bundle_dir: Path) -> dict:
     run, seen, _ = sweep(lab, meter, pods)
     base_wall, base_seen = baseline(lab, baseline_pods)
     # A sequential loop costs the same for every pod; only its one `kubectl get pods` is shared.
     base_full = base_wall * pods / baseline_pods
-    bundle_dir = work / f"bundle-{pods}-{index}"
-    sweep(lab, meter, pods, save=bundle_dir)  # untimed: writing the bundle is not part of (a)
     offline = run_child([KUBECTL, "meshdoctor", "analyze", str(bundle_dir), "-o", "json"], plugin_env(lab))
     costs = analysis_costs(bundle_dir, fetch_dump(lab), pods)
-    shutil.rmtree(bundle_dir, ignore_errors=True)
     same = seen.exec_commands == base_seen.exec_commands
     return {
         "sweepSeconds": run.wall,
@@ -444,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repeats per pod count; medians are reported")
     parser.add_argument("--exec-latency", type=float, default=0.150, help="seconds added to every exec")
     parser.add_argument("--services", type=int, default=1000, help="Services (= outbound clusters) per Envoy")
-    parser.add_argument("--baseline-pods", type=int, default=10,
+    parser.add_argument("--baseline-pods", type=int, default=6,
                         help="pods the sequential loop is timed on, scaled to all pods (0: all)")
     parser.add_argument("--concurrency", type=int, default=8, help="the plugin's default, to judge politeness")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
@@ -470,8 +467,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  lab of {pods} pods up in {lab.startup_seconds:.1f}s", flush=True)
                 sample = pods if args.baseline_pods <= 0 else min(pods, args.baseline_pods)
                 raw[pods] = []
+                bundle_dir = Path(tmp) / f"bundle-{pods}"
+                sweep(lab, meter, pods, save=bundle_dir)  # untimed: writing a bundle is not part of (a)
                 for index in range(args.repeat):
-                    result = one_repeat(lab, meter, pods, sample, Path(tmp), index)
+                    result = one_repeat(lab, meter, pods, sample, bundle_dir)
                     raw[pods].append(result)
                     print(f"  {pods} pods, repeat {index + 1}: sweep {result['sweepSeconds']:.2f}s, "
                           f"RSS {result['pluginPeakRssMB']:.0f} MB, baseline {result['baselineSeconds']:.1f}s "
