@@ -258,7 +258,7 @@ def sweep_command(
     fail_on: FailOnOption = FailOn.ERROR,
     save: SaveOption = None,
     since: SinceOption = "15m",
-    concurrency: ConcurrencyOption = 8,
+    concurrency: ConcurrencyOption = 16,
     pod_timeout: PodTimeoutOption = "60s",
     ca_warn_days: CaWarnDaysOption = 30,
 ) -> None:

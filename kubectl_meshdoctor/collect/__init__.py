@@ -22,7 +22,7 @@ class CollectOptions:
     namespace: str | None = None  # None: the context's namespace, else "default"
     all_namespaces: bool = False
     pod: str | None = None  # set for `pod NAME`; None for a sweep
-    concurrency: int = 8  # pods examined at once
+    concurrency: int = 16  # pods examined at once: execs mostly wait on the API server and kubelet
     pod_timeout: float = 60.0  # seconds for all execs of one pod
     log_since_seconds: int = 900  # istio-proxy log window (--since)
     progress: bool = True  # rich progress bar on stderr (off for -o json/yaml)
