@@ -32,3 +32,9 @@ dist: $(STAMP)
 
 clean:
 	rm -rf dist build $(VENV)
+
+# Sweep vs a sequential kubectl exec loop on a lab of real Envoys (a few minutes); writes
+# bench/results.json. More sizes: make bench BENCH_ARGS="--pods 20,60,200 --repeat 1".
+.PHONY: bench
+bench: $(STAMP)
+	$(RUN) $(BIN)/python bench/run.py $(BENCH_ARGS)

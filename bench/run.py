@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", type=int, default=1000, help="Services (= outbound clusters) per Envoy")
     parser.add_argument("--baseline-pods", type=int, default=6,
                         help="pods the sequential loop is timed on, scaled to all pods (0: all)")
-    parser.add_argument("--concurrency", type=int, default=8, help="the plugin's default, to judge politeness")
+    parser.add_argument("--concurrency", type=int, default=16, help="the plugin's default, to judge politeness")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args(argv)
     sizes = sorted({int(p) for p in args.pods.split(",") if p.strip()})
