@@ -12,6 +12,7 @@ ClusterError that say which server refused what.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -261,7 +262,7 @@ def describe_network_error(exc: BaseException) -> str:
     while current is not None and current not in seen:
         seen.append(current)
         current = getattr(current, "reason", None) if isinstance(current, urllib3.exceptions.MaxRetryError) \
-            else (current.__cause__ or current.__context__)
+            else (current.__cause__ or current.__context__ or _wrapped(current))
     for item in seen:
         if isinstance(item, (ssl.SSLError, urllib3.exceptions.SSLError)):
             return f"TLS handshake failed ({_one_line(item)})"
@@ -271,7 +272,15 @@ def describe_network_error(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(item, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
             return "timed out"
+        if isinstance(item, (http.client.RemoteDisconnected, ConnectionResetError)):
+            # What a TLS 1.3 server that rejects the client certificate looks like from here.
+            return "the server closed the connection without answering (client certificate refused?)"
     return _one_line(exc)
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    # urllib3's ProtocolError carries the real error as an argument, not as its cause.
+    return next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
 
 
 def _one_line(value: object) -> str:
