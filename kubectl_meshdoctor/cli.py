@@ -23,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from kubectl_meshdoctor import __version__
-from kubectl_meshdoctor.errors import EXIT_INTERRUPTED, EXIT_USAGE, MeshDoctorError, UsageError
+from kubectl_meshdoctor.errors import EXIT_INTERRUPTED, MeshDoctorError, UsageError
 from kubectl_meshdoctor.findings import Severity
 
 PROG_NAME = "kubectl meshdoctor"

@@ -27,6 +27,12 @@ class Check:
         raise NotImplementedError
 
 
+def pod_subject(key: str) -> Subject:
+    """The Pod named by a "namespace/name" evidence key."""
+    namespace, _, name = key.partition("/")
+    return Subject("Pod", name, namespace)
+
+
 def finding(
     code: str,
     subject: Subject,

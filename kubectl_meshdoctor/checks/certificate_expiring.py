@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Certificate, Evidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
@@ -66,11 +66,6 @@ def span(delta: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _pod_subject(key: str) -> Subject:
-    namespace, _, name = key.partition("/")
-    return Subject("Pod", name, namespace)
-
-
 def _describe(cert: Certificate) -> str:
     sans = ", ".join(cert.subject_alt_names) or "no SAN"
     return f"{cert.role} certificate serial {cert.serial}: valid {cert.valid_from} to {cert.expiration_time} ({sans})"
@@ -98,7 +93,7 @@ class CertificateExpiring(Check):
     def _workload(ctx: AnalysisContext, key: str, cert: Certificate, now: datetime) -> Iterable[Finding]:
         start, end = parse_time(cert.valid_from), parse_time(cert.expiration_time)
         evidence = [_describe(cert), f"analysis time: {now.isoformat().replace('+00:00', 'Z')}"]
-        subject = _pod_subject(key)
+        subject = pod_subject(key)
         if end is not None and end <= now:
             yield finding("MD0403", subject, f"workload certificate of {key} expired {span(now - end)} ago",
                           evidence, pod=key, severity=Severity.ERROR)

@@ -13,19 +13,17 @@ from typing import Iterable, Iterator
 
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.evidence import ProxyEvidence
+from kubectl_meshdoctor.pods import SIDECAR_CONTAINER, sidecar_container
+from kubectl_meshdoctor.pods import pod_key as key_of
+
+__all__ = ["SIDECAR_CONTAINER", "sidecar_container", "key_of"]  # re-exported for the checks
 
 CLUSTER_DOMAIN = "cluster.local"
 ROOT_NAMESPACE = "istio-system"  # where the mesh-wide PeerAuthentication lives
-SIDECAR_CONTAINER = "istio-proxy"
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 NEVER_INJECTED_NAMESPACES = frozenset({"kube-system", "kube-public"})
 # Kinds whose pod template stands in for pods when analysing manifests (injection never shows there).
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"})
-
-
-def key_of(obj: dict) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
 def labels_of(obj: dict) -> dict[str, str]:
@@ -35,18 +33,6 @@ def labels_of(obj: dict) -> dict[str, str]:
 def selector_matches(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
     """Service/PeerAuthentication style equality selector; an empty selector selects nothing here."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def sidecar_container(pod: dict) -> dict | None:
-    """The istio-proxy container: a classic sidecar, or a native sidecar (init, restartPolicy Always)."""
-    spec = pod.get("spec") or {}
-    for container in spec.get("containers") or []:
-        if container.get("name") == SIDECAR_CONTAINER:
-            return container
-    for container in spec.get("initContainers") or []:
-        if container.get("name") == SIDECAR_CONTAINER and container.get("restartPolicy") == "Always":
-            return container
-    return None
 
 
 def sidecar_status(pod: dict) -> dict | None:

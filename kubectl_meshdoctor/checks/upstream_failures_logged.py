@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
 from kubectl_meshdoctor.checks.context import ROOT_NAMESPACE, AnalysisContext
 from kubectl_meshdoctor.evidence import AccessLog, Evidence, ProxyEvidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
@@ -88,11 +88,6 @@ def _trim(line: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
-def _pod_subject(key: str) -> Subject:
-    namespace, _, name = key.partition("/")
-    return Subject("Pod", name, namespace)
-
-
 class UpstreamFailuresLogged(Check):
     name = "UpstreamFailuresLogged"
     codes = ("MD0601",)
@@ -124,7 +119,7 @@ class UpstreamFailuresLogged(Check):
             clusters = {cluster for _, cluster in counts}
             where = f" to {next(iter(clusters))}" if len(clusters) == 1 and next(iter(clusters)) else ""
             yield finding(
-                "MD0601", _pod_subject(key),
+                "MD0601", pod_subject(key),
                 f"{total} failed request(s) in the access log of {key}{where}: {summary}",
                 evidence, pod=key,
             )

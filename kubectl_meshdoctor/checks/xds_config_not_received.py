@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Evidence
-from kubectl_meshdoctor.findings import Finding, Subject
+from kubectl_meshdoctor.findings import Finding
 
 CDS_SUCCESS = "cluster_manager.cds.update_success"
 CDS_REJECTED = "cluster_manager.cds.update_rejected"
@@ -83,12 +83,6 @@ def readiness_verdict(stats: Mapping[str, int]) -> str:
     if stats[WORKERS_STARTED] != 1:
         return "workers have not yet started"
     return ""
-
-
-def pod_subject(key: str) -> Subject:
-    """The Pod named by a "namespace/name" evidence key."""
-    namespace, _, name = key.partition("/")
-    return Subject("Pod", name, namespace)
 
 
 class XdsConfigNotReceived(Check):

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.checks.xds_config_not_received import (
-    CDS_REJECTED, LDS_REJECTED, REJECTED, config_verdict, pod_subject, update_counts,
+    CDS_REJECTED, LDS_REJECTED, REJECTED, config_verdict, update_counts,
 )
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Severity

@@ -128,18 +128,6 @@ class ExecOutput:
     stderr: bytes
 
 
-def istio_proxy_container(pod: dict) -> dict | None:
-    """The istio-proxy container: a sidecar, or a native sidecar (init container, restartPolicy Always)."""
-    spec = pod.get("spec") or {}
-    for container in spec.get("containers") or []:
-        if container.get("name") == SIDECAR:
-            return container
-    for container in spec.get("initContainers") or []:
-        if container.get("name") == SIDECAR and container.get("restartPolicy") == "Always":
-            return container
-    return None
-
-
 # --- exec -----------------------------------------------------------------------------------------------
 
 

@@ -30,7 +30,8 @@ from kubectl_meshdoctor.collect.api import (
     ApiReader,
 )
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
-from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading, istio_proxy_container
+from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
+from kubectl_meshdoctor.pods import sidecar_container
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
@@ -197,7 +198,7 @@ class Sweep:
                           and (self.namespace is None or o["metadata"].get("namespace") == self.namespace)]
         scope_pods.sort(key=_key)
         self.bundle.scope["pods"] = [_key(p) for p in scope_pods]
-        meshed = [p for p in scope_pods if istio_proxy_container(p) is not None]
+        meshed = [p for p in scope_pods if sidecar_container(p) is not None]
         if not meshed:
             return
         readings = self._read_pods(meshed)

@@ -142,8 +142,6 @@ def test_access_log_format_is_istios(shared_dir):
 
 
 def test_sidecar_egress_scopes_clusters_to_the_namespace_and_control_plane():
-    from kubectl_meshdoctor.lab.lab import Lab  # noqa: F401  (the lab wires the same model)
-
     objects = (_expand("redis-headless-no-sidecar").objects + _expand("vs-subset-missing").objects
                + control_plane_objects(AddressPool("10.245.0.0/16", "10.97.0.0/16"), DEFAULT_DNS_IP, {})[0])
     client = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "session-api")
