@@ -97,6 +97,9 @@ ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLB
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
+# Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
+# single parsed config_dump (~4x its size as Python objects) in memory instead of one per worker.
+_PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
@@ -363,7 +366,8 @@ class PodReader:
                 self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
                 continue
             try:
-                self.reading.fields[step.field] = _shared(step.parse(output.stdout))
+                with _PARSING:
+                    self.reading.fields[step.field] = _shared(step.parse(output.stdout))
             except ParseError as exc:
                 message = str(exc)
                 self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
