@@ -60,7 +60,7 @@ _gc_paused = _GcPaused()
 
 def load_json(raw: bytes | str, what: str) -> typing.Any:
     text = as_text(raw, what)
-    if not text.strip():
+    if not text or text.isspace():  # not strip(): that would copy megabytes
         raise ParseError(f"{what}: empty output")
     try:
         with _gc_paused:
