@@ -270,7 +270,11 @@ class Sweep:
             # running ones a short grace to finish, so the interrupt is prompt and leaves no threads behind.
             cancellation.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
-            concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
+            _, still_running = concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
+            if not still_running:
+                # Every worker is free: join them now (instant), or they linger until they see the
+                # executor's stop sentinel, which a busy machine may not schedule before we return.
+                executor.shutdown(wait=True)
             raise
         finally:
             for client in clients:
