@@ -34,6 +34,7 @@ import zipapp
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CONSTRAINTS = REPO / "scripts" / "dist-constraints.txt"  # pinned versions: a reproducible archive
 EXECUTABLE = "kubectl-meshdoctor"
 FIXED_MTIME = 1577836800  # 2020-01-01T00:00:00Z, for reproducible archives
 HOST_PROVIDED = {"pydantic", "pydantic_core"}
@@ -89,10 +90,23 @@ def _normalise(name: str) -> str:
 def install_into(stage: Path) -> None:
     """The package and its runtime dependencies, as pip installs them, under ``stage``."""
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-               "--target", str(stage), str(REPO)]
+               "--constraint", str(CONSTRAINTS), "--target", str(stage), str(REPO)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BuildError(f"pip install --target failed:\n{done.stderr[-2000:]}")
+    _drop_direct_url(stage)
+
+
+def _drop_direct_url(stage: Path) -> None:
+    """pip records where the package was installed from (the checkout's path) in direct_url.json; the
+    same source must give the same archive wherever it is checked out, so that record is removed."""
+    for direct_url in stage.glob("*.dist-info/direct_url.json"):
+        record = direct_url.parent / "RECORD"
+        if record.is_file():
+            lines = [line for line in record.read_text().splitlines(keepends=True)
+                     if not line.startswith(f"{direct_url.parent.name}/direct_url.json,")]
+            record.write_text("".join(lines))
+        direct_url.unlink()
 
 
 def _remove_distribution(stage: Path, dist_info: Path) -> None:
