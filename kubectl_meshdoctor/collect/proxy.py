@@ -23,15 +23,16 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
+from urllib.parse import quote, urlencode, urlsplit
 
+import certifi
 import urllib3.exceptions
 import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
@@ -94,7 +95,10 @@ CURL_FALLBACK: dict[Argv, Argv] = {
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
 
+STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
+# Offered in kubectl's order; v4 is what API servers before 1.30 speak.
+EXEC_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
 # Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
@@ -152,7 +156,7 @@ class Cancellation:
             streams = list(self._streams)
         for ws in streams:
             # Shutting the socket down wakes the worker's poll() at once; close() alone would not.
-            raw = getattr(getattr(ws, "sock", None), "sock", None)
+            raw = getattr(ws, "sock", None)
             try:
                 if raw is not None:
                     raw.shutdown(socket.SHUT_RDWR)
@@ -175,17 +179,14 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
                  container: str = SIDECAR, cancellation: Cancellation | None = None) -> ExecOutput:
     """Run ``argv`` in the container and wait at most ``timeout`` seconds; raises ExecError only.
 
-    ``api_client`` must not be shared with other threads: stream() swaps its transport for the call.
+    The exec is requested the way kubectl does it (a WebSocket upgrade of GET .../pods/NAME/exec,
+    channel protocol v5 or v4), directly on websocket-client rather than through
+    ``kubernetes.stream``: that helper validates every argument, builds a new SSL context and loads
+    the CA for each call, which cost a sweep about as much CPU as parsing the config_dumps.
     """
     if argv not in ALL_COMMANDS:  # the read-only promise is enforced, not just documented
         raise ValueError(f"not one of the proxy commands: {argv!r}")
-    core = k8s.CoreV1Api(api_client)
-    try:
-        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
-                    container=container, stdin=False, stdout=True, stderr=True, tty=False,
-                    _preload_content=False, binary=True)
-    except ApiException as exc:
-        raise _refusal(exc) from None
+    ws = _open_exec_stream(api_client, namespace, pod, container, argv, timeout)
     if cancellation is not None:
         cancellation.track(ws)
     try:
@@ -203,21 +204,100 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
         if cancellation is not None:
             cancellation.untrack(ws)
         try:
-            ws.close()
+            ws.close(timeout=0)
         except (websocket.WebSocketException, OSError):
             pass
     return ExecOutput(_exit_code(status, stderr), stdout, stderr)
 
 
-def _read_until_closed(ws: Any, timeout: float) -> dict[int, bytes] | None:
+def _exec_url(host: str, namespace: str, pod: str, container: str, argv: Argv) -> str:
+    query = [("command", arg) for arg in argv]
+    query += [("container", container), ("stderr", "true"), ("stdout", "true")]
+    scheme, rest = host.rstrip("/").split("://", 1) if "://" in host else ("https", host.rstrip("/"))
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec"
+    return f"{ws_scheme}://{rest}{path}?{urlencode(query)}"
+
+
+def _open_exec_stream(api_client: k8s.ApiClient, namespace: str, pod: str, container: str, argv: Argv,
+                      timeout: float) -> websocket.WebSocket:
+    configuration = api_client.configuration
+    url = _exec_url(configuration.host, namespace, pod, container, argv)
+    headers: dict[str, str] = {}
+    # The client's own auth step: bearer token, refreshed by an exec credential plugin when it expires.
+    api_client.update_params_for_auth(headers, [], ["BearerToken"], "", "GET", None)
+    header = [f"Authorization: {headers['authorization']}"] if headers.get("authorization") else []
+    sslopt: dict[str, Any] = {}
+    if url.startswith("wss://"):
+        sslopt["context"] = _ssl_context(configuration)
+        if configuration.tls_server_name:
+            sslopt["server_hostname"] = configuration.tls_server_name
+    ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+    try:
+        ws.connect(url, header=header, subprotocols=list(EXEC_SUBPROTOCOLS), timeout=max(timeout, 0.001),
+                   **_proxy_options(configuration))
+    except websocket.WebSocketBadStatusException as exc:
+        body = exc.resp_body.decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else str(exc.resp_body or "")
+        raise _refused(exc.status_code, body) from None
+    except (websocket.WebSocketException, OSError, ValueError) as exc:
+        ws.shutdown()
+        if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+            raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True) from None
+        raise ExecError(f"exec failed: {_one_line(exc)}") from None
+    return ws
+
+
+_SSL_CONTEXTS: weakref.WeakKeyDictionary[Any, ssl.SSLContext] = weakref.WeakKeyDictionary()
+_SSL_CONTEXTS_LOCK = threading.Lock()
+
+
+def _ssl_context(configuration: k8s.Configuration) -> ssl.SSLContext:
+    """One SSL context per client configuration, shared by every exec of a sweep.
+
+    Loading the CA into a new context for each exec was measurable CPU at 7 execs per pod; one
+    context also lets OpenSSL keep the server's verified chain and session state warm.
+    """
+    with _SSL_CONTEXTS_LOCK:
+        context = _SSL_CONTEXTS.get(configuration)
+        if context is None:
+            context = _SSL_CONTEXTS[configuration] = _new_ssl_context(configuration)
+        return context
+
+
+def _new_ssl_context(configuration: k8s.Configuration) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if configuration.verify_ssl:
+            context.load_verify_locations(cafile=configuration.ssl_ca_cert or certifi.where())
+            context.check_hostname = configuration.assert_hostname is not False
+        else:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ExecError(f"exec failed: TLS settings of the kubeconfig: {_one_line(exc)}") from None
+    return context
+
+
+def _proxy_options(configuration: k8s.Configuration) -> dict[str, Any]:
+    """The kubeconfig's proxy-url, as kubernetes.stream passes it to websocket-client."""
+    options: dict[str, Any] = {}
+    if configuration.proxy:
+        proxy = urlsplit(configuration.proxy)
+        options.update(http_proxy_host=proxy.hostname, http_proxy_port=proxy.port, proxy_type="http")
+    if configuration.no_proxy:
+        options["http_no_proxy"] = configuration.no_proxy.split(",")
+    return options
+
+
+def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytes] | None:
     """Every channel's output once the server closes the exec stream; None when ``timeout`` runs out.
 
-    kubernetes.stream's own loop (``run_forever``) appends each 64 KB frame to one growing bytes
-    object and keeps a second copy of everything: quadratic copying and twice the memory for a
-    multi-megabyte config_dump, per worker. Here frames are collected in a list and joined once.
+    Frames are collected in a list and joined once: appending each 64 KB frame to one growing bytes
+    object, as kubernetes.stream's ``run_forever`` does, is quadratic for a multi-megabyte config_dump.
     """
-    sock = ws.sock  # websocket.WebSocket: frames, pings and continuation handled there
-    raw = sock.sock
+    raw = ws.sock
     parts: dict[int, list[bytes]] = {}
     deadline = time.monotonic() + timeout
     poller = select.poll()
@@ -230,7 +310,7 @@ def _read_until_closed(ws: Any, timeout: float) -> dict[int, bytes] | None:
                 return None
             if not poller.poll(remaining * 1000):
                 continue
-        opcode, frame = sock.recv_data_frame(True)
+        opcode, frame = ws.recv_data_frame(True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             break
         data = frame.data if opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) else b""
@@ -241,13 +321,9 @@ def _read_until_closed(ws: Any, timeout: float) -> dict[int, bytes] | None:
     return {channel: b"".join(chunks) for channel, chunks in parts.items()}
 
 
-def _refusal(exc: ApiException) -> ExecError:
-    """ExecError for an exec the API server refused (the handshake's HTTP status is in ``reason``)."""
-    text = " ".join(f"{exc.reason or ''} {exc.body or ''}".split())
-    code = exc.status or 0
-    if not code:
-        match = re.search(r"Handshake status (\d{3})", text)
-        code = int(match.group(1)) if match else 0
+def _refused(code: int, text: str) -> ExecError:
+    """ExecError for an exec the API server refused with HTTP status ``code`` and body ``text``."""
+    text = " ".join(text.split())
     message = _status_message(text) or text[:200] or "exec refused"
     if code == 403:
         return ExecError(f"exec refused (RBAC: create pods/exec): {message}", forbidden=True)
