@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing
 
-from kubectl_meshdoctor.envoy._decode import camel, json_type, load_json_object
+from kubectl_meshdoctor.envoy._decode import camel, gc_paused, json_type, load_json_object
 from kubectl_meshdoctor.errors import ParseError
 from kubectl_meshdoctor.evidence import Certificate
 
@@ -59,11 +59,35 @@ def _certificate(entry: typing.Any, role: str, where: str) -> Certificate:
     )
 
 
+def _seen_key(entry: typing.Any, role: str) -> tuple[str, str, str, str] | None:
+    """What identifies an entry as a repeat: role, serial and validity (serials are only unique per CA).
+
+    None when the entry lacks a serial or is malformed: it is then built, and validated, in full.
+    """
+    if type(entry) is not dict:
+        return None
+    serial = entry.get("serial_number")
+    if serial is None:
+        serial = entry.get("serialNumber")
+    if type(serial) is not str or not serial:
+        return None
+    valid_from = _get(entry, "valid_from")
+    expiration = _get(entry, "expiration_time")
+    if type(valid_from) is not str or type(expiration) is not str:
+        return None
+    return role, serial, valid_from, expiration
+
+
 def parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
     """Every certificate Envoy holds, workload chains first; one entry per distinct certificate.
 
     Envoy repeats a certificate once per TLS context that uses it, so duplicates are dropped.
     """
+    with gc_paused:  # decoded, walked and freed before the collector runs again
+        return _parse_certs(raw)
+
+
+def _parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
     document = load_json_object(raw, _WHAT)
     if "certificates" not in document:
         raise ParseError(f"{_WHAT}: no 'certificates' in the document")
@@ -73,6 +97,9 @@ def parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
     if not isinstance(groups, list):
         raise ParseError(f"{_WHAT}: 'certificates' should be an array, got {json_type(groups)}")
     found: dict[Certificate, None] = {}
+    # A mesh sidecar lists its one workload certificate and root once per TLS context (2000 entries
+    # for 1000 clusters); entries already seen are skipped before any object is built for them.
+    seen: set[tuple[str, str, str, str]] = set()
     for group_index, group in enumerate(groups):
         where = f"certificates[{group_index}]"
         if not isinstance(group, dict):
@@ -84,5 +111,10 @@ def parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
             if not isinstance(entries, list):
                 raise ParseError(f"{_WHAT}: {where}.{field} should be an array, got {json_type(entries)}")
             for index, entry in enumerate(entries):
+                key = _seen_key(entry, role)
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 found[_certificate(entry, role, f"{where}.{field}[{index}]")] = None
     return tuple(found)
