@@ -56,6 +56,10 @@ class _GcPaused:
 
 
 _gc_paused = _GcPaused()
+# For parsers that walk what they decoded: the hundreds of thousands of fresh containers would otherwise
+# all sit in the youngest GC generation when the collector is re-enabled, and the next allocation
+# would traverse every one of them (measured: ~0.15x a config_dump's parse time, for nothing).
+gc_paused = _gc_paused
 
 
 def load_json(raw: bytes | str, what: str) -> typing.Any:

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from kubectl_meshdoctor.envoy._decode import camel, json_type, load_json_object
+from kubectl_meshdoctor.envoy._decode import camel, gc_paused, json_type, load_json_object
 from kubectl_meshdoctor.errors import ParseError
 from kubectl_meshdoctor.evidence import (
     TLS_BY_ENDPOINT_LABEL,
@@ -141,15 +141,22 @@ class ConfigDump:
 
     def _entries(self, kind: str, list_name: str) -> Iterator[tuple[int, dict[str, typing.Any]]]:
         for section in self._sections.get(kind, ()):
-            for index, entry in enumerate(_list(_field(section, list_name), list_name)):
-                yield index, _obj(entry, f"{list_name}[{index}]")
+            entries = _field(section, list_name)
+            if type(entries) is not list:
+                entries = _list(entries, list_name)
+            for index, entry in enumerate(entries):
+                # Hot path (thousands of entries): the location text is built only for an error.
+                yield index, entry if type(entry) is dict else _obj(entry, f"{list_name}[{index}]")
 
     def _named(self, resource: str, state: str, config: typing.Any, where: str, name: str = "") -> DumpedResource:
         config = _obj(config, where)
         return DumpedResource(resource, _str(config.get("name"), f"{where}.name") or name, state, config)
 
     def clusters(self) -> list[DumpedResource]:
-        found = []
+        return [DumpedResource("cluster", name, state, config) for name, state, config in self._cluster_configs()]
+
+    def _cluster_configs(self) -> Iterator[tuple[str, str, dict[str, typing.Any]]]:
+        """(name, state, config) of every cluster, without building a DumpedResource for each."""
         for list_name, state in (
             ("static_clusters", "static"),
             ("dynamic_active_clusters", "active"),
@@ -157,9 +164,14 @@ class ConfigDump:
         ):
             for index, entry in self._entries("Clusters", list_name):
                 cluster = entry.get("cluster")
-                if cluster is not None:
-                    found.append(self._named("cluster", state, cluster, f"{list_name}[{index}].cluster"))
-        return found
+                if cluster is None:
+                    continue
+                name = cluster.get("name") if type(cluster) is dict else None
+                if type(name) is str and name:
+                    yield name, state, cluster
+                else:
+                    dumped = self._named("cluster", state, cluster, f"{list_name}[{index}].cluster")
+                    yield dumped.name, state, typing.cast(dict, dumped.config)
 
     def listeners(self, *, states: tuple[str, ...] = ("static", "active")) -> list[DumpedResource]:
         """Listeners in the given states; by default the ones serving traffic now."""
@@ -246,11 +258,12 @@ class ConfigDump:
 
     def summary(self) -> ProxyConfig:
         clusters: dict[str, ClusterSummary] = {}
-        for dumped in self.clusters():
-            if dumped.name not in clusters:
-                clusters[dumped.name] = summarize_cluster(dumped.config, dumped.name)
+        for name, _, config in self._cluster_configs():
+            if name not in clusters:
+                clusters[name] = summarize_cluster(config, name)
 
-        targets: dict[RouteTarget, None] = {}
+        # Targets are gathered as plain tuples (cheap to hash); RouteTarget objects are built once each.
+        targets: dict[_Target, None] = {}
         for dumped in self.route_configs():
             _collect_route_targets(dumped.config, dumped.name, targets, f"route config {dumped.name!r}")
 
@@ -262,7 +275,7 @@ class ConfigDump:
 
         return ProxyConfig(
             clusters=tuple(clusters.values()),
-            route_targets=tuple(targets),
+            route_targets=tuple(RouteTarget(route_config=r, virtual_host=v, cluster=c) for r, v, c in targets),
             rejected=self.rejected(),
             listener_count=len(listeners),
             access_log_configured=any_access_log if self.has_section("Listeners") else None,
@@ -271,7 +284,8 @@ class ConfigDump:
 
 def summarize_config_dump(raw: bytes | str) -> ProxyConfig:
     """Reduce a raw config_dump (Envoy's or istioctl's JSON) to what the checks need."""
-    return ConfigDump.from_raw(raw).summary()
+    with gc_paused:  # decoded, walked and freed before the collector runs again: it has nothing to find
+        return ConfigDump.from_raw(raw).summary()
 
 
 # --- clusters ---------------------------------------------------------------------------------------
@@ -283,10 +297,12 @@ def summarize_cluster(cluster: Mapping[str, typing.Any], name: str) -> ClusterSu
 
 
 def _discovery(cluster: Mapping[str, typing.Any], where: str) -> str:
+    kind = cluster.get("type")
+    if type(kind) is str and _field(cluster, "cluster_type") is None:
+        return kind  # the usual case, settled without further checks
     custom = _field(cluster, "cluster_type")
     if custom is not None:
         return _str(_obj(custom, f"{where}.cluster_type").get("name"), f"{where}.cluster_type.name") or "CUSTOM"
-    kind = cluster.get("type")
     if kind is None:
         return "STATIC"  # Envoy leaves the default out of its JSON
     if isinstance(kind, bool) or not isinstance(kind, (str, int)):
@@ -298,11 +314,15 @@ def _discovery(cluster: Mapping[str, typing.Any], where: str) -> str:
 
 def cluster_tls(cluster: Mapping[str, typing.Any], where: str = "cluster") -> str:
     """How the cluster's upstream TLS is decided: one of the evidence.TLS_* values."""
-    for index, match in enumerate(_list(_field(cluster, "transport_socket_matches"), f"{where}.transport_socket_matches")):
-        match = _obj(match, f"{where}.transport_socket_matches[{index}]")
-        criteria = _obj(match.get("match"), f"{where}.transport_socket_matches[{index}].match")
-        if criteria.get("tlsMode") == "istio":
-            return TLS_BY_ENDPOINT_LABEL
+    matches = _field(cluster, "transport_socket_matches")
+    if matches is not None:
+        for index, match in enumerate(_list(matches, f"{where}.transport_socket_matches")):
+            criteria = match.get("match") if type(match) is dict else None
+            if type(criteria) is not dict:
+                match = _obj(match, f"{where}.transport_socket_matches[{index}]")
+                criteria = _obj(match.get("match"), f"{where}.transport_socket_matches[{index}].match")
+            if criteria.get("tlsMode") == "istio":
+                return TLS_BY_ENDPOINT_LABEL
     socket = _field(cluster, "transport_socket")
     if socket is not None:
         return _socket_tls(_obj(socket, f"{where}.transport_socket"), f"{where}.transport_socket", 0)
@@ -360,37 +380,56 @@ def _tls_context_kind(context: dict[str, typing.Any], where: str) -> str:
 # --- routes and listeners ----------------------------------------------------------------------------
 
 
-def _add_cluster(targets: dict[RouteTarget, None], route_config: str, virtual_host: str, cluster: typing.Any, where: str) -> None:
+_Target = tuple[str, str, str]  # route config, virtual host, cluster
+
+
+def _add_cluster(targets: dict[_Target, None], route_config: str, virtual_host: str, cluster: typing.Any, where: str) -> None:
     name = _str(cluster, where)
     if name:
-        targets[RouteTarget(route_config=route_config, virtual_host=virtual_host, cluster=name)] = None
+        targets[(route_config, virtual_host, name)] = None
 
 
-def _add_weighted(targets: dict[RouteTarget, None], route_config: str, virtual_host: str, weighted: typing.Any, where: str) -> None:
+def _add_weighted(targets: dict[_Target, None], route_config: str, virtual_host: str, weighted: typing.Any, where: str) -> None:
     weighted = _obj(weighted, where)
     for index, entry in enumerate(_list(weighted.get("clusters"), f"{where}.clusters")):
         entry = _obj(entry, f"{where}.clusters[{index}]")
         _add_cluster(targets, route_config, virtual_host, entry.get("name"), f"{where}.clusters[{index}].name")
 
 
-def _collect_route_targets(route_config: Mapping[str, typing.Any], name: str, targets: dict[RouteTarget, None], where: str) -> None:
+def _collect_route_targets(route_config: Mapping[str, typing.Any], name: str, targets: dict[_Target, None], where: str) -> None:
+    # Hot path (a route per service): types are checked inline, location text is built only for an error.
     for vh_index, virtual_host in enumerate(_list(_field(route_config, "virtual_hosts"), f"{where}.virtual_hosts")):
-        vh_where = f"{where}.virtual_hosts[{vh_index}]"
-        virtual_host = _obj(virtual_host, vh_where)
-        vh_name = _str(virtual_host.get("name"), f"{vh_where}.name")
-        for index, route in enumerate(_list(virtual_host.get("routes"), f"{vh_where}.routes")):
-            route = _obj(route, f"{vh_where}.routes[{index}]")
+        if type(virtual_host) is not dict or type(virtual_host.get("name")) is not str:
+            vh_where = f"{where}.virtual_hosts[{vh_index}]"
+            virtual_host = _obj(virtual_host, vh_where)
+            _str(virtual_host.get("name"), f"{vh_where}.name")
+        vh_name = virtual_host.get("name") or ""
+        routes = virtual_host.get("routes")
+        if type(routes) is not list:
+            routes = _list(routes, f"{where}.virtual_hosts[{vh_index}].routes")
+        for index, route in enumerate(routes):
+            if type(route) is not dict:
+                route = _obj(route, f"{where}.virtual_hosts[{vh_index}].routes[{index}]")
             action = route.get("route")
             if action is None:
                 continue  # redirect, direct_response, filter_action
-            action = _obj(action, f"{vh_where}.routes[{index}].route")
-            _add_cluster(targets, name, vh_name, action.get("cluster"), f"{vh_where}.routes[{index}].route.cluster")
+            route_where = None
+            if type(action) is not dict:
+                route_where = f"{where}.virtual_hosts[{vh_index}].routes[{index}].route"
+                action = _obj(action, route_where)
+            cluster = action.get("cluster")
+            if type(cluster) is str:
+                if cluster:
+                    targets[(name, vh_name, cluster)] = None
+            elif cluster is not None:
+                _str(cluster, f"{where}.virtual_hosts[{vh_index}].routes[{index}].route.cluster")  # raises
             weighted = _field(action, "weighted_clusters")
             if weighted is not None:
-                _add_weighted(targets, name, vh_name, weighted, f"{vh_where}.routes[{index}].route.weighted_clusters")
+                route_where = route_where or f"{where}.virtual_hosts[{vh_index}].routes[{index}].route"
+                _add_weighted(targets, name, vh_name, weighted, f"{route_where}.weighted_clusters")
 
 
-def _walk_listener(listener: Mapping[str, typing.Any], name: str, targets: dict[RouteTarget, None]) -> bool:
+def _walk_listener(listener: Mapping[str, typing.Any], name: str, targets: dict[_Target, None]) -> bool:
     """Add the listener's inline route targets; True when it configures an access log anywhere."""
     where = f"listener {name!r}"
     access_log = bool(_list(_field(listener, "access_log"), f"{where}.access_log"))
