@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from urllib.parse import quote
 
 from kubernetes.client.rest import ApiException
 
@@ -31,11 +32,11 @@ ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 
 @dataclass(frozen=True)
 class Listing:
-    """How to list one resource kind: its RBAC name, and the client method per scope."""
+    """How to list one resource kind: its RBAC name and where its API group lives."""
 
     resource: str  # as RBAC names it: pods, endpointslices.discovery.k8s.io
-    namespaced: Callable[..., Any]
-    everywhere: Callable[..., Any]
+    prefix: str  # /api/v1, /apis/discovery.k8s.io/v1
+    plural: str
 
 
 class ApiReader:
@@ -43,14 +44,11 @@ class ApiReader:
 
     def __init__(self, kube: Kube):
         self.kube = kube
-        core, discovery = kube.core, kube.discovery
         self.listings = {
-            "Pod": Listing("pods", core.list_namespaced_pod, core.list_pod_for_all_namespaces),
-            "Service": Listing("services", core.list_namespaced_service, core.list_service_for_all_namespaces),
-            "Endpoints": Listing("endpoints", core.list_namespaced_endpoints,
-                                 core.list_endpoints_for_all_namespaces),
-            "EndpointSlice": Listing("endpointslices.discovery.k8s.io", discovery.list_namespaced_endpoint_slice,
-                                     discovery.list_endpoint_slice_for_all_namespaces),
+            "Pod": Listing("pods", "/api/v1", "pods"),
+            "Service": Listing("services", "/api/v1", "services"),
+            "Endpoints": Listing("endpoints", "/api/v1", "endpoints"),
+            "EndpointSlice": Listing("endpointslices.discovery.k8s.io", "/apis/discovery.k8s.io/v1", "endpointslices"),
         }
 
     # --- core resources -------------------------------------------------------------------------------
@@ -59,33 +57,27 @@ class ApiReader:
         """Every object of ``kind`` in ``namespace`` (None: all namespaces), page by page."""
         listing = self.listings[kind]
         with api_call(self.kube, "list", listing.resource, namespace, all_namespaces=namespace is None):
-            if namespace is None:
-                return self._paginate(lambda **kw: listing.everywhere(**kw), label_selector)
-            return self._paginate(lambda **kw: listing.namespaced(namespace, **kw), label_selector)
+            return self._paginate(_collection(listing.prefix, namespace, listing.plural), label_selector)
 
     def list_namespaces(self) -> list[dict]:
         with api_call(self.kube, "list", "namespaces"):
-            return self._paginate(lambda **kw: self.kube.core.list_namespace(**kw), None)
+            return self._paginate("/api/v1/namespaces", None)
 
     def get_namespace(self, name: str) -> dict | None:
         """The Namespace, or None when it does not exist."""
-        return self._get_or_none("namespaces", None,
-                                 lambda **kw: self.kube.core.read_namespace(name, **kw), "v1", "Namespace")
+        return self._get_or_none("namespaces", None, f"/api/v1/namespaces/{_q(name)}", "v1", "Namespace")
 
     def get_pod(self, namespace: str, name: str) -> dict | None:
-        return self._get_or_none("pods", namespace,
-                                 lambda **kw: self.kube.core.read_namespaced_pod(name, namespace, **kw),
+        return self._get_or_none("pods", namespace, f"{_collection('/api/v1', namespace, 'pods')}/{_q(name)}",
                                  "v1", "Pod")
 
     def get_service(self, namespace: str, name: str) -> dict | None:
         return self._get_or_none("services", namespace,
-                                 lambda **kw: self.kube.core.read_namespaced_service(name, namespace, **kw),
-                                 "v1", "Service")
+                                 f"{_collection('/api/v1', namespace, 'services')}/{_q(name)}", "v1", "Service")
 
     def get_endpoints(self, namespace: str, name: str) -> dict | None:
         return self._get_or_none("endpoints", namespace,
-                                 lambda **kw: self.kube.core.read_namespaced_endpoints(name, namespace, **kw),
-                                 "v1", "Endpoints")
+                                 f"{_collection('/api/v1', namespace, 'endpoints')}/{_q(name)}", "v1", "Endpoints")
 
     # --- Istio resources ------------------------------------------------------------------------------
 
@@ -100,15 +92,8 @@ class ApiReader:
 
     def list_istio(self, group: str, version: str, plural: str, kind: str, namespace: str | None) -> list[dict]:
         """Istio objects of one kind in ``namespace`` (None: all namespaces)."""
-        custom = self.kube.custom
         with api_call(self.kube, "list", f"{plural}.{group}", namespace, all_namespaces=namespace is None):
-            if namespace is None:
-                items = self._paginate(
-                    lambda **kw: custom.list_cluster_custom_object(group, version, plural, **kw), None)
-            else:
-                items = self._paginate(
-                    lambda **kw: custom.list_namespaced_custom_object(group, version, namespace, plural, **kw),
-                    None)
+            items = self._paginate(_collection(f"/apis/{_q(group)}/{_q(version)}", namespace, _q(plural)), None)
         for item in items:  # a custom list's items usually carry these already; make sure
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", f"{group}/{version}")
@@ -116,17 +101,17 @@ class ApiReader:
 
     # --- plumbing -------------------------------------------------------------------------------------
 
-    def _paginate(self, call: Callable[..., Any], label_selector: str | None) -> list[dict]:
+    def _paginate(self, path: str, label_selector: str | None) -> list[dict]:
         items: list[dict] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": PAGE_LIMIT, "_preload_content": False,
-                                      "_request_timeout": self.kube.request_timeout}
+            query: list[tuple[str, object]] = []
             if label_selector:
-                kwargs["label_selector"] = label_selector
+                query.append(("labelSelector", label_selector))
+            query.append(("limit", PAGE_LIMIT))
             if token:
-                kwargs["_continue"] = token
-            page = _json(call(**kwargs), "list")
+                query.append(("continue", token))
+            page = _json(self.kube.get(path, query), "list")
             kind = str(page.get("kind") or "")
             item_kind = kind[:-4] if kind.endswith("List") else kind
             api_version = page.get("apiVersion")
@@ -141,11 +126,11 @@ class ApiReader:
             if not token:
                 return items
 
-    def _get_or_none(self, resource: str, namespace: str | None, call: Callable[..., Any],
+    def _get_or_none(self, resource: str, namespace: str | None, path: str,
                      api_version: str, kind: str) -> dict | None:
         with api_call(self.kube, "get", resource, namespace):
             try:
-                obj = _json(call(_preload_content=False, _request_timeout=self.kube.request_timeout), "get")
+                obj = _json(self.kube.get(path), "get")
             except ApiException as exc:
                 if exc.status == 404:
                     return None
@@ -153,6 +138,15 @@ class ApiReader:
         obj.setdefault("kind", kind)
         obj.setdefault("apiVersion", api_version)
         return obj
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _collection(prefix: str, namespace: str | None, plural: str) -> str:
+    """The path listing ``plural`` in ``namespace``, or in all namespaces when it is None."""
+    return f"{prefix}/namespaces/{_q(namespace)}/{plural}" if namespace is not None else f"{prefix}/{plural}"
 
 
 def _json(response: Any, what: str) -> dict:

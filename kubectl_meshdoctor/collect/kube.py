@@ -59,21 +59,51 @@ class Kube:
         self.configuration = configuration
         self.request_timeout = request_timeout
         self.api_client = k8s.ApiClient(configuration)
-        self.core = k8s.CoreV1Api(self.api_client)
-        self.discovery = k8s.DiscoveryV1Api(self.api_client)
-        self.custom = k8s.CustomObjectsApi(self.api_client)
-        self.apis = k8s.ApisApi(self.api_client)
+        self.apis = _ApiGroups(self)
+
+    def get(self, path: str, query: list[tuple[str, object]] | None = None) -> urllib3.BaseHTTPResponse:
+        return get_raw(self.api_client, path, query, self.request_timeout)
 
     @property
     def server(self) -> str:
         return self.target.server
 
     def new_api_client(self) -> k8s.ApiClient:
-        """A client of its own for a worker thread (stream() patches the client it uses)."""
+        """A client (connection pool) of its own for a worker thread."""
         return k8s.ApiClient(self.configuration)
 
     def close(self) -> None:
         self.api_client.close()
+
+
+class _ApiGroups:
+    """API group discovery (``GET /apis``), called like the client's ApisApi without importing it."""
+
+    def __init__(self, kube: Kube):
+        self._kube = kube
+
+    def get_api_versions(self, *, _preload_content: bool = False,
+                         _request_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
+        return get_raw(self._kube.api_client, "/apis/", None, _request_timeout or self._kube.request_timeout)
+
+
+def get_raw(api_client: k8s.ApiClient, path: str, query: list[tuple[str, object]] | None,
+            timeout: float) -> urllib3.BaseHTTPResponse:
+    """GET ``path`` (already quoted) as JSON; the raw response, or ApiException for a non-2xx answer.
+
+    The tool only reads raw JSON, so it asks through the ApiClient's own request path (auth,
+    exec-plugin token refresh, TLS, proxy) instead of the generated API classes: importing
+    CoreV1Api and its siblings builds pydantic validators for hundreds of methods (~1.5 s of CPU per
+    run, measured), and each call validated its arguments again.
+    """
+    request = api_client.param_serialize(method="GET", resource_path=path, query_params=query or [],
+                                         header_params={"Accept": "application/json"},
+                                         auth_settings=["BearerToken"])
+    response = api_client.call_api(*request, _request_timeout=timeout)
+    if not 200 <= response.status <= 299:
+        response.read()
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return response.response
 
 
 def connect(options: ClusterOptions) -> Kube:

@@ -34,6 +34,7 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
+from kubectl_meshdoctor.collect.kube import get_raw
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
@@ -501,12 +502,13 @@ class PodReader:
         if remaining <= 0:
             self.reading.gap("access log", "pod time budget spent before the istio-proxy log was read")
             return
-        core = k8s.CoreV1Api(self.api_client)
+        query: list[tuple[str, object]] = [("container", SIDECAR)]
+        if since_seconds:
+            query.append(("sinceSeconds", since_seconds))
+        query.append(("limitBytes", LOG_LIMIT_BYTES))
+        path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/{quote(self.name, safe='')}/log"
         try:
-            response = core.read_namespaced_pod_log(
-                self.name, self.namespace, container=SIDECAR, since_seconds=since_seconds or None,
-                limit_bytes=LOG_LIMIT_BYTES, _preload_content=False,
-                _request_timeout=min(remaining, request_timeout))
+            response = get_raw(self.api_client, path, query, min(remaining, request_timeout))
             raw = response.data
             response.release_conn()
         except ApiException as exc:
