@@ -3,8 +3,9 @@
 The official client reads ``$KUBECONFIG`` once at import and keeps a process-wide default
 configuration; a tool run from tests, or against two clusters, must not depend on either. So the
 kubeconfig is located and checked here (with one-line reasons a user can act on), and every caller
-gets ``ApiClient`` objects built from one explicit ``Configuration``. Exec streams need a client of
-their own (``kubernetes.stream.stream`` patches the client it is given), hence ``new_api_client``.
+gets ``ApiClient`` objects built from one explicit ``Configuration``. Sweep workers each get a client
+(a connection pool) of their own, hence ``new_api_client``. Reads go through ``get_raw``, not the
+generated API classes (see there why).
 
 Library exceptions stop here: ``api_call`` turns ApiException and urllib3 errors into UsageError or
 ClusterError that say which server refused what.

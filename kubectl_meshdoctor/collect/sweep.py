@@ -228,7 +228,7 @@ class Sweep:
         clients_lock = threading.Lock()
 
         def own_client() -> k8s.ApiClient:
-            # stream() swaps the transport of the client it is given: one client per worker thread.
+            # One client (urllib3 pool) per worker thread: log reads never wait on another worker's pool.
             client = getattr(local, "client", None)
             if client is None:
                 client = local.client = self.kube.new_api_client()
