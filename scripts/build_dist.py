@@ -94,19 +94,16 @@ def install_into(stage: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BuildError(f"pip install --target failed:\n{done.stderr[-2000:]}")
-    _drop_direct_url(stage)
 
 
-def _drop_direct_url(stage: Path) -> None:
-    """pip records where the package was installed from (the checkout's path) in direct_url.json; the
-    same source must give the same archive wherever it is checked out, so that record is removed."""
-    for direct_url in stage.glob("*.dist-info/direct_url.json"):
-        record = direct_url.parent / "RECORD"
-        if record.is_file():
-            lines = [line for line in record.read_text().splitlines(keepends=True)
-                     if not line.startswith(f"{direct_url.parent.name}/direct_url.json,")]
-            record.write_text("".join(lines))
-        direct_url.unlink()
+def _drop_install_records(stage: Path) -> None:
+    """Remove pip's install bookkeeping, which says how and where pip ran, not what the plugin is.
+
+    direct_url.json names the checkout's path and RECORD's content varies with pip's version; a zipapp
+    uses neither at run time. Without them the same source gives the same archive from any checkout
+    and with any pip."""
+    for record in [*stage.glob("*.dist-info/direct_url.json"), *stage.glob("*.dist-info/RECORD")]:
+        record.unlink()
 
 
 def _remove_distribution(stage: Path, dist_info: Path) -> None:
@@ -129,6 +126,7 @@ def prune(stage: Path) -> list[str]:
             _remove_distribution(stage, dist_info)
             if name in HOST_PROVIDED:
                 left_to_host.append(name)
+    _drop_install_records(stage)  # after the removals above, which read RECORD
     for junk in ("bin",):
         shutil.rmtree(stage / junk, ignore_errors=True)
     for cache in sorted(stage.rglob("__pycache__"), reverse=True):
