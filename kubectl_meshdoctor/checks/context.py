@@ -216,13 +216,8 @@ class AnalysisContext:
 
     def ready_endpoint_count(self, service: dict) -> int:
         """Ready addresses behind a Service, from EndpointSlices when present, else Endpoints."""
-        namespace = (service.get("metadata") or {}).get("namespace") or ""
-        name = (service.get("metadata") or {}).get("name") or ""
-        slices = [
-            s for s in self.objects("EndpointSlice")
-            if (s.get("metadata") or {}).get("namespace") == namespace
-            and labels_of(s).get("kubernetes.io/service-name") == name
-        ]
+        key = key_of(service)
+        slices = self._endpoint_slices_by_service.get(key)
         if slices:
             return sum(
                 1 for s in slices for e in s.get("endpoints") or []
@@ -230,9 +225,25 @@ class AnalysisContext:
             )
         return sum(
             len(subset.get("addresses") or [])
-            for ep in self.objects("Endpoints") if key_of(ep) == f"{namespace}/{name}"
+            for ep in self._endpoints_by_key.get(key, [])
             for subset in ep.get("subsets") or []
         )
+
+    @cached_property
+    def _endpoint_slices_by_service(self) -> dict[str, list[dict]]:
+        index: dict[str, list[dict]] = defaultdict(list)
+        for eps in self.objects("EndpointSlice"):
+            service = labels_of(eps).get("kubernetes.io/service-name")
+            if service:
+                index[f"{(eps.get('metadata') or {}).get('namespace') or ''}/{service}"].append(eps)
+        return index
+
+    @cached_property
+    def _endpoints_by_key(self) -> dict[str, list[dict]]:
+        index: dict[str, list[dict]] = defaultdict(list)
+        for ep in self.objects("Endpoints"):
+            index[key_of(ep)].append(ep)
+        return index
 
     # --- cluster services ---------------------------------------------------------------------------
 
@@ -262,6 +273,13 @@ class AnalysisContext:
     def virtual_services(self) -> list[dict]:
         return self.objects("VirtualService")
 
+    @cached_property
+    def _peer_authentications_by_namespace(self) -> dict[str, list[dict]]:
+        index: dict[str, list[dict]] = defaultdict(list)
+        for policy in self.objects("PeerAuthentication"):
+            index[(policy.get("metadata") or {}).get("namespace") or ""].append(policy)
+        return index
+
     def peer_authentication_mode(self, namespace: str, labels: dict[str, str]) -> tuple[str, dict | None]:
         """Effective PeerAuthentication mode for a workload, and the policy that decided it.
 
@@ -269,20 +287,15 @@ class AnalysisContext:
         root namespace. ``UNSET`` and ``INHERIT`` defer to the next level; with no policy the mode is
         PERMISSIVE (Istio's default).
         """
-        policies = self.objects("PeerAuthentication")
-        ordered: list[dict] = []
-        ordered += [
-            p for p in policies
-            if p["metadata"].get("namespace") == namespace
-            and selector_matches(((p.get("spec") or {}).get("selector") or {}).get("matchLabels"), labels)
+        in_namespace = self._peer_authentications_by_namespace.get(namespace, [])
+        ordered: list[dict] = [
+            p for p in in_namespace
+            if selector_matches(((p.get("spec") or {}).get("selector") or {}).get("matchLabels"), labels)
         ]
+        ordered += [p for p in in_namespace if not (p.get("spec") or {}).get("selector")]
         ordered += [
-            p for p in policies
-            if p["metadata"].get("namespace") == namespace and not (p.get("spec") or {}).get("selector")
-        ]
-        ordered += [
-            p for p in policies
-            if p["metadata"].get("namespace") == ROOT_NAMESPACE and not (p.get("spec") or {}).get("selector")
+            p for p in self._peer_authentications_by_namespace.get(ROOT_NAMESPACE, [])
+            if not (p.get("spec") or {}).get("selector")
         ]
         for policy in ordered:
             mode = (((policy.get("spec") or {}).get("mtls") or {}).get("mode") or "UNSET").upper()
