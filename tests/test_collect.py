@@ -385,12 +385,13 @@ def test_older_istio_api_versions_are_used_when_v1_is_not_served():
         {"name": "security.istio.io", "versions": [{"version": "v1beta1"}]},
     ]}
     response = SimpleNamespace(data=json.dumps(groups).encode(), release_conn=lambda: None)
-    kube = SimpleNamespace(apis=SimpleNamespace(get_api_versions=lambda **_: response), request_timeout=5.0)
-    reader = collect_api.ApiReader.__new__(collect_api.ApiReader)
-    reader.kube = kube
+    requested = []
+    kube = SimpleNamespace(get=lambda path, query=None: requested.append(path) or response, request_timeout=5.0)
+    reader = collect_api.ApiReader(kube)
     assert reader.served_version("networking.istio.io") == "v1beta1"
     assert reader.served_version("security.istio.io") == "v1beta1"
     assert reader.served_version("telemetry.istio.io") is None
+    assert requested == ["/apis/"]  # one discovery request serves every group
 
 
 def test_log_forbidden_is_said_once_and_exec_evidence_stays(tmp_path):

@@ -44,6 +44,7 @@ class ApiReader:
 
     def __init__(self, kube: Kube):
         self.kube = kube
+        self._served: dict[str, set[str]] | None = None  # group -> versions, from one GET /apis
         self.listings = {
             "Pod": Listing("pods", "/api/v1", "pods"),
             "Service": Listing("services", "/api/v1", "services"),
@@ -83,11 +84,14 @@ class ApiReader:
 
     def served_version(self, group: str) -> str | None:
         """The best Istio API version the cluster serves for ``group``, or None when the group is absent."""
-        with api_call(self.kube, "get", "API discovery (/apis)"):
-            response = self.kube.apis.get_api_versions(_preload_content=False,
-                                                       _request_timeout=self.kube.request_timeout)
-        groups = _json(response, "API group list").get("groups") or []
-        served = {v.get("version") for g in groups if g.get("name") == group for v in g.get("versions") or []}
+        if self._served is None:  # one discovery request answers every group
+            with api_call(self.kube, "get", "API discovery (/apis)"):
+                response = self.kube.get("/apis/")
+            self._served = {
+                str(g.get("name")): {v.get("version") for v in g.get("versions") or []}
+                for g in _json(response, "API group list").get("groups") or []
+            }
+        served = self._served.get(group, set())
         return next((v for v in ISTIO_VERSIONS if v in served), None)
 
     def list_istio(self, group: str, version: str, plural: str, kind: str, namespace: str | None) -> list[dict]:

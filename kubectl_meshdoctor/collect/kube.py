@@ -60,7 +60,6 @@ class Kube:
         self.configuration = configuration
         self.request_timeout = request_timeout
         self.api_client = k8s.ApiClient(configuration)
-        self.apis = _ApiGroups(self)
 
     def get(self, path: str, query: list[tuple[str, object]] | None = None) -> urllib3.BaseHTTPResponse:
         return get_raw(self.api_client, path, query, self.request_timeout)
@@ -75,17 +74,6 @@ class Kube:
 
     def close(self) -> None:
         self.api_client.close()
-
-
-class _ApiGroups:
-    """API group discovery (``GET /apis``), called like the client's ApisApi without importing it."""
-
-    def __init__(self, kube: Kube):
-        self._kube = kube
-
-    def get_api_versions(self, *, _preload_content: bool = False,
-                         _request_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
-        return get_raw(self._kube.api_client, "/apis/", None, _request_timeout or self._kube.request_timeout)
 
 
 def get_raw(api_client: k8s.ApiClient, path: str, query: list[tuple[str, object]] | None,
@@ -120,15 +108,15 @@ def connect(options: ClusterOptions) -> Kube:
         load_kube_config(config_file=ENV_KUBECONFIG_PATH_SEPARATOR.join(paths), context=target.context,
                          client_configuration=configuration, persist_config=False)
     except ConfigException as exc:
-        raise UsageError(f"kubeconfig: {_one_line(exc)}") from None
+        raise UsageError(f"kubeconfig: {one_line(exc)}") from None
     except (OSError, ValueError, TypeError, KeyError) as exc:
         # Certificate files that do not exist, an exec credential plugin that fails, malformed fields.
-        raise UsageError(f"kubeconfig: cannot load context {target.context!r}: {_one_line(exc)}") from None
+        raise UsageError(f"kubeconfig: cannot load context {target.context!r}: {one_line(exc)}") from None
     finally:
         root_logger.removeHandler(plugin_errors)
     if plugin_errors.messages:
         raise UsageError(f"kubeconfig: the credential plugin of context {target.context!r} failed: "
-                         f"{_one_line(plugin_errors.messages[0])}")
+                         f"{one_line(plugin_errors.messages[0])}")
     timeout = options.request_timeout if options.request_timeout and options.request_timeout > 0 \
         else DEFAULT_REQUEST_TIMEOUT
     server = configuration.host or target.server
@@ -276,10 +264,10 @@ def status_message(exc: ApiException) -> str:
         try:
             parsed = json.loads(body)
             if isinstance(parsed, dict) and parsed.get("message"):
-                return _one_line(parsed["message"])
+                return one_line(parsed["message"])
         except ValueError:
-            return _one_line(body)[:300]
-    return _one_line(exc.reason or "")
+            return one_line(body)[:300]
+    return one_line(exc.reason or "")
 
 
 def unreachable(kube: Kube, exc: BaseException) -> ClusterError:
@@ -296,7 +284,7 @@ def describe_network_error(exc: BaseException) -> str:
             else (current.__cause__ or current.__context__ or _wrapped(current))
     for item in seen:
         if isinstance(item, (ssl.SSLError, urllib3.exceptions.SSLError)):
-            return f"TLS handshake failed ({_one_line(item)})"
+            return f"TLS handshake failed ({one_line(item)})"
         if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
             return "DNS lookup of the server name failed"
         if isinstance(item, ConnectionRefusedError) or "Connection refused" in str(item):
@@ -306,7 +294,7 @@ def describe_network_error(exc: BaseException) -> str:
         if isinstance(item, (http.client.RemoteDisconnected, ConnectionResetError)):
             # What a TLS 1.3 server that rejects the client certificate looks like from here.
             return "the server closed the connection without answering (client certificate refused?)"
-    return _one_line(exc)
+    return one_line(exc)
 
 
 def _wrapped(exc: BaseException) -> BaseException | None:
@@ -314,5 +302,5 @@ def _wrapped(exc: BaseException) -> BaseException | None:
     return next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
 
 
-def _one_line(value: object) -> str:
+def one_line(value: object) -> str:
     return " ".join(str(value).split())

@@ -34,7 +34,7 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_meshdoctor.collect.kube import get_raw
+from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
@@ -200,7 +200,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     except (websocket.WebSocketException, OSError, ValueError) as exc:
         if cancellation is not None and cancellation.cancelled:  # cancel() shut the socket down
             raise ExecError("cancelled") from None
-        raise ExecError(f"exec stream failed: {_one_line(exc)}") from None
+        raise ExecError(f"exec stream failed: {one_line(exc)}") from None
     finally:
         if cancellation is not None:
             cancellation.untrack(ws)
@@ -244,7 +244,7 @@ def _open_exec_stream(api_client: k8s.ApiClient, namespace: str, pod: str, conta
         ws.shutdown()
         if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
             raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True) from None
-        raise ExecError(f"exec failed: {_one_line(exc)}") from None
+        raise ExecError(f"exec failed: {one_line(exc)}") from None
     return ws
 
 
@@ -277,7 +277,7 @@ def _new_ssl_context(configuration: k8s.Configuration) -> ssl.SSLContext:
         if configuration.cert_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ExecError(f"exec failed: TLS settings of the kubeconfig: {_one_line(exc)}") from None
+        raise ExecError(f"exec failed: TLS settings of the kubeconfig: {one_line(exc)}") from None
     return context
 
 
@@ -356,7 +356,7 @@ def _exit_code(status: bytes, stderr: bytes) -> int:
     message = str(document.get("message") or "")
     if "executable file not found" in message or "no such file or directory" in message:
         return 127
-    raise ExecError(f"exec failed: {_one_line(message) or document.get('reason') or 'unknown error'}")
+    raise ExecError(f"exec failed: {one_line(message) or document.get('reason') or 'unknown error'}")
 
 
 # --- one pod --------------------------------------------------------------------------------------------
@@ -515,10 +515,10 @@ class PodReader:
             if exc.status in (401, 403):
                 self.reading.log_refused = True  # said once for the whole sweep, not once per pod
                 return
-            self.reading.gap("access log", f"API server answered {exc.status}: {_one_line(exc.reason)}")
+            self.reading.gap("access log", f"API server answered {exc.status}: {one_line(exc.reason)}")
             return
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            self.reading.gap("access log", f"cannot read the istio-proxy log: {_one_line(exc)}")
+            self.reading.gap("access log", f"cannot read the istio-proxy log: {one_line(exc)}")
             return
         try:
             self.reading.fields["access_log"] = summarize_access_log(raw)
@@ -564,6 +564,3 @@ def _trim(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split())
