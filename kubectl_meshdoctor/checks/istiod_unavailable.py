@@ -21,38 +21,16 @@ namespace holding a Service labelled app=istiod.
 
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, labels_of
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
+from kubectl_meshdoctor.pods import DEFAULT_REVISION, istiod_service_names, pod_revision
 
 CONTROL_PLANE_NAMESPACE = "istio-system"
-DEFAULT_REVISION = "default"
-LEGACY_SERVICE = "istio-pilot"
-REV_KEY = "istio.io/rev"
 MAX_PODS_SHOWN = 5
-
-
-def pod_revision(pod: dict) -> str:
-    """The control-plane revision a meshed pod belongs to; "default" when it names none."""
-    meta = pod.get("metadata") or {}
-    rev = (meta.get("labels") or {}).get(REV_KEY) or (meta.get("annotations") or {}).get(REV_KEY)
-    if not rev:
-        raw = (meta.get("annotations") or {}).get("sidecar.istio.io/status")
-        try:
-            rev = (json.loads(raw) or {}).get("revision") if raw else None
-        except (ValueError, AttributeError):
-            rev = None
-    return str(rev) if rev else DEFAULT_REVISION
-
-
-def service_names(revision: str) -> tuple[str, ...]:
-    if revision == DEFAULT_REVISION:
-        return ("istiod", LEGACY_SERVICE)
-    return (f"istiod-{revision}",)
 
 
 class IstiodUnavailable(Check):
@@ -70,7 +48,7 @@ class IstiodUnavailable(Check):
             pods_by_revision.setdefault(pod_revision(pod), []).append(key)
         for revision in sorted(pods_by_revision) or [DEFAULT_REVISION]:
             affected = sorted(pods_by_revision.get(revision, ()))
-            names = service_names(revision)
+            names = istiod_service_names(revision)
             service = next((s for ns in namespaces for n in names if (s := ctx.service(ns, n)) is not None), None)
             if service is None:
                 looked = " or ".join(names)

@@ -31,7 +31,9 @@ from kubectl_meshdoctor.collect.api import (
 )
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
-from kubectl_meshdoctor.pods import sidecar_container
+from kubectl_meshdoctor.pods import (
+    DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
+)
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
@@ -39,7 +41,6 @@ WORKER_PREFIX = "meshdoctor-pod"
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
-REVISION_LABEL = "istio.io/rev"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
 ISTIO_KINDS = (
     (ISTIO_NETWORKING, "destinationrules", "DestinationRule"),
@@ -64,7 +65,7 @@ class Sweep:
         self.api = ApiReader(kube)
         self.namespace = None if options.all_namespaces else (options.namespace or kube.target.namespace)
         self.bundle = EvidenceBundle(scope={})
-        self._seen: set[tuple[str, str, str, str]] = set()
+        self._collected: dict[tuple[str, str, str, str], dict] = {}  # (group, kind, namespace, name) -> object
 
     def run(self) -> EvidenceBundle:
         scope_pods = self._resolve_scope()
@@ -155,7 +156,7 @@ class Sweep:
             services = self.api.list("Service", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR)
             self._add(services)
             self._add(self.api.list("Endpoints", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
-            names = {"istiod", "istio-pilot"} | {f"istiod-{r}" for r in revisions if r and r != "default"}
+            names = {name for revision in revisions | {DEFAULT_REVISION} for name in istiod_service_names(revision)}
             for name in sorted(names):
                 service = self._find("Service", ISTIO_NAMESPACE, name) or self.api.get_service(ISTIO_NAMESPACE, name)
                 if service is None:
@@ -196,8 +197,8 @@ class Sweep:
         if not scope_pods:  # namespace and all-namespaces scopes: every pod listed
             scope_pods = [o for o in self.bundle.objects if o.get("kind") == "Pod"
                           and (self.namespace is None or o["metadata"].get("namespace") == self.namespace)]
-        scope_pods.sort(key=_key)
-        self.bundle.scope["pods"] = [_key(p) for p in scope_pods]
+        scope_pods.sort(key=pod_key)
+        self.bundle.scope["pods"] = [pod_key(p) for p in scope_pods]
         meshed = [p for p in scope_pods if sidecar_container(p) is not None]
         if not meshed:
             return
@@ -289,29 +290,23 @@ class Sweep:
             meta = obj.get("metadata") or {}
             group = str(obj.get("apiVersion") or "").rpartition("/")[0]
             key = (group, str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-            if key not in self._seen:
-                self._seen.add(key)
+            if key not in self._collected:
+                self._collected[key] = obj
                 self.bundle.objects.append(obj)
 
     def _find(self, kind: str, namespace: str, name: str) -> dict | None:
-        for obj in self.bundle.objects:
-            meta = obj.get("metadata") or {}
-            if obj.get("kind") == kind and meta.get("namespace") == namespace and meta.get("name") == name:
-                return obj
-        return None
-
-
-def _key(pod: dict) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+        """A core-group object already collected."""
+        return self._collected.get(("", kind, namespace, name))
 
 
 def _revisions(scope_pods: list[dict], objects: list[dict]) -> set[str]:
     """Istio revisions the pods (and their namespaces) point at, to find istiod-<rev> Services."""
     found: set[str] = set()
     for obj in list(scope_pods) + objects:
-        if obj.get("kind") in ("Pod", "Namespace"):
-            revision = ((obj.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
+        if obj.get("kind") == "Pod":
+            found.add(pod_revision(obj))
+        elif obj.get("kind") == "Namespace":
+            revision = ((obj.get("metadata") or {}).get("labels") or {}).get(REVISION_KEY)
             if revision:
                 found.add(str(revision))
     return found
