@@ -142,9 +142,8 @@ def analyze(
         roots = root_causes_of(pod, findings)
         pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
         for root in roots:
-            key = (root.code, root.subject, root.message)
-            group_cause.setdefault(key, root)
-            group_members[key].append(pod)
+            group_cause.setdefault(root.cause_key, root)
+            group_members[root.cause_key].append(pod)
     groups = [RootCauseGroup(group_cause[k], tuple(v)) for k, v in group_members.items()]
     groups.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
@@ -168,5 +167,5 @@ def _relevant(item: Finding, findings: list[Finding], scope: set[str]) -> bool:
 def _dedupe(findings: list[Finding]) -> list[Finding]:
     seen = {}
     for item in findings:
-        seen.setdefault((item.code, item.pod, item.subject, item.message), item)
+        seen.setdefault((item.pod, *item.cause_key), item)
     return list(seen.values())

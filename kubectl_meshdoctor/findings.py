@@ -27,10 +27,6 @@ class Subject:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Subject":
-        return cls(kind=data["kind"], name=data["name"], namespace=data.get("namespace"))
-
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
@@ -50,6 +46,11 @@ class Finding:
     # For a pod-less finding: the pods it concerns (e.g. the pods of one istiod revision); empty = all.
     affects: tuple[str, ...] = field(default=())
 
+    @property
+    def cause_key(self) -> tuple:
+        """What makes two findings the same cause, whichever pod showed it: a sweep groups by it."""
+        return (self.code, self.subject, self.message)
+
     def with_links(self, *, root_cause: bool, caused_by: tuple[str, ...]) -> "Finding":
         return replace(self, root_cause=root_cause, caused_by=caused_by)
 
@@ -66,18 +67,3 @@ class Finding:
             "remediation": self.remediation,
             "evidence": list(self.evidence),
         }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
-        return cls(
-            code=data["code"],
-            severity=Severity(data["severity"]),
-            subject=Subject.from_dict(data["subject"]),
-            message=data["message"],
-            remediation=data["remediation"],
-            evidence=tuple(data.get("evidence", ())),
-            pod=data.get("pod"),
-            root_cause=bool(data.get("rootCause", False)),
-            caused_by=tuple(data.get("causedBy", ())),
-            affects=tuple(data.get("affects", ())),
-        )

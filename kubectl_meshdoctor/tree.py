@@ -65,7 +65,7 @@ def root_causes_of(pod: str, findings: list[Finding]) -> list[Finding]:
     while stack:
         item = stack.pop()
         if item.root_cause:
-            seen.setdefault((item.code, item.subject, item.message), item)
+            seen.setdefault(item.cause_key, item)
         for code in item.caused_by:
             stack.extend(by_code.get(code, []))
     return sorted(seen.values(), key=lambda f: f.code)

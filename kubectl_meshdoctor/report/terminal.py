@@ -117,12 +117,10 @@ def _root_causes(report: Report) -> list[tuple[Finding, tuple[str, ...]]]:
     """Every root-cause finding once, with the in-scope pods it explains (groups first)."""
     seen: dict[tuple, tuple[Finding, tuple[str, ...]]] = {}
     for group in report.groups:
-        key = (group.cause.code, group.cause.subject, group.cause.message)
-        seen.setdefault(key, (group.cause, group.pods))
+        seen.setdefault(group.cause.cause_key, (group.cause, group.pods))
     for item in report.findings:
         if item.root_cause:
-            key = (item.code, item.subject, item.message)
-            seen.setdefault(key, (item, (item.pod,) if item.pod else ()))
+            seen.setdefault(item.cause_key, (item, (item.pod,) if item.pod else ()))
     return list(seen.values())
 
 
