@@ -27,6 +27,11 @@ class Check:
         raise NotImplementedError
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis: evidence lines stay readable."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def pod_subject(key: str) -> Subject:
     """The Pod named by a "namespace/name" evidence key."""
     namespace, _, name = key.partition("/")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject, shorten
 from kubectl_meshdoctor.checks.context import ROOT_NAMESPACE, AnalysisContext
 from kubectl_meshdoctor.evidence import AccessLog, Evidence, ProxyEvidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
@@ -84,8 +84,7 @@ def logging_off(proxy: ProxyEvidence) -> bool:
 
 
 def _trim(line: str) -> str:
-    line = line.strip()
-    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+    return shorten(line.strip(), MAX_LINE)
 
 
 class UpstreamFailuresLogged(Check):

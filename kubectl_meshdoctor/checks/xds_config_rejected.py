@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
+from kubectl_meshdoctor.checks.base import Check, finding, pod_subject, shorten
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.checks.xds_config_not_received import (
     CDS_REJECTED, LDS_REJECTED, REJECTED, config_verdict, update_counts,
@@ -71,8 +71,7 @@ class XdsConfigRejected(Check):
 
 
 def _trim(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_DETAILS else text[: MAX_DETAILS - 1] + "…"
+    return shorten(" ".join(text.split()), MAX_DETAILS)
 
 
 CHECK = XdsConfigRejected()

@@ -561,6 +561,6 @@ def _failure(tool: str, output: ExecOutput) -> str:
 
 
 def _trim(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
