@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import parse_qs
@@ -49,6 +50,11 @@ ACCESS_LOG_LINE = ('[2025-01-01T00:00:00.000Z] "GET /reviews HTTP/1.1" 503 UF,UR
                    'started{connection_failure} - "-" 0 91 3 - "-" "curl/8" "abc" "reviews:9080" '
                    '"10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - 10.96.1.1:9080 '
                    '10.0.0.5:40000 - default\n')
+
+
+# Inside the validity of the captured workload certificate (exp2-certs.json: 2026-11-23T12:30:16Z for 24 h):
+# analysing captured evidence at the real time of day would find it expired once that day has passed.
+CAPTURE_TIME = datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc)
 
 
 def captured(name: str, fallback: bytes) -> bytes:

@@ -27,6 +27,7 @@ from kubectl_meshdoctor.errors import ClusterError, UsageError
 from kubectl_meshdoctor.evidence import TLS_BY_ENDPOINT_LABEL
 from kubectl_meshdoctor.lab.apiserver import ExecResult
 from test_collect_support import (
+    CAPTURE_TIME,
     ALL_AGENT_COMMANDS,
     RESOLV_TEXT,
     FakeProxies,
@@ -45,7 +46,7 @@ def pod_gaps(bundle: EvidenceBundle, key: str) -> list[tuple[str, str]]:
 
 
 def statuses(bundle: EvidenceBundle) -> dict[str, str]:
-    return {p.pod: p.status for p in analyze(bundle).pods}
+    return {p.pod: p.status for p in analyze(bundle, now=CAPTURE_TIME).pods}
 
 
 def assert_clean_cli(result, codes: tuple[int, ...]) -> None:
@@ -307,7 +308,7 @@ def test_pods_in_awkward_states_do_not_stop_the_sweep(tmp_path):
 
     assert {"shop/multi-1", "shop/crash-1", "shop/pending-1", "shop/deleting-1"} <= set(bundle.scope["pods"])
     assert {container for _, container, _ in execs} == {"istio-proxy"}  # never the first container
-    report = analyze(bundle)
+    report = analyze(bundle, now=CAPTURE_TIME)
     status = {p.pod: p for p in report.pods}
 
     # istio-proxy third of four containers: found and read like any other sidecar.
