@@ -195,6 +195,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="Rename the port `<protocol>-<suffix>` (for example http-web) or set appProtocol.",
     ),
     CatalogueEntry(
+        code="MD0503",
+        name="NoHealthyUpstream",
+        severity=Severity.ERROR,
+        title="The upstream cluster has no healthy endpoint (UH, 503 no_healthy_upstream)",
+        symptom="Requests get 503 with response flag UH and details no_healthy_upstream in the client's "
+        "access log.",
+        cause="Envoy has no endpoint it may use for the cluster: the Service selects no pod (a label typo), "
+        "its pods are not ready, its named targetPort is not declared by the pods, a DestinationRule subset "
+        "selects no pod, or outlier detection ejected every host.",
+        detection="The client proxy's access-log lines with UH per upstream cluster, its /clusters answer "
+        "for that cluster (endpoints and their health flags), and the Service, its selector, the pods' "
+        "labels and readiness, and the DestinationRule (subsets, outlierDetection). Linked as the cause of "
+        "the MD0601 finding for the same cluster.",
+        fix="Depends on the cause shown: make the selector match the pods' labels, fix pod readiness, "
+        "name the container port as targetPort says, fix the subset labels, or fix the failing server "
+        "that outlier detection ejected.",
+    ),
+    CatalogueEntry(
         code="MD0601",
         name="UpstreamFailuresLogged",
         severity=Severity.WARNING,

@@ -30,10 +30,12 @@ class Evidence:
     PROXY_CERTS = "proxy-certs"
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
+    PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
 
     API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE})
     PROXY = frozenset(
-        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
+        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
+         PROXY_CLUSTERS}
     )
 
 
@@ -133,6 +135,31 @@ class AccessLog:
 
 
 @dataclass(frozen=True)
+class UpstreamHost:
+    """One endpoint of a cluster as Envoy's /clusters shows it."""
+
+    address: str  # ip:port
+    unhealthy: tuple[str, ...] = ()  # why Envoy will not use it (failed_outlier_check, eds UNHEALTHY ...)
+    cx_connect_fail: int = 0
+    rq_timeout: int = 0
+
+
+@dataclass(frozen=True)
+class UpstreamClusterStatus:
+    """A cluster's endpoints and default-priority circuit breakers, from /clusters?format=json."""
+
+    name: str
+    hosts: tuple[UpstreamHost, ...] = ()
+    max_connections: int | None = None
+    max_pending_requests: int | None = None
+    max_requests: int | None = None
+
+    @property
+    def healthy_hosts(self) -> tuple[UpstreamHost, ...]:
+        return tuple(h for h in self.hosts if not h.unhealthy)
+
+
+@dataclass(frozen=True)
 class ProxyEvidence:
     """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
 
@@ -145,6 +172,11 @@ class ProxyEvidence:
     certs: tuple[Certificate, ...] | None = None
     resolv_conf: ResolvConf | None = None
     access_log: AccessLog | None = None
+    # Read only when the access log shows failures, and only for the clusters those lines name.
+    upstream_clusters: tuple[UpstreamClusterStatus, ...] | None = None
+
+    def upstream_cluster(self, name: str) -> UpstreamClusterStatus | None:
+        return next((c for c in self.upstream_clusters or () if c.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -246,6 +278,7 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "certs": Evidence.PROXY_CERTS,
     "resolv_conf": Evidence.RESOLV_CONF,
     "access_log": Evidence.ACCESS_LOG,
+    "upstream_clusters": Evidence.PROXY_CLUSTERS,
 }
 
 

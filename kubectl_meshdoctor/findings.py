@@ -45,6 +45,10 @@ class Finding:
     caused_by: tuple[str, ...] = field(default=())
     # For a pod-less finding: the pods it concerns (e.g. the pods of one istiod revision); empty = all.
     affects: tuple[str, ...] = field(default=())
+    # The upstream clusters (or hosts) the finding is about: for MD0601 the cluster its failed lines went
+    # to; for a cause, the clusters whose failures it explains. The tree links such a cause only to the
+    # symptoms that share a cluster with it, not to every symptom of the pod.
+    upstreams: tuple[str, ...] = field(default=())
 
     @property
     def cause_key(self) -> tuple:
@@ -63,6 +67,7 @@ class Finding:
             "rootCause": self.root_cause,
             "causedBy": list(self.caused_by),
             "affects": list(self.affects),
+            "upstreams": list(self.upstreams),
             "message": self.message,
             "remediation": self.remediation,
             "evidence": list(self.evidence),

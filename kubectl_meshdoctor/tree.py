@@ -14,7 +14,9 @@ from kubectl_meshdoctor.findings import Finding, Severity
 CAUSES: dict[str, tuple[str, ...]] = {
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
-    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
+    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403",  # failing requests <- why they fail
+               "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
+               ),
 }
 
 # Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod they affect
@@ -30,20 +32,27 @@ def _concerns(cause: Finding, pod: str | None) -> bool:
     return not cause.affects or pod in cause.affects
 
 
+def _explains(cause: Finding, symptom: Finding) -> bool:
+    """A cause naming upstream clusters explains only the symptoms about one of those clusters."""
+    return not cause.upstreams or bool(set(cause.upstreams) & set(symptom.upstreams))
+
+
 def link(findings: list[Finding]) -> list[Finding]:
     """Set ``caused_by`` and ``root_cause`` on every finding, following ``CAUSES``.
 
-    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide. An info
-    finding is an observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
+    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide; when both
+    name upstream clusters (``Finding.upstreams``), they must share one. An info finding is an
+    observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
     """
-    codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
+    by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:
-        codes_by_pod[item.pod].add(item.code)
+        by_pod[item.pod].append(item)
     mesh_wide = _mesh_wide_causes(findings)
 
     linked = []
     for item in findings:
-        present = codes_by_pod[item.pod] | {c.code for c in mesh_wide if _concerns(c, item.pod)}
+        present = ({c.code for c in by_pod[item.pod] if _explains(c, item)}
+                   | {c.code for c in mesh_wide if _concerns(c, item.pod)})
         candidates = () if item.severity is Severity.INFO else CAUSES.get(item.code, ())
         causes = tuple(code for code in candidates if code in present and code != item.code)
         linked.append(item.with_links(root_cause=not causes, caused_by=causes))

@@ -21,7 +21,7 @@ from kubectl_meshdoctor.findings import Subject
 
 REPO = Path(__file__).resolve().parents[1]
 EMIT = "test.meshdoctor/emit"
-FINDING_KEYS = {"code", "severity", "pod", "subject", "rootCause", "causedBy", "affects", "message", "remediation", "evidence"}
+FINDING_KEYS = {"code", "severity", "pod", "subject", "rootCause", "causedBy", "affects", "upstreams", "message", "remediation", "evidence"}
 
 
 class EmitAnnotated(Check):

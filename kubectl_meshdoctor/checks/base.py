@@ -48,6 +48,7 @@ def finding(
     remediation: str | None = None,
     severity: Severity | None = None,
     affects: Iterable[str] = (),
+    upstreams: Iterable[str] = (),
 ) -> Finding:
     """A finding with the catalogue's severity and fix unless the check knows better."""
     item = entry(code)
@@ -60,4 +61,5 @@ def finding(
         evidence=tuple(evidence),
         pod=pod,
         affects=tuple(affects),
+        upstreams=tuple(upstreams),
     )

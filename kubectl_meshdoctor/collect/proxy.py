@@ -37,6 +37,7 @@ from kubernetes.client.rest import ApiException
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
+from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
@@ -68,10 +69,14 @@ STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
 CERTS = _agent("certs")
 CONFIG_DUMP = _agent("config_dump")
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
+# Endpoint health and circuit breakers of the upstream clusters; asked only when the access log shows
+# failures (see PodReader._read_failing_upstreams).
+CLUSTERS = _agent("clusters?format=json")
 
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
-# when READY is refused.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+# when READY is refused, CLUSTERS only after failing requests.
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
+                                    CLUSTERS)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -92,6 +97,7 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
+    CLUSTERS: _curl_admin("clusters?format=json"),
 }
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
@@ -404,7 +410,35 @@ class PodReader:
             else:
                 self.reading.gap("proxy evidence", str(exc))
         self._read_log(log_since_seconds, request_timeout)
+        self._read_failing_upstreams()
         return self.reading
+
+    def _read_failing_upstreams(self) -> None:
+        """/clusters for the upstream clusters the access log shows failing; nothing when none fails.
+
+        Asked after the log, and only then, so a healthy proxy costs no extra exec and the evidence holds
+        only the clusters a diagnosis will look at.
+        """
+        log = self.reading.fields.get("access_log")
+        wanted = {cluster for _, cluster, _ in (log.failure_counts if log else ()) if cluster}
+        if not wanted or self.reading.exec_refused or self.cancellation.cancelled:
+            return
+        try:
+            output = self._run(CLUSTERS)
+        except ExecError as exc:
+            if exc.forbidden:
+                self.reading.exec_refused = True
+            else:
+                self.reading.gap("clusters", str(exc))
+            return
+        if output.exit_code != 0:
+            self.reading.gap("clusters", _failure(self._shown(CLUSTERS), output))
+            return
+        try:
+            with _PARSING:
+                self.reading.fields["upstream_clusters"] = parse_clusters(output.stdout, wanted)
+        except ParseError as exc:
+            self.reading.gap("clusters", str(exc))
 
     # Evidence kinds not yet read, for a gap that says what a timeout cost.
     def _unread(self) -> str:

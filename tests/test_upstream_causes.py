@@ -1,0 +1,76 @@
+"""Causes of failing access-log lines (MD05xx) are linked to the MD0601 finding of their upstream cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from caseloader import load_case
+from kubectl_meshdoctor.analysis import analyze
+from kubectl_meshdoctor.checks.base import finding
+from kubectl_meshdoctor.envoy.clusters import parse_clusters
+from kubectl_meshdoctor.errors import ParseError
+from kubectl_meshdoctor.findings import Subject
+from kubectl_meshdoctor.tree import link
+
+CASES = Path(__file__).parent / "cases"
+PAYMENTS = "outbound|7070||payments.checkout.svc.cluster.local"
+LEDGER = "outbound|9000||ledger.checkout.svc.cluster.local"
+
+
+def _symptom(cluster: str):
+    return finding("MD0601", Subject("Pod", "web", "checkout"), f"failed to {cluster}", pod="checkout/web",
+                   upstreams=(cluster,))
+
+
+def test_a_cause_naming_a_cluster_explains_only_that_clusters_failures():
+    cause = finding("MD0503", Subject("Service", "payments", "checkout"), "no endpoint", pod="checkout/web",
+                    upstreams=(PAYMENTS,))
+    linked = {f.message: f for f in link([_symptom(PAYMENTS), _symptom(LEDGER), cause])}
+    assert linked[f"failed to {PAYMENTS}"].caused_by == ("MD0503",)
+    assert not linked[f"failed to {PAYMENTS}"].root_cause
+    assert linked[f"failed to {LEDGER}"].caused_by == () and linked[f"failed to {LEDGER}"].root_cause
+
+
+def test_a_cause_in_another_pod_does_not_explain_the_same_cluster_here():
+    cause = finding("MD0503", Subject("Service", "payments", "checkout"), "no endpoint", pod="checkout/other",
+                    upstreams=(PAYMENTS,))
+    (symptom, _) = link([_symptom(PAYMENTS), cause])
+    assert symptom.root_cause and symptom.caused_by == ()
+
+
+def test_the_selector_case_links_mdo601_to_md0503_and_the_json_names_the_cluster():
+    bundle, case = load_case(CASES / "MD0503" / "fires-selector-matches-no-pod.yaml")
+    report = analyze(bundle, now=case.now)
+    by_code = {f.code: f for f in report.findings}
+    assert by_code["MD0601"].caused_by == ("MD0503",) and by_code["MD0503"].root_cause
+    assert by_code["MD0503"].to_dict()["upstreams"] == [PAYMENTS]
+    assert "selector app=payments" in by_code["MD0503"].message
+    assert any("payments-api" in line for line in by_code["MD0503"].evidence)
+    assert [p.root_causes for p in report.pods if p.pod == "checkout/web-5f7c9-abcde"] == [("MD0503",)]
+
+
+def test_clusters_parser_reads_a_real_envoy_answer(shared_dir):
+    raw = (shared_dir / "envoy-captures" / "exp2-clusters.json").read_text()
+    wanted = "outbound|9080||reviews.default.svc.cluster.local"
+    (reviews,) = parse_clusters(raw, {wanted})
+    assert reviews.name == wanted and len(reviews.hosts) == 2
+    assert reviews.hosts[0].cx_connect_fail == 5 and reviews.hosts[0].unhealthy == ()
+    assert reviews.max_pending_requests == 4294967295  # the DEFAULT priority, not HIGH's 1024
+
+
+def test_clusters_parser_flags_unusable_hosts_and_rejects_bad_shapes():
+    document = {"cluster_statuses": [{"name": "c", "host_statuses": [
+        {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}},
+         "health_status": {"eds_health_status": "HEALTHY", "failed_outlier_check": True}},
+        {"address": {"socket_address": {"address": "10.0.0.2", "port_value": 80}},
+         "health_status": {"eds_health_status": "UNHEALTHY"}}],
+        "circuit_breakers": {"thresholds": [{"max_pending_requests": 1, "max_connections": 1}]}}]}
+    (cluster,) = parse_clusters(json.dumps(document))
+    assert [h.unhealthy for h in cluster.hosts] == [("failed_outlier_check",), ("eds_health_status=UNHEALTHY",)]
+    assert cluster.healthy_hosts == () and cluster.max_pending_requests == 1 and cluster.max_requests is None
+    for bad in ('{"cluster_statuses": {}}', '{"cluster_statuses": [{"name": 3}]}', "[]", "not json"):
+        with pytest.raises(ParseError):
+            parse_clusters(bad)
