@@ -213,6 +213,26 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "that outlier detection ejected.",
     ),
     CatalogueEntry(
+        code="MD0505",
+        name="EgressBlocked",
+        severity=Severity.ERROR,
+        title="REGISTRY_ONLY blocks a destination no ServiceEntry declares",
+        symptom="Calls to an external host fail from meshed pods only: HTTP gets 502 at once, TLS and TCP "
+        "connections are closed before any byte comes back.",
+        cause="outboundTrafficPolicy is REGISTRY_ONLY (in the Sidecar that applies to the pod, else in the "
+        "mesh config) and no ServiceEntry visible to the pod declares the host. Real Envoy shows two forms: "
+        "HTTP on a port with a route config is answered 502 by the block_all route itself (a direct "
+        "response: no response flag, no upstream cluster); everything else goes to BlackHoleCluster, which "
+        "has no endpoint (UH toward BlackHoleCluster, the original destination as the downstream local "
+        "address).",
+        detection="The client proxy's access log (block_all 502 lines; UH lines toward BlackHoleCluster), the "
+        "Sidecar's and the mesh config's (ConfigMap istio-system/istio) outboundTrafficPolicy, and the "
+        "ServiceEntries read. Linked as the cause of the MD0601 finding for BlackHoleCluster.",
+        fix="Apply the ServiceEntry the finding prints for the destination (hosts, port, protocol, "
+        "resolution, location MESH_EXTERNAL), or set outboundTrafficPolicy to ALLOW_ANY if the mesh does "
+        "not need to restrict egress.",
+    ),
+    CatalogueEntry(
         code="MD0601",
         name="UpstreamFailuresLogged",
         severity=Severity.WARNING,

@@ -23,6 +23,7 @@ class Evidence:
     ISTIO_CONFIG = "istio-config"  # DestinationRules, VirtualServices, PeerAuthentications
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
+    EGRESS_CONFIG = "egress-config"  # the mesh config (ConfigMap istio), Sidecars and ServiceEntries
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -32,11 +33,12 @@ class Evidence:
     ACCESS_LOG = "access-log"
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG})
     PROXY = frozenset(
-        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
-         PROXY_CLUSTERS}
+        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )
+    # Read only when the symptom is there (failing access-log lines): never a check's precondition.
+    ON_FAILURE = frozenset({PROXY_CLUSTERS})
 
 
 # How a cluster's upstream TLS is decided (see istio-facts: "mTLS and how clusters choose TLS").
@@ -122,6 +124,11 @@ class AccessLogEntry:
     upstream_host: str
     transport_failure_reason: str
     line: str  # the raw line, trimmed
+    # Read where the format has them ("" / None otherwise): what the MD05xx causes are matched on.
+    authority: str = ""  # the Host the client asked for
+    downstream_local_address: str = ""  # on outbound, the original destination the app connected to
+    route_name: str = ""  # block_all: REGISTRY_ONLY's 502 for an unknown host
+    duration_ms: int | None = None
 
 
 @dataclass(frozen=True)

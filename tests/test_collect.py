@@ -72,7 +72,8 @@ def test_namespace_scope_collects_api_and_proxy_evidence(tmp_path):
     assert proxy.config is not None and proxy.certs is not None
     assert proxy.resolv_conf is not None and proxy.resolv_conf.nameservers == ("10.96.0.10",)
     assert proxy.access_log is not None and proxy.access_log.access_lines == 1
-    assert bundle.available == set(Evidence.API) | set(Evidence.PROXY)
+    # the log's line failed (UF), so /clusters was asked for its cluster too
+    assert bundle.available == set(Evidence.API) | set(Evidence.PROXY) | {Evidence.PROXY_CLUSTERS}
     assert bundle.gaps == []
     assert bundle.collected_at and bundle.collected_at.endswith("Z")
     assert verbs <= READ_VERBS

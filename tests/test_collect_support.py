@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
 from kubectl_meshdoctor.collect.proxy import (
     CERTS,
+    CLUSTERS,
     CONFIG_DUMP,
     CURL_FALLBACK,
     READY,
@@ -71,6 +72,7 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CERTS: ExecResult(0, captured("exp2-certs.json", MINIMAL_CERTS)),
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
+        CLUSTERS: ExecResult(0, captured("exp2-clusters.json", b'{"cluster_statuses": []}')),  # asked: the log fails
     }
 
 

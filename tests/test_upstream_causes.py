@@ -74,3 +74,58 @@ def test_clusters_parser_flags_unusable_hosts_and_rejects_bad_shapes():
     for bad in ('{"cluster_statuses": {}}', '{"cluster_statuses": [{"name": 3}]}', "[]", "not json"):
         with pytest.raises(ParseError):
             parse_clusters(bad)
+
+
+def test_blocked_egress_links_the_blackhole_lines_and_prints_a_service_entry():
+    bundle, case = load_case(CASES / "MD0505" / "fires-sidecar-registry-only-tls-to-blackhole.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0505",) and by_code["MD0505"].root_cause
+    assert "203.0.113.45:443" in by_code["MD0505"].message
+    assert "addresses: [203.0.113.45/32]" in by_code["MD0505"].remediation
+    assert "protocol: TLS" in by_code["MD0505"].remediation
+
+
+def test_blocked_http_names_the_host_and_the_mesh_config():
+    bundle, case = load_case(CASES / "MD0505" / "fires-mesh-config-registry-only-http-block-all.yaml")
+    findings = analyze(bundle, now=case.now).findings
+    (blocked,) = [f for f in findings if f.code == "MD0505"]
+    assert "rates.fx-feed.example:80" in blocked.message and "REGISTRY_ONLY" in blocked.message
+    assert "hosts: [rates.fx-feed.example]" in blocked.remediation
+    assert not [f for f in findings if f.code == "MD0601"]  # a direct 502 carries no response flag
+
+
+def test_block_all_direct_responses_are_kept_by_the_access_log_reducer():
+    from kubectl_meshdoctor.envoy.access_log import summarize_access_log
+
+    line = ('[2026-11-30T17:27:05.626Z] "GET /v2/latest HTTP/1.1" 502 - direct_response - "-" 0 0 0 - "-" '
+            '"curl/8.5.0" "e3ba" "rates.fx-feed.example:80" "-" - - 10.96.4.4:80 10.244.0.7:46074 - block_all\n')
+    ok = line.replace(" 502 - direct_response", " 200 - via_upstream").replace("block_all", "default")
+    log = summarize_access_log(line * 2 + ok)
+    assert log.failure_counts == (("", "block_all", 2),)
+    assert log.failures[0].authority == "rates.fx-feed.example:80" and log.failures[0].route_name == "block_all"
+
+
+def test_egress_reads_refused_by_rbac_are_a_gap_and_the_sweep_goes_on(tmp_path):
+    from kubectl_meshdoctor.collect import collect_evidence
+    from kubectl_meshdoctor.evidence import Evidence
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from test_collect_support import lab_cluster
+
+    policy = AccessPolicy(forbidden_resources={"serviceentries.networking.istio.io"})
+    with lab_cluster(tmp_path, policy=policy) as lab:
+        bundle = collect_evidence(lab.options())
+    gaps = [g for g in bundle.gaps if g.what.startswith("egress configuration")]
+    assert gaps and "serviceentries" in gaps[0].reason
+    assert Evidence.EGRESS_CONFIG not in bundle.available and bundle.proxies  # the proxies were still read
+
+
+def test_only_the_mesh_key_of_the_istio_config_map_is_kept(tmp_path):
+    from kubectl_meshdoctor.collect import collect_evidence
+    from test_collect_support import lab_cluster, shop_objects
+
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                  "data": {"mesh": "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", "meshNetworks": "networks: {}"}}
+    with lab_cluster(tmp_path, shop_objects() + [config_map]) as lab:
+        bundle = collect_evidence(lab.options())
+    (kept,) = [o for o in bundle.objects if o["kind"] == "ConfigMap"]
+    assert kept["data"] == {"mesh": "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"}

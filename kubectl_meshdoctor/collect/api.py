@@ -80,6 +80,10 @@ class ApiReader:
         return self._get_or_none("endpoints", namespace,
                                  f"{_collection('/api/v1', namespace, 'endpoints')}/{_q(name)}", "v1", "Endpoints")
 
+    def get_config_map(self, namespace: str, name: str) -> dict | None:
+        return self._get_or_none("configmaps", namespace,
+                                 f"{_collection('/api/v1', namespace, 'configmaps')}/{_q(name)}", "v1", "ConfigMap")
+
     # --- Istio resources ------------------------------------------------------------------------------
 
     def served_version(self, group: str) -> str | None:

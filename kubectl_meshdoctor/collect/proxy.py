@@ -420,8 +420,9 @@ class PodReader:
         only the clusters a diagnosis will look at.
         """
         log = self.reading.fields.get("access_log")
-        wanted = {cluster for _, cluster, _ in (log.failure_counts if log else ()) if cluster}
-        if not wanted or self.reading.exec_refused or self.cancellation.cancelled:
+        wanted = {cluster for flags, cluster, _ in (log.failure_counts if log else ()) if cluster and flags}
+        answering = "config" in self.reading.fields  # an admin API that failed config_dump fails this too
+        if not wanted or not answering or self.reading.exec_refused or self.cancellation.cancelled:
             return
         try:
             output = self._run(CLUSTERS)

@@ -29,6 +29,7 @@ from kubectl_meshdoctor.collect.api import (
     ISTIOD_SELECTOR,
     ApiReader,
 )
+from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
 from kubectl_meshdoctor.pods import (
@@ -74,6 +75,7 @@ class Sweep:
         self._collect_dns()
         istio_system = self._collect_control_plane(revisions)
         self._collect_istio_config(istio_system)
+        self._collect_egress_config()
         self._collect_proxies(scope_pods)
         self.bundle.collected_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self.bundle
@@ -190,6 +192,12 @@ class Sweep:
                 complete = complete and ok[0]
         if complete:
             self.bundle.available.add(Evidence.ISTIO_CONFIG)
+
+    def _collect_egress_config(self) -> None:
+        with self._auxiliary("egress configuration (mesh config, Sidecars, ServiceEntries)") as ok:
+            self._add(read_egress_config(self.api, self.namespace))
+        if ok[0]:
+            self.bundle.available.add(Evidence.EGRESS_CONFIG)
 
     # --- proxy evidence -------------------------------------------------------------------------------
 

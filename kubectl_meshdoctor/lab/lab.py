@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import socket
 import socketserver
+import ssl
 import tempfile
 import threading
 import time
@@ -240,7 +241,9 @@ class Lab:
         drives = self._plan_drives(model, first) if first.state == "healthy" else []
         admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
-        bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports)}
+        # A drive to an external destination enters through virtualOutbound, as iptables would send it.
+        drive_ports = [vout if kind == "external" else port for (_, _, _, (kind, _)), port in zip(drives, drive_ports)]
+        bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports) if name}
         targets = {cluster: target for (_, cluster, target, _) in drives if target}
         for spec, status_port in zip(group, status_ports):
             agent = self.agents[(spec.namespace, spec.pod)]
@@ -272,6 +275,9 @@ class Lab:
         plans = []
         for drive in spec.drive:
             port = int(drive["port"])
+            if drive.get("external"):  # {external: 203.0.113.10, port: 443, sni: api.example.com}
+                plans.append(("", "", "", ("external", drive)))
+                continue
             host = xds._resolve_host(drive.get("host", ""), spec.namespace) if drive.get("host") else ""
             service = next((s for s in model.services if s.host == host), None)
             svc_port = next((p for p in service.ports if p["port"] == port), None) if service else None
@@ -344,7 +350,16 @@ def _line_count(path: Path) -> int:
 def _send(kind: str, port: int, spec: dict) -> None:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-            if kind == "http":
+            if kind == "external":
+                # PROXY protocol v1 header: the original destination iptables would have kept (see xds.py).
+                conn.sendall(f"PROXY TCP4 127.0.0.1 {spec['external']} 40000 {spec['port']}\r\n".encode())
+                if spec.get("sni"):
+                    ssl.create_default_context().wrap_socket(conn, server_hostname=spec["sni"]).do_handshake()
+                else:
+                    conn.sendall(spec.get("payload", "PING\r\n").encode())
+                    while conn.recv(65536):
+                        pass
+            elif kind == "http":
                 host = spec.get("host", "localhost")
                 request = (f"GET {spec.get('path', '/')} HTTP/1.1\r\nHost: {host}:{spec['port']}\r\n"
                            f"User-Agent: {spec.get('userAgent', 'curl/8.5.0')}\r\nConnection: close\r\n\r\n")

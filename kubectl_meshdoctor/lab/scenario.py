@@ -397,6 +397,13 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
     objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
                     "metadata": _meta("default", "istio-system"),
                     "spec": {"egress": [{"hosts": ["./*", "istio-system/*"]}]}})
+    # The mesh config istiod reads (what `istioctl install` writes; outboundTrafficPolicy unset = ALLOW_ANY).
+    objects.append({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": _meta("istio", "istio-system", {"istio.io/rev": ISTIO_REVISION}),
+                    "data": {"mesh": "accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: "
+                                     "istiod.istio-system.svc:15012\nenablePrometheusMerge: true\n"
+                                     "rootNamespace: istio-system\ntrustDomain: cluster.local\n",
+                             "meshNetworks": "networks: {}"}})
     resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n"}
     for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
         name = istiod_service_name(revision)

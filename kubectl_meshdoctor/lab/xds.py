@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import yaml
+
 from kubectl_meshdoctor.lab.certs import spiffe_id
 
 DOMAIN_SUFFIX = "svc.cluster.local"
@@ -55,6 +57,7 @@ T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffe
 T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 T_SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config"
+T_PROXY_PROTOCOL = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
 T_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -107,6 +110,12 @@ class MeshService:
 ROOT_NAMESPACE = "istio-system"  # where a mesh-wide Sidecar lives
 
 
+def mesh_outbound_mode(config_map: dict) -> str:
+    """outboundTrafficPolicy.mode of the `istio` ConfigMap's `mesh` document (ALLOW_ANY when unset)."""
+    mesh = yaml.safe_load((config_map.get("data") or {}).get("mesh") or "") or {}
+    return str(((mesh.get("outboundTrafficPolicy") or {}).get("mode")) or "ALLOW_ANY")
+
+
 class MeshModel:
     """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
 
@@ -116,6 +125,7 @@ class MeshModel:
         self.destination_rules: list[dict] = []
         self.virtual_services: list[dict] = []
         self.sidecars: list[dict] = []
+        self.mesh_outbound_mode = "ALLOW_ANY"  # Istio's default when meshConfig does not say
         for obj in objects:
             kind = obj.get("kind")
             meta = obj.get("metadata", {})
@@ -135,6 +145,8 @@ class MeshModel:
                 self.virtual_services.append(obj)
             elif kind == "Sidecar":
                 self.sidecars.append(obj)
+            elif kind == "ConfigMap" and meta.get("name") == "istio" and meta.get("namespace") == ROOT_NAMESPACE:
+                self.mesh_outbound_mode = mesh_outbound_mode(obj)
 
     def visible_services(self, client_ns: str) -> list[MeshService]:
         """The Services istiod sends a sidecar in ``client_ns``: its Sidecar's egress hosts, if any.
@@ -143,11 +155,7 @@ class MeshModel:
         (istio-system); with neither, every Service is visible. Hosts are ``<ns>/<host>`` with ``.``
         for the client's namespace and ``*`` for any.
         """
-        def default_of(namespace: str) -> dict | None:
-            return next((s for s in self.sidecars if s["metadata"].get("namespace") == namespace
-                         and not s.get("spec", {}).get("workloadSelector")), None)
-
-        sidecar = default_of(client_ns) or default_of(ROOT_NAMESPACE)
+        sidecar = self._sidecar_of(client_ns)
         if sidecar is None:
             return self.services
         patterns = [h.split("/", 1) for e in sidecar.get("spec", {}).get("egress") or () for h in e.get("hosts") or ()]
@@ -157,6 +165,23 @@ class MeshModel:
                        and (host == "*" or host == svc.host) for ns, host in patterns)
 
         return [svc for svc in self.services if visible(svc)]
+
+    def outbound_mode(self, client_ns: str) -> str:
+        """ALLOW_ANY or REGISTRY_ONLY: the Sidecar's outboundTrafficPolicy, else the mesh config's.
+
+        As istiod's SidecarScope does (pilot/pkg/model/sidecar.go): the Sidecar that applies wins when it
+        sets a policy, otherwise meshConfig.outboundTrafficPolicy.
+        """
+        sidecar = self._sidecar_of(client_ns)
+        mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
+        return mode or self.mesh_outbound_mode
+
+    def _sidecar_of(self, client_ns: str) -> dict | None:
+        def default_of(namespace: str) -> dict | None:
+            return next((s for s in self.sidecars if s["metadata"].get("namespace") == namespace
+                         and not s.get("spec", {}).get("workloadSelector")), None)
+
+        return default_of(client_ns) or default_of(ROOT_NAMESPACE)
 
     def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
         wanted = {**service.selector, **(extra_labels or {})}
@@ -460,15 +485,21 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 listeners.append(_listener(lname, address, port["port"],
                                            _tcp_chain(cname, wiring, cname), wiring))
 
+    # Hosts no Service matches (httproute.go): PassthroughCluster under ALLOW_ANY; under REGISTRY_ONLY the
+    # block_all virtual host answers 502 itself (a direct response, no cluster).
+    registry_only = model.outbound_mode(client_ns) == "REGISTRY_ONLY"
+    catch_all = ({"name": "block_all", "domains": ["*"], "routes": [
+                    {"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
+                 if registry_only else
+                 {"name": "allow_any", "domains": ["*"], "routes": [
+                     {"name": "allow_any", "match": {"prefix": "/"},
+                      "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}]})
     routes: dict[str, dict] = {}
     for port, services in sorted(http_ports.items()):
         rname = str(port)
         routes[rname] = {
             "@type": T_ROUTE, "name": rname, "validate_clusters": False,
-            "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [
-                {"name": "allow_any", "domains": ["*"], "routes": [
-                    {"name": "allow_any", "match": {"prefix": "/"},
-                     "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}]}],
+            "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [catch_all],
         }
         hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
             "@type": T_HCM, "stat_prefix": f"outbound_0.0.0.0_{port}",
@@ -502,12 +533,18 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                                                                       "InboundPassthroughCluster")}],
         })
     if wiring.virtual_outbound_port:
+        # Unknown destinations: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY (listener_builder.go).
+        egress = "BlackHoleCluster" if registry_only else "PassthroughCluster"
         listeners.append({
             "@type": T_LISTENER, "name": "virtualOutbound", "traffic_direction": "OUTBOUND",
             "use_original_dst": True,
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_outbound_port}},
+            # Lab only: no iptables here, so the driver states the original destination in a PROXY protocol
+            # header; Envoy then logs it as %DOWNSTREAM_LOCAL_ADDRESS%, as it logs the real one in a pod.
+            "listener_filters": [{"name": "envoy.filters.listener.proxy_protocol", "typed_config": {
+                "@type": T_PROXY_PROTOCOL, "allow_requests_without_proxy_protocol": True}}],
             "filter_chains": [{"name": "virtualOutbound-catchall-tcp",
-                               "filters": _tcp_chain("PassthroughCluster", wiring, "PassthroughCluster")}],
+                               "filters": _tcp_chain(egress, wiring, egress)}],
         })
     return SidecarResources(clusters=clusters, listeners=listeners, routes=routes)
 
