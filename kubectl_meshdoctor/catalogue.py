@@ -233,6 +233,23 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "not need to restrict egress.",
     ),
     CatalogueEntry(
+        code="MD0506",
+        name="CircuitBreakerTripped",
+        severity=Severity.ERROR,
+        title="A connection pool limit rejects requests (UO, 503 overflow)",
+        symptom="Under load, a share of the requests to one service get 503 at once with response flag UO "
+        "(details upstream_reset_before_response_started{overflow}); the server never sees them.",
+        cause="The cluster's circuit breaker is full: a DestinationRule connectionPool (tcp.maxConnections, "
+        "http.http1MaxPendingRequests, http.http2MaxRequests) is lower than the concurrency the client "
+        "really sends, often together with a slow server that keeps connections busy.",
+        detection="The client proxy's UO lines per upstream cluster, the thresholds Envoy enforces for that "
+        "cluster (/clusters circuit_breakers), and the DestinationRule's connectionPool for the host and "
+        "subset. Istio's default stats inclusion list keeps no per-cluster overflow counters, so they are not "
+        "used. Linked as the cause of the MD0601 finding for the same cluster.",
+        fix="Raise the connectionPool limits to the concurrency the clients need (or remove them), make the "
+        "server faster or add replicas, and let clients retry with backoff.",
+    ),
+    CatalogueEntry(
         code="MD0601",
         name="UpstreamFailuresLogged",
         severity=Severity.WARNING,

@@ -17,6 +17,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403",  # failing requests <- why they fail
                "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
                "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
+               "MD0506",  # UO <- connection pool limits
                ),
 }
 

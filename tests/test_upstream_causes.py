@@ -129,3 +129,24 @@ def test_only_the_mesh_key_of_the_istio_config_map_is_kept(tmp_path):
         bundle = collect_evidence(lab.options())
     (kept,) = [o for o in bundle.objects if o["kind"] == "ConfigMap"]
     assert kept["data"] == {"mesh": "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"}
+
+
+def test_overflow_is_linked_to_the_pool_limits_of_its_destination_rule():
+    bundle, case = load_case(CASES / "MD0506" / "fires-pending-limit-of-one-under-load.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0506",)
+    assert "tcp.maxConnections=1, http.http1MaxPendingRequests=1" in by_code["MD0506"].message
+    assert "Envoy /clusters circuit breakers: max_connections=1, max_pending_requests=1" in by_code["MD0506"].evidence
+
+
+def test_lab_connection_pool_becomes_envoy_thresholds_as_istiod_builds_them():
+    from kubectl_meshdoctor.lab import xds
+    from kubectl_meshdoctor.lab.scenario import AddressPool, expand, load_scenario
+
+    expanded = expand(load_scenario("uo-connection-pool-overflow"), AddressPool(), "10.96.0.10")
+    client = next(o for o in expanded.objects if o["kind"] == "Pod" and o["metadata"]["labels"]["app"] == "search-frontend")
+    resources = xds.sidecar_resources(xds.MeshModel(expanded.objects), client, xds.SidecarWiring(access_log_path="/dev/null"))
+    cluster = next(c for c in resources.clusters if c["name"] == "outbound|8081||inventory-api.search.svc.cluster.local")
+    threshold = cluster["circuit_breakers"]["thresholds"][0]
+    assert (threshold["max_connections"], threshold["max_pending_requests"]) == (1, 1)
+    assert threshold["max_requests"] == 4294967295  # untouched limits keep Istio's MaxUint32 default

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
+from kubectl_meshdoctor.lab.apps import AppServers
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
@@ -91,6 +92,8 @@ class Lab:
         self.agents: dict[tuple[str, str], PodAgent] = {}
         self.proxies: list[LabProxy] = []
         self._stand_ins: list[_PlainTextServer] = []
+        self._apps = AppServers()
+        self._app_ports: dict[str, int] = {}  # pod IP -> its stand-in app's port
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
         self._exec: SidecarExec | None = None
@@ -153,6 +156,9 @@ class Lab:
             for obj in self.objects:
                 self._store.add(obj)
             self._start_stand_ins()
+            for expanded in self.expanded:
+                for ip, settings in expanded.served.items():
+                    self._apps.start(self._app_ports[ip], settings)
             for proxy in self.proxies:
                 proxy.envoy.start()
             for proxy in self.proxies:
@@ -185,6 +191,7 @@ class Lab:
             server.shutdown()
             server.server_close()
         self._stand_ins = []
+        self._apps.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -217,6 +224,9 @@ class Lab:
         model = xds.MeshModel(self.objects)
         pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}
         self._stand_in_ports: dict[str, int] = {}
+        for expanded in self.expanded:
+            for ip in expanded.served:
+                self._app_ports[ip] = self._ports.take(1)[0]
         for expanded in self.expanded:
             for stand_in in expanded.stand_ins:
                 self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
@@ -256,7 +266,7 @@ class Lab:
         if first.state == "healthy":
             wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
-                                       virtual_inbound_port=vin)
+                                       virtual_inbound_port=vin, app_ports=self._app_ports)
             resources = xds.sidecar_resources(model, pod, wiring)
             self._xds.register(xds.node_id(pod), resources)
             mode = "rest"
@@ -332,8 +342,7 @@ class Lab:
                 continue
             before = _line_count(proxy.access_log)
             for kind, port, spec in proxy.drive:
-                for _ in range(int(spec.get("count", 1))):
-                    _send(kind, port, spec)
+                _send_all(kind, port, spec)
             deadline = time.monotonic() + 5
             want = before + sum(int(spec.get("count", 1)) for _, _, spec in proxy.drive)
             while _line_count(proxy.access_log) < want and time.monotonic() < deadline:
@@ -345,6 +354,18 @@ def _line_count(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except OSError:
         return 0
+
+
+def _send_all(kind: str, port: int, spec: dict) -> None:
+    """``count`` requests, ``concurrency`` at a time (concurrent load is what trips a circuit breaker)."""
+    count, concurrency = int(spec.get("count", 1)), max(1, int(spec.get("concurrency", 1)))
+    for start in range(0, count, concurrency):
+        batch = [threading.Thread(target=_send, args=(kind, port, spec))
+                 for _ in range(min(concurrency, count - start))]
+        for thread in batch:
+            thread.start()
+        for thread in batch:
+            thread.join()
 
 
 def _send(kind: str, port: int, spec: dict) -> None:

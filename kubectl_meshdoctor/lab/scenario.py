@@ -16,7 +16,9 @@ into a real Envoy. Format (all keys but `name` optional)::
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
-         drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
+         drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
+                                                    # through this pod's Envoy at start; or {external: IP, port, sni}
+         serve: {delayMs: 0}}   # a real HTTP stand-in app answers for each replica (latency in ms)
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
          ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
@@ -80,6 +82,7 @@ class Expanded:
     resolv: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> resolv.conf
     stand_ins: list[StandIn] = field(default_factory=list)
     expect: list[dict] = field(default_factory=list)
+    served: dict[str, dict] = field(default_factory=dict)  # pod IP -> the workload's `serve` (a stand-in app)
 
 
 def scenario_names() -> list[str]:
@@ -335,6 +338,8 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
                        sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision)
             pods.append(pod)
+            if w.get("serve") is not None:
+                out.served[ip] = dict(w.get("serve") or {})
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
             out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
             if has_sidecar:

@@ -274,6 +274,9 @@ class SidecarWiring:
     original_dst_targets: dict[str, str] = field(default_factory=dict)
     virtual_outbound_port: int = 0
     virtual_inbound_port: int = 0
+    # pod IP -> 127.0.0.1 port of the lab's stand-in app for that pod (no pod network here): endpoints of
+    # such pods point at the stand-in, so requests really reach a server (with its latency, its closes).
+    app_ports: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -301,8 +304,40 @@ def _endpoint(ip: str, port: int, pod: dict) -> dict:
             "metadata": {"filter_metadata": metadata}, "load_balancing_weight": 1}
 
 
+def _traffic_policies(rule: dict | None, subset: str) -> list[dict]:
+    """The DestinationRule's trafficPolicy for a subset, then its top-level one (Istio merges subset over top)."""
+    spec = (rule or {}).get("spec", {})
+    policies = [s["trafficPolicy"] for s in spec.get("subsets") or () if s.get("name") == subset and s.get("trafficPolicy")]
+    return policies + ([spec["trafficPolicy"]] if spec.get("trafficPolicy") else [])
+
+
+def _apply_connection_pool(cluster: dict, rule: dict | None, subset: str) -> None:
+    """connectionPool -> circuit breaker thresholds and HTTP protocol options (cluster_traffic_policy.go)."""
+    pool = next((p["connectionPool"] for p in _traffic_policies(rule, subset) if p.get("connectionPool")), None)
+    if not pool:
+        return
+    threshold = cluster["circuit_breakers"]["thresholds"][0]
+    http, tcp = pool.get("http") or {}, pool.get("tcp") or {}
+    for key, value in (("max_requests", http.get("http2MaxRequests")),
+                       ("max_pending_requests", http.get("http1MaxPendingRequests")),
+                       ("max_retries", http.get("maxRetries")), ("max_connections", tcp.get("maxConnections"))):
+        if value and int(value) > 0:
+            threshold[key] = int(value)
+    if tcp.get("connectTimeout"):
+        cluster["connect_timeout"] = tcp["connectTimeout"]
+    common = {}
+    if http.get("idleTimeout") or tcp.get("idleTimeout"):
+        common["idle_timeout"] = http.get("idleTimeout") or tcp.get("idleTimeout")
+    if http.get("maxRequestsPerConnection"):
+        common["max_requests_per_connection"] = int(http["maxRequestsPerConnection"])
+    if common:
+        cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": T_HTTP_OPTIONS, "common_http_protocol_options": common,
+            "explicit_http_config": {"http_protocol_options": {}}}}
+
+
 def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: str,
-                      subset_labels: dict[str, str]) -> dict:
+                      subset_labels: dict[str, str], wiring: SidecarWiring | None = None) -> dict:
     name = cluster_name("outbound", port["port"], subset, svc.host)
     rule = model.destination_rule(svc.host)
     mode = _tls_mode(rule, port["port"], subset)
@@ -335,7 +370,15 @@ def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: st
             cluster["transport_socket"] = mtls
         return cluster
     cluster.update({"type": "STATIC", "lb_policy": "LEAST_REQUEST"})
+    _apply_connection_pool(cluster, rule, subset)
+    app_ports = wiring.app_ports if wiring else {}
     lb_endpoints = [_endpoint(p["status"]["podIP"], _target_port(port, p), p) for p in pods]
+    for endpoint, pod in zip(lb_endpoints, pods):
+        app_port = app_ports.get(pod["status"]["podIP"])
+        if app_port:
+            # The stand-in app, reached in plain text: the lab's server side has no sidecar terminating mTLS.
+            endpoint["endpoint"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": app_port}
+            endpoint["metadata"]["filter_metadata"].pop("envoy.transport_socket_match", None)
     cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"locality": {}, "lb_endpoints": lb_endpoints}]
                                   if lb_endpoints else []}
     if mode == "ISTIO_MUTUAL":
@@ -472,7 +515,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 continue
             seen_ports.add(port["port"])
             for subset, labels in [("", {})] + subsets:
-                clusters.append(_outbound_cluster(model, svc, port, subset, labels))
+                clusters.append(_outbound_cluster(model, svc, port, subset, labels, wiring))
             protocol = port_protocol(port)
             if protocol in HTTP_PROTOCOLS:
                 http_ports.setdefault(port["port"], []).append(svc)

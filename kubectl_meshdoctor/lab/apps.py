@@ -1,0 +1,54 @@
+"""Stand-in applications for lab pods whose scenario says `serve`: real HTTP servers on 127.0.0.1.
+
+The lab has no pod network, so a meshed pod's app is played by a small threaded HTTP/1.1 server, and the
+client sidecars' endpoints for that pod point at it (see ``xds.SidecarWiring.app_ports``). What the
+diagnoses need from an app is its *behaviour*, and that is real here: its latency (`delayMs`: a route
+timeout shorter than it gives UT; a slow app under concurrent load overflows a small connection pool, UO).
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+
+class _App(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    delay_seconds = 0.0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real app server
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        time.sleep(self.server.delay_seconds)  # type: ignore[attr-defined]
+        body = b'{"ok": true}\n'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass  # the sidecar's access log is the record that matters
+
+
+class AppServers:
+    """One stand-in app per served pod IP; ``stop()`` closes them all."""
+
+    def __init__(self) -> None:
+        self._servers: list[_App] = []
+
+    def start(self, port: int, settings: dict) -> None:
+        server = _App(("127.0.0.1", port), _Handler)
+        server.delay_seconds = float(settings.get("delayMs", 0)) / 1000
+        threading.Thread(target=server.serve_forever, name="lab-app", daemon=True).start()
+        self._servers.append(server)
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers = []
