@@ -250,6 +250,21 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "server faster or add replicas, and let clients retry with backoff.",
     ),
     CatalogueEntry(
+        code="MD0510",
+        name="UpstreamTimeout",
+        severity=Severity.ERROR,
+        title="The route's timeout is shorter than the server's latency (UT, 504)",
+        symptom="Requests get 504 with response flag UT (details response_timeout), all after about the "
+        "same time.",
+        cause="Envoy gave up waiting for the response: the route's timeout (a VirtualService http timeout; "
+        "Istio sets none by default) is shorter than the time the server really takes.",
+        detection="The client proxy's UT lines per upstream cluster and their durations, the timeout of the "
+        "Envoy route they matched (config_dump routes, read only when UT lines exist), and the "
+        "VirtualService that sets it. Linked as the cause of the MD0601 finding for the same cluster.",
+        fix="Set the VirtualService timeout above the server's real latency (its p99, with margin), or make "
+        "the server answer faster; keep the caller's own deadline consistent with it.",
+    ),
+    CatalogueEntry(
         code="MD0601",
         name="UpstreamFailuresLogged",
         severity=Severity.WARNING,

@@ -32,13 +32,14 @@ class Evidence:
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
+    PROXY_ROUTES = "proxy-routes"  # the Envoy routes toward clusters the access log shows timing out
 
     API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )
     # Read only when the symptom is there (failing access-log lines): never a check's precondition.
-    ON_FAILURE = frozenset({PROXY_CLUSTERS})
+    ON_FAILURE = frozenset({PROXY_CLUSTERS, PROXY_ROUTES})
 
 
 # How a cluster's upstream TLS is decided (see istio-facts: "mTLS and how clusters choose TLS").
@@ -167,6 +168,18 @@ class UpstreamClusterStatus:
 
 
 @dataclass(frozen=True)
+class RouteTimeout:
+    """An Envoy route toward one cluster and the timeouts it enforces (None: not set on the route)."""
+
+    route_config: str  # "8080", or a name like "inventory.search.svc.cluster.local:8080"
+    virtual_host: str
+    route: str
+    cluster: str
+    timeout: str | None = None  # "0s" disables it; unset means Envoy's default of 15s
+    per_try_timeout: str | None = None
+
+
+@dataclass(frozen=True)
 class ProxyEvidence:
     """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
 
@@ -181,6 +194,8 @@ class ProxyEvidence:
     access_log: AccessLog | None = None
     # Read only when the access log shows failures, and only for the clusters those lines name.
     upstream_clusters: tuple[UpstreamClusterStatus, ...] | None = None
+    # Read only when the access log shows timeouts (UT): the routes toward those clusters.
+    route_timeouts: tuple[RouteTimeout, ...] | None = None
 
     def upstream_cluster(self, name: str) -> UpstreamClusterStatus | None:
         return next((c for c in self.upstream_clusters or () if c.name == name), None)
@@ -286,6 +301,7 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "resolv_conf": Evidence.RESOLV_CONF,
     "access_log": Evidence.ACCESS_LOG,
     "upstream_clusters": Evidence.PROXY_CLUSTERS,
+    "route_timeouts": Evidence.PROXY_ROUTES,
 }
 
 

@@ -18,6 +18,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
                "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
                "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
                "MD0506",  # UO <- connection pool limits
+               "MD0510",  # UT <- route timeout shorter than the server's latency
                ),
 }
 

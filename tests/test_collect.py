@@ -19,7 +19,9 @@ from kubectl_meshdoctor.errors import ClusterError, UsageError
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, ExecResult
 from test_collect_support import (
+    ACCESS_LOG_LINE,
     AGENT_503,
+    UT_LOG_LINE,
     REFUSED_15021,
     FakeProxies,
     curl_outputs,
@@ -311,6 +313,7 @@ def test_executed_commands_are_exactly_the_fixed_set(tmp_path):
     refused[READY] = REFUSED_15021
     refused[READY_AGENT] = AGENT_503
     proxies = FakeProxies(per_pod={"shop/web-2": refused})
+    proxies.access_log = ACCESS_LOG_LINE + UT_LOG_LINE  # failing lines and a timeout: the follow-ups run too
     with lab_cluster(tmp_path, proxies=proxies) as lab:
         bundle = collect_evidence(lab.options())
         execs = lab.exec_commands()

@@ -24,6 +24,7 @@ from kubectl_meshdoctor.collect.proxy import (
     READY,
     READY_AGENT,
     RESOLV_CONF,
+    ROUTES,
     SERVER_INFO,
     STATS,
 )
@@ -47,6 +48,9 @@ MINIMAL_SERVER_INFO = json.dumps({"state": "LIVE", "version": "0/1.40.0/Clean/RE
 STATS_TEXT = (b"cluster_manager.cds.update_success: 3\nlistener_manager.lds.update_success: 3\n"
               b"listener_manager.workers_started: 1\nserver.state: 0\n")
 RESOLV_TEXT = b"search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+UT_LOG_LINE = ('[2025-01-01T00:00:01.000Z] "GET /slow HTTP/1.1" 504 UT response_timeout - "-" 0 24 300 - "-" '
+               '"curl/8" "abd" "reviews:9080" "10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - '
+               '10.96.1.1:9080 10.0.0.5:40002 - default\n')
 ACCESS_LOG_LINE = ('[2025-01-01T00:00:00.000Z] "GET /reviews HTTP/1.1" 503 UF,URX upstream_reset_before_response_'
                    'started{connection_failure} - "-" 0 91 3 - "-" "curl/8" "abc" "reviews:9080" '
                    '"10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - 10.96.1.1:9080 '
@@ -73,6 +77,7 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
         CLUSTERS: ExecResult(0, captured("exp2-clusters.json", b'{"cluster_statuses": []}')),  # asked: the log fails
+        ROUTES: ExecResult(0, b"{}"),  # asked only when the log shows a timeout (UT)
     }
 
 
@@ -113,7 +118,9 @@ class FakeProxies:
         return ExecResult(127, b"", f'exec: "{command[0]}": unexpected command in this test\n'.encode())
 
     async def log(self, namespace: str, pod: str, container: str, since: int | None, tail: int | None) -> str:
-        return ACCESS_LOG_LINE if container == "istio-proxy" else ""
+        return self.access_log if container == "istio-proxy" else ""
+
+    access_log: str = ACCESS_LOG_LINE
 
 
 # --- objects ---------------------------------------------------------------------------------------------

@@ -150,3 +150,26 @@ def test_lab_connection_pool_becomes_envoy_thresholds_as_istiod_builds_them():
     threshold = cluster["circuit_breakers"]["thresholds"][0]
     assert (threshold["max_connections"], threshold["max_pending_requests"]) == (1, 1)
     assert threshold["max_requests"] == 4294967295  # untouched limits keep Istio's MaxUint32 default
+
+
+def test_timeouts_name_the_virtual_service_the_envoy_route_and_the_durations():
+    bundle, case = load_case(CASES / "MD0510" / "fires-virtual-service-timeout-shorter-than-rendering.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0510",)
+    timeout = by_code["MD0510"]
+    assert "after 401 ms: route timeout 0.4s (VirtualService reports/pdf-renderer)" in timeout.message
+    assert any("Envoy route render in route config 5000" in e and "timeout 0.400s" in e for e in timeout.evidence)
+
+
+def test_route_timeouts_from_a_real_config_dump(shared_dir):
+    from kubectl_meshdoctor.envoy.routes import parse_route_timeouts
+
+    dump = json.loads((shared_dir / "envoy-captures" / "exp2-config_dump.json").read_text())
+    routes = next(c for c in dump["configs"] if c["@type"].endswith(".v3.RoutesConfigDump"))
+    items = routes.get("dynamic_route_configs") or routes.get("static_route_configs") or []
+    clusters = {c for item in items for vh in item["route_config"].get("virtual_hosts", [])
+                for r in vh.get("routes", []) for c in [(r.get("route") or {}).get("cluster")] if c}
+    assert clusters, "the capture has routes to clusters"
+    found = parse_route_timeouts(json.dumps({"configs": items}), clusters)
+    assert {r.cluster for r in found} == clusters
+    assert parse_route_timeouts("{}", clusters) == ()  # what Envoy answers when nothing matches

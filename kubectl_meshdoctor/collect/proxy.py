@@ -40,6 +40,7 @@ from kubectl_meshdoctor.envoy.certs import parse_certs
 from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
+from kubectl_meshdoctor.envoy.routes import parse_route_timeouts
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.errors import ExecError, ParseError
@@ -72,11 +73,13 @@ RESOLV_CONF = ("cat", "/etc/resolv.conf")
 # Endpoint health and circuit breakers of the upstream clusters; asked only when the access log shows
 # failures (see PodReader._read_failing_upstreams).
 CLUSTERS = _agent("clusters?format=json")
+# The HTTP routes (with their timeouts); asked only when the access log shows timeouts (UT).
+ROUTES = _agent("config_dump?resource=dynamic_route_configs")
 
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
-# when READY is refused, CLUSTERS only after failing requests.
+# when READY is refused, CLUSTERS and ROUTES only after failing requests.
 PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
-                                    CLUSTERS)
+                                    CLUSTERS, ROUTES)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -98,6 +101,7 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
     CLUSTERS: _curl_admin("clusters?format=json"),
+    ROUTES: _curl_admin("config_dump?resource=dynamic_route_configs"),
 }
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
@@ -414,32 +418,42 @@ class PodReader:
         return self.reading
 
     def _read_failing_upstreams(self) -> None:
-        """/clusters for the upstream clusters the access log shows failing; nothing when none fails.
+        """Evidence about the upstream clusters the access log shows failing; nothing when none fails.
 
         Asked after the log, and only then, so a healthy proxy costs no extra exec and the evidence holds
-        only the clusters a diagnosis will look at.
+        only the clusters a diagnosis will look at: /clusters for every failing cluster, the routes for
+        the clusters that timed out (UT).
         """
         log = self.reading.fields.get("access_log")
-        wanted = {cluster for flags, cluster, _ in (log.failure_counts if log else ()) if cluster and flags}
+        counts = log.failure_counts if log else ()
+        failing = {cluster for flags, cluster, _ in counts if cluster and flags}
+        timed_out = {cluster for flags, cluster, _ in counts if cluster and "UT" in flags.split(",")}
+        self._follow_up("upstream_clusters", "clusters", CLUSTERS, failing,
+                        lambda raw: parse_clusters(raw, failing))
+        self._follow_up("route_timeouts", "routes", ROUTES, timed_out,
+                        lambda raw: parse_route_timeouts(raw, timed_out))
+
+    def _follow_up(self, name: str, endpoint: str, command: Argv, wanted: set[str],
+                   parse: Callable[[bytes], Any]) -> None:
         answering = "config" in self.reading.fields  # an admin API that failed config_dump fails this too
         if not wanted or not answering or self.reading.exec_refused or self.cancellation.cancelled:
             return
         try:
-            output = self._run(CLUSTERS)
+            output = self._run(command)
         except ExecError as exc:
             if exc.forbidden:
                 self.reading.exec_refused = True
             else:
-                self.reading.gap("clusters", str(exc))
+                self.reading.gap(endpoint, str(exc))
             return
         if output.exit_code != 0:
-            self.reading.gap("clusters", _failure(self._shown(CLUSTERS), output))
+            self.reading.gap(endpoint, _failure(self._shown(command), output))
             return
         try:
             with _PARSING:
-                self.reading.fields["upstream_clusters"] = parse_clusters(output.stdout, wanted)
+                self.reading.fields[name] = parse(output.stdout)
         except ParseError as exc:
-            self.reading.gap("clusters", str(exc))
+            self.reading.gap(endpoint, str(exc))
 
     # Evidence kinds not yet read, for a gap that says what a timeout cost.
     def _unread(self) -> str:

@@ -449,8 +449,11 @@ def _virtual_host(model: MeshModel, svc: MeshService, port: int, client_ns: str)
             if not destinations:
                 continue
             for match in http.get("match") or [None]:
+                action = _route_action(model, vs_ns, destinations, port)
+                if http.get("timeout"):  # VirtualService http[].timeout becomes the route's timeout (route.go)
+                    action["timeout"] = http["timeout"]
                 route = {"match": _match(match),
-                         "route": _route_action(model, vs_ns, destinations, port),
+                         "route": action,
                          "metadata": {"filter_metadata": {"istio": {"config": vs_path}}},
                          "decorator": {"operation": f"{host}:{port}/*"}}
                 if http.get("name"):
