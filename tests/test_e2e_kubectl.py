@@ -29,6 +29,10 @@ STORIES = [
     ("storefront", "MD0501", "web"),
     ("billing", "MD0402", "invoicer"),
     ("inventory", "MD0403", "warehouse"),
+    ("checkout", "MD0503", "checkout-web"),
+    ("fintech", "MD0505", "settlement-worker"),
+    ("search", "MD0506", "search-frontend"),
+    ("reports", "MD0510", "report-builder"),
 ]
 
 
@@ -83,6 +87,9 @@ def test_sweep_meets_every_scenario_expectation(lab, sweep_all):
             for app in expected.get("apps") or ():
                 pods = {f"{expected['namespace']}/{name}" for name in lab.pods(expected["namespace"], app)}
                 assert pods & {f["pod"] for f in matching}, (scenario, expected, app)
+                if expected.get("causedBy"):  # the symptom links to its cause in the JSON the user gets
+                    assert any(expected["causedBy"] in f["causedBy"] and not f["rootCause"]
+                               for f in matching if f["pod"] in pods), (scenario, expected, app)
             assert matching, (scenario, expected)
 
 
