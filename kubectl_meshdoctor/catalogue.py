@@ -213,6 +213,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "that outlier detection ejected.",
     ),
     CatalogueEntry(
+        code="MD0504",
+        name="RouteNotFound",
+        severity=Severity.ERROR,
+        title="No route for the Host and path the client used (NR, 404 route_not_found)",
+        symptom="Requests get 404 with response flag NR (details route_not_found) from the client's own "
+        "sidecar; the server never sees them.",
+        cause="In a sidecar (ALLOW_ANY sends unknown Hosts to PassthroughCluster, so they are not NR): a "
+        "VirtualService whose http matches leave the request out and that has no default route. Where no "
+        "catch-all exists (gateways, Sidecar-scoped route configs): no virtual host covers the Host.",
+        detection="The client proxy's NR lines (Host, path, the port's route config) and its route configs "
+        "(config_dump dynamic_route_configs, read only when NR lines exist): the virtual host the Host picks "
+        "and its route matches; then the VirtualService whose hosts cover the Host. Linked as the cause of "
+        "the MD0601 finding for lines without upstream cluster.",
+        fix="Give the VirtualService a default route (a last http entry without match) or matches for the "
+        "paths clients call; where no virtual host covers the Host, make a VirtualService's hosts, gateways "
+        "and port cover the name clients use.",
+    ),
+    CatalogueEntry(
         code="MD0505",
         name="EgressBlocked",
         severity=Severity.ERROR,

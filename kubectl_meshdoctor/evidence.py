@@ -32,7 +32,7 @@ class Evidence:
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
-    PROXY_ROUTES = "proxy-routes"  # the Envoy routes toward clusters the access log shows timing out
+    PROXY_ROUTES = "proxy-routes"  # Envoy routes, for the clusters that timed out (UT) or Hosts without route (NR)
 
     API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG})
     PROXY = frozenset(
@@ -180,6 +180,17 @@ class RouteTimeout:
 
 
 @dataclass(frozen=True)
+class RouteLookup:
+    """How Envoy's routes answer one (route config, Host) a request with no route (NR) used."""
+
+    route_config: str
+    authority: str
+    virtual_host: str = ""  # the virtual host Envoy picks for that Host; "" when none matches
+    route_matches: tuple[str, ...] = ()  # that virtual host's route match conditions, in order
+    other_virtual_hosts: tuple[str, ...] = ()  # when none matched: some of the route config's names
+
+
+@dataclass(frozen=True)
 class ProxyEvidence:
     """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
 
@@ -196,6 +207,8 @@ class ProxyEvidence:
     upstream_clusters: tuple[UpstreamClusterStatus, ...] | None = None
     # Read only when the access log shows timeouts (UT): the routes toward those clusters.
     route_timeouts: tuple[RouteTimeout, ...] | None = None
+    # Read only when the access log shows NR: how the routes answer the Hosts of those requests.
+    route_lookups: tuple[RouteLookup, ...] | None = None
 
     def upstream_cluster(self, name: str) -> UpstreamClusterStatus | None:
         return next((c for c in self.upstream_clusters or () if c.name == name), None)
@@ -302,6 +315,7 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "access_log": Evidence.ACCESS_LOG,
     "upstream_clusters": Evidence.PROXY_CLUSTERS,
     "route_timeouts": Evidence.PROXY_ROUTES,
+    "route_lookups": Evidence.PROXY_ROUTES,
 }
 
 

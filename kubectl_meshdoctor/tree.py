@@ -16,6 +16,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403",  # failing requests <- why they fail
                "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
+               "MD0504",  # NR <- no route for the Host/path (lines without cluster)
                "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
                "MD0506",  # UO <- connection pool limits
                "MD0510",  # UT <- route timeout shorter than the server's latency

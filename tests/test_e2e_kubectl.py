@@ -30,6 +30,7 @@ STORIES = [
     ("billing", "MD0402", "invoicer"),
     ("inventory", "MD0403", "warehouse"),
     ("checkout", "MD0503", "checkout-web"),
+    ("helpdesk", "MD0504", "ticket-ui"),
     ("fintech", "MD0505", "settlement-worker"),
     ("search", "MD0506", "search-frontend"),
     ("reports", "MD0510", "report-builder"),

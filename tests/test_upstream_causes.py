@@ -173,3 +173,27 @@ def test_route_timeouts_from_a_real_config_dump(shared_dir):
     found = parse_route_timeouts(json.dumps({"configs": items}), clusters)
     assert {r.cluster for r in found} == clusters
     assert parse_route_timeouts("{}", clusters) == ()  # what Envoy answers when nothing matches
+
+
+def test_route_not_found_links_the_lines_without_cluster_only():
+    bundle, case = load_case(CASES / "MD0504" / "fires-virtual-service-routes-only-v2.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].upstreams == ("-",) and by_code["MD0601"].caused_by == ("MD0504",)
+    assert "no route for /v1/articles on kb-search:8090" in by_code["MD0504"].message
+    assert any("whose routes match only: prefix /v2/" in e for e in by_code["MD0504"].evidence)
+
+
+def test_route_lookup_follows_envoys_domain_order():
+    from kubectl_meshdoctor.envoy.routes import parse_route_lookups
+
+    config = {"name": "8090", "virtual_hosts": [
+        {"name": "any", "domains": ["*"], "routes": [{"match": {"prefix": "/"}}]},
+        {"name": "wild", "domains": ["*.example.com"], "routes": [{"match": {"path": "/x", "headers": [{"name": "h"}]}}]},
+        {"name": "kb", "domains": ["kb-search", "kb-search:8090"], "routes": [{"match": {"prefix": "/v2/"}}]}]}
+    raw = json.dumps({"configs": [{"route_config": config}, {"route_config": {"name": "80", "virtual_hosts": []}}]})
+    found = {lk.authority: lk for lk in parse_route_lookups(raw, {("8090", "kb-search:8090"), ("8090", "a.example.com"),
+                                                                  ("8090", "other:1"), ("80", "kb-search")})}
+    assert found["kb-search:8090"].virtual_host == "kb" and found["kb-search:8090"].route_matches == ("prefix /v2/",)
+    assert found["a.example.com"].virtual_host == "wild" and found["a.example.com"].route_matches == ("path /x and headers h",)
+    assert found["other:1"].virtual_host == "any"
+    assert found["kb-search"].virtual_host == "" and found["kb-search"].route_config == "80"

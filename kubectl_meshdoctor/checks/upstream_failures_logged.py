@@ -41,6 +41,8 @@ except ImportError:  # pragma: no cover - only while the envoy package is being 
         return f"{flag}: meaning not available"
 
 NOT_FAILURES = frozenset({"DI", "RFCF"})
+# The upstream key of lines that reached no cluster (NR): Envoy's own "-" for an empty %UPSTREAM_CLUSTER%.
+NO_CLUSTER = "-"
 MAX_SAMPLES = 3
 MAX_LINE = 300
 LOGGING_OFF = "access logging is off: no request outcome could be checked"
@@ -129,7 +131,7 @@ def _failures_to(key: str, cluster: str, counts: Counter[tuple[str, ...]], log: 
     return finding(
         "MD0601", pod_subject(key),
         f"{total} failed request(s) in the access log of {key}{where}: {summary}",
-        evidence, pod=key, upstreams=(cluster,) if cluster else (),
+        evidence, pod=key, upstreams=(cluster or NO_CLUSTER,),
     )
 
 

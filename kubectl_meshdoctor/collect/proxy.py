@@ -40,7 +40,7 @@ from kubectl_meshdoctor.envoy.certs import parse_certs
 from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
-from kubectl_meshdoctor.envoy.routes import parse_route_timeouts
+from kubectl_meshdoctor.envoy.routes import lookups_wanted, parse_route_lookups, parse_route_timeouts
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.errors import ExecError, ParseError
@@ -422,21 +422,23 @@ class PodReader:
 
         Asked after the log, and only then, so a healthy proxy costs no extra exec and the evidence holds
         only the clusters a diagnosis will look at: /clusters for every failing cluster, the routes for
-        the clusters that timed out (UT).
+        the clusters that timed out (UT) and the Hosts that found no route (NR).
         """
         log = self.reading.fields.get("access_log")
         counts = log.failure_counts if log else ()
         failing = {cluster for flags, cluster, _ in counts if cluster and flags}
         timed_out = {cluster for flags, cluster, _ in counts if cluster and "UT" in flags.split(",")}
-        self._follow_up("upstream_clusters", "clusters", CLUSTERS, failing,
-                        lambda raw: parse_clusters(raw, failing))
-        self._follow_up("route_timeouts", "routes", ROUTES, timed_out,
-                        lambda raw: parse_route_timeouts(raw, timed_out))
+        no_route = lookups_wanted(log)
+        if failing:
+            self._follow_up("clusters", CLUSTERS, lambda raw: {"upstream_clusters": parse_clusters(raw, failing)})
+        if timed_out or no_route:  # one read of the routes serves both
+            self._follow_up("routes", ROUTES, lambda raw: {"route_timeouts": parse_route_timeouts(raw, timed_out),
+                                                           "route_lookups": parse_route_lookups(raw, no_route)})
 
-    def _follow_up(self, name: str, endpoint: str, command: Argv, wanted: set[str],
-                   parse: Callable[[bytes], Any]) -> None:
+    def _follow_up(self, endpoint: str, command: Argv, parse: Callable[[bytes], dict[str, Any]]) -> None:
+        """Run ``command`` and store the fields ``parse`` makes of its output; any failure is a gap."""
         answering = "config" in self.reading.fields  # an admin API that failed config_dump fails this too
-        if not wanted or not answering or self.reading.exec_refused or self.cancellation.cancelled:
+        if not answering or self.reading.exec_refused or self.cancellation.cancelled:
             return
         try:
             output = self._run(command)
@@ -451,7 +453,7 @@ class PodReader:
             return
         try:
             with _PARSING:
-                self.reading.fields[name] = parse(output.stdout)
+                self.reading.fields.update(parse(output.stdout))
         except ParseError as exc:
             self.reading.gap(endpoint, str(exc))
 

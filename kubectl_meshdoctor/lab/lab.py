@@ -292,7 +292,9 @@ class Lab:
             service = next((s for s in model.services if s.host == host), None)
             svc_port = next((p for p in service.ports if p["port"] == port), None) if service else None
             if svc_port is None or xds.port_protocol(svc_port) in xds.HTTP_PROTOCOLS:
-                plans.append((f"0.0.0.0_{port}", "", "", ("http", drive)))
+                # the address the app would connect to: the Service's ClusterIP, or a made-up external one
+                destination = f"{service.cluster_ip if service and service.cluster_ip else '198.51.100.7'}:{port}"
+                plans.append((f"0.0.0.0_{port}", "", "", ("http", {**drive, "destination": destination})))
                 continue
             address = service.cluster_ip or next(
                 (p["status"]["podIP"] for p in model.service_pods(service)), None)
@@ -381,6 +383,9 @@ def _send(kind: str, port: int, spec: dict) -> None:
                     while conn.recv(65536):
                         pass
             elif kind == "http":
+                if spec.get("destination"):  # PROXY protocol v1: the original destination (see xds._listener)
+                    ip, _, dport = spec["destination"].rpartition(":")
+                    conn.sendall(f"PROXY TCP4 127.0.0.1 {ip} 40000 {dport}\r\n".encode())
                 host = spec.get("host", "localhost")
                 request = (f"GET {spec.get('path', '/')} HTTP/1.1\r\nHost: {host}:{spec['port']}\r\n"
                            f"User-Agent: {spec.get('userAgent', 'curl/8.5.0')}\r\nConnection: close\r\n\r\n")

@@ -492,7 +492,16 @@ def _listener(name: str, address: str, port: int, filters: list[dict], wiring: S
     if not bound:
         # Reached through virtualOutbound's original-destination hand-off in a real pod, never bound.
         listener["bind_to_port"] = False
+    else:
+        # Lab only: the driver states the address the app connected to (a ClusterIP) in a PROXY header, so
+        # %DOWNSTREAM_LOCAL_ADDRESS% is what it is in a pod rather than the lab's loopback port.
+        listener["listener_filters"] = [_proxy_protocol_filter()]
     return listener
+
+
+def _proxy_protocol_filter() -> dict:
+    return {"name": "envoy.filters.listener.proxy_protocol", "typed_config": {
+        "@type": T_PROXY_PROTOCOL, "allow_requests_without_proxy_protocol": True}}
 
 
 def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> SidecarResources:
@@ -587,8 +596,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_outbound_port}},
             # Lab only: no iptables here, so the driver states the original destination in a PROXY protocol
             # header; Envoy then logs it as %DOWNSTREAM_LOCAL_ADDRESS%, as it logs the real one in a pod.
-            "listener_filters": [{"name": "envoy.filters.listener.proxy_protocol", "typed_config": {
-                "@type": T_PROXY_PROTOCOL, "allow_requests_without_proxy_protocol": True}}],
+            "listener_filters": [_proxy_protocol_filter()],
             "filter_chains": [{"name": "virtualOutbound-catchall-tcp",
                                "filters": _tcp_chain(egress, wiring, egress)}],
         })
