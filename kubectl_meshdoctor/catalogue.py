@@ -268,6 +268,22 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "server faster or add replicas, and let clients retry with backoff.",
     ),
     CatalogueEntry(
+        code="MD0509",
+        name="AppNotListening",
+        severity=Severity.ERROR,
+        title="The server's sidecar cannot connect to its app (inbound connection refused)",
+        symptom="Clients get 503s or resets; the server pod's own sidecar logs UF toward inbound|PORT|| "
+        "with delayed_connect_error:_Connection_refused.",
+        cause="Nothing accepts connections on the pod IP at that port: the app listens on 127.0.0.1 only "
+        "(since Istio 1.10 the sidecar delivers inbound traffic to the pod IP, not to localhost), or on "
+        "another port than the Service's targetPort, or is not running.",
+        detection="The server proxy's UF lines toward an inbound cluster with a connection-refused transport "
+        "failure reason, the pod's container ports and restarts, and the Services sending to that port. "
+        "Linked as the cause of the MD0601 finding for that inbound cluster in the same pod.",
+        fix="Make the app listen on 0.0.0.0 (all addresses) on the Service's targetPort, or correct the "
+        "targetPort to the port the app really uses.",
+    ),
+    CatalogueEntry(
         code="MD0510",
         name="UpstreamTimeout",
         severity=Severity.ERROR,

@@ -197,3 +197,13 @@ def test_route_lookup_follows_envoys_domain_order():
     assert found["a.example.com"].virtual_host == "wild" and found["a.example.com"].route_matches == ("path /x and headers h",)
     assert found["other:1"].virtual_host == "any"
     assert found["kb-search"].virtual_host == "" and found["kb-search"].route_config == "80"
+
+
+def test_app_not_listening_explains_the_inbound_lines_of_its_own_pod():
+    bundle, case = load_case(CASES / "MD0509" / "fires-app-bound-to-localhost.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0509",) and by_code["MD0601"].upstreams == ("inbound|9100||",)
+    assert "listens on 127.0.0.1 only" in by_code["MD0509"].message
+    bundle, case = load_case(CASES / "MD0509" / "fires-service-targets-a-port-the-app-does-not-declare.yaml")
+    (wrong_port,) = [f for f in analyze(bundle, now=case.now).findings if f.code == "MD0509"]
+    assert "the app declares 9101, not 9100" in wrong_port.message

@@ -3,7 +3,8 @@
 The lab has no pod network, so a meshed pod's app is played by a small threaded HTTP/1.1 server, and the
 client sidecars' endpoints for that pod point at it (see ``xds.SidecarWiring.app_ports``). What the
 diagnoses need from an app is its *behaviour*, and that is real here: its latency (`delayMs`: a route
-timeout shorter than it gives UT; a slow app under concurrent load overflows a small connection pool, UO).
+timeout shorter than it gives UT; a slow app under concurrent load overflows a small connection pool, UO)
+and the address it binds (`listen: localhost`: 127.0.0.1 only, which refuses the sidecar's connections).
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ class AppServers:
     def __init__(self) -> None:
         self._servers: list[_App] = []
 
-    def start(self, port: int, settings: dict) -> None:
-        server = _App(("127.0.0.1", port), _Handler)
+    def start(self, port: int, settings: dict, pod_address: str) -> None:
+        """Serve on ``pod_address`` (the lab's stand-in for the pod IP), or on 127.0.0.1 only when the
+        scenario says `listen: localhost` (the app that refuses what the sidecar sends to the pod IP)."""
+        address = "127.0.0.1" if settings.get("listen") == "localhost" else pod_address
+        server = _App((address, port), _Handler)
         server.delay_seconds = float(settings.get("delayMs", 0)) / 1000
         threading.Thread(target=server.serve_forever, name="lab-app", daemon=True).start()
         self._servers.append(server)

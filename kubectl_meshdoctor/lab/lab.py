@@ -158,7 +158,7 @@ class Lab:
             self._start_stand_ins()
             for expanded in self.expanded:
                 for ip, settings in expanded.served.items():
-                    self._apps.start(self._app_ports[ip], settings)
+                    self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
             for proxy in self.proxies:
                 proxy.envoy.start()
             for proxy in self.proxies:
@@ -252,7 +252,8 @@ class Lab:
         admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
         # A drive to an external destination enters through virtualOutbound, as iptables would send it.
-        drive_ports = [vout if kind == "external" else port for (_, _, _, (kind, _)), port in zip(drives, drive_ports)]
+        drive_ports = [{"external": vout, "inbound": vin}.get(kind, port)
+                       for (_, _, _, (kind, _)), port in zip(drives, drive_ports)]
         bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports) if name}
         targets = {cluster: target for (_, cluster, target, _) in drives if target}
         for spec, status_port in zip(group, status_ports):
@@ -287,6 +288,11 @@ class Lab:
             port = int(drive["port"])
             if drive.get("external"):  # {external: 203.0.113.10, port: 443, sni: api.example.com}
                 plans.append(("", "", "", ("external", drive)))
+                continue
+            if drive.get("inbound"):  # {inbound: true, port: 9100}: a client elsewhere calls this pod's port
+                pod_ip = next(p["status"]["podIP"] for p in model.pods if p["metadata"]["name"] == spec.pod
+                              and p["metadata"]["namespace"] == spec.namespace)
+                plans.append(("", "", "", ("inbound", {**drive, "destination": f"{pod_ip}:{port}"})))
                 continue
             host = xds._resolve_host(drive.get("host", ""), spec.namespace) if drive.get("host") else ""
             service = next((s for s in model.services if s.host == host), None)
@@ -382,7 +388,7 @@ def _send(kind: str, port: int, spec: dict) -> None:
                     conn.sendall(spec.get("payload", "PING\r\n").encode())
                     while conn.recv(65536):
                         pass
-            elif kind == "http":
+            elif kind in ("http", "inbound"):
                 if spec.get("destination"):  # PROXY protocol v1: the original destination (see xds._listener)
                     ip, _, dport = spec["destination"].rpartition(":")
                     conn.sendall(f"PROXY TCP4 127.0.0.1 {ip} 40000 {dport}\r\n".encode())

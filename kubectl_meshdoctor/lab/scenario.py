@@ -18,7 +18,9 @@ into a real Envoy. Format (all keys but `name` optional)::
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
          drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
                                                     # through this pod's Envoy at start; or {external: IP, port, sni}
-         serve: {delayMs: 0}}   # a real HTTP stand-in app answers for each replica (latency in ms)
+                                                    # (via virtualOutbound); or {inbound: true, port} (into its own
+                                                    # virtualInbound, as a client elsewhere)
+         serve: {delayMs: 0, listen: pod-ip|localhost}}   # a real HTTP stand-in app for each replica
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
          ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server

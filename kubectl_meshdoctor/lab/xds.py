@@ -274,9 +274,15 @@ class SidecarWiring:
     original_dst_targets: dict[str, str] = field(default_factory=dict)
     virtual_outbound_port: int = 0
     virtual_inbound_port: int = 0
-    # pod IP -> 127.0.0.1 port of the lab's stand-in app for that pod (no pod network here): endpoints of
-    # such pods point at the stand-in, so requests really reach a server (with its latency, its closes).
+    # pod IP -> port of the lab's stand-in app for that pod (no pod network here): endpoints of such pods,
+    # and their own inbound cluster, point at APP_ADDRESS:port, so requests really reach a server (with its
+    # latency, its refusals).
     app_ports: dict[str, int] = field(default_factory=dict)
+
+
+# Where the lab's stand-in apps play "the pod IP": another loopback address, so that an app bound to
+# 127.0.0.1 only refuses what the sidecar sends to the pod IP, as it does in a pod since Istio 1.10.
+APP_ADDRESS = "127.0.0.2"
 
 
 @dataclass
@@ -377,7 +383,7 @@ def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: st
         app_port = app_ports.get(pod["status"]["podIP"])
         if app_port:
             # The stand-in app, reached in plain text: the lab's server side has no sidecar terminating mTLS.
-            endpoint["endpoint"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": app_port}
+            endpoint["endpoint"]["address"]["socket_address"] = {"address": APP_ADDRESS, "port_value": app_port}
             endpoint["metadata"]["filter_metadata"].pop("envoy.transport_socket_match", None)
     cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"locality": {}, "lb_endpoints": lb_endpoints}]
                                   if lb_endpoints else []}
@@ -575,7 +581,10 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 continue
             seen.add(target)
             iname = cluster_name("inbound", target, "", "")
-            clusters.append(_static_cluster(iname, "127.0.0.1", target))
+            # Since Istio 1.10 the inbound cluster connects to the pod IP, not 127.0.0.1 (played by APP_ADDRESS).
+            app_port = wiring.app_ports.get(pod.get("status", {}).get("podIP", ""))
+            clusters.append(_static_cluster(iname, APP_ADDRESS, app_port) if app_port
+                            else _static_cluster(iname, "127.0.0.1", target))
             inbound_chains.append({"name": f"0.0.0.0_{target}",
                                    "filter_chain_match": {"destination_port": target},
                                    "filters": _tcp_chain(iname, wiring, iname)})
@@ -583,6 +592,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
         listeners.append({
             "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_inbound_port}},
+            "listener_filters": [_proxy_protocol_filter()],  # the pod IP:port the client called (lab only)
             "filter_chains": inbound_chains + [{"name": "virtualInbound-catchall",
                                                 "filters": _tcp_chain("InboundPassthroughCluster", wiring,
                                                                       "InboundPassthroughCluster")}],
