@@ -13,7 +13,8 @@ from typing import Iterator
 
 from kubectl_meshdoctor.checks.context import AnalysisContext, IstioClusterName
 from kubectl_meshdoctor.checks.upstream_failures_logged import failure_counts
-from kubectl_meshdoctor.evidence import AccessLogEntry, ProxyEvidence, UpstreamClusterStatus
+from kubectl_meshdoctor.evidence import AccessLog, AccessLogEntry, ProxyEvidence, UpstreamClusterStatus
+from kubectl_meshdoctor.findings import Subject
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,28 @@ class FailedUpstream:
         """What the proxy's /clusters said about this cluster (None when it was not read)."""
         return self.proxy.upstream_cluster(self.cluster)
 
+    def service_subject(self) -> Subject:
+        """The Service the cluster is for (from its host name), when no Istio object is more to blame."""
+        name = self.istio_name
+        parts = name.host.split(".") if name else [self.cluster]
+        return Subject("Service", parts[0], parts[1] if len(parts) > 1 else None)
+
     def evidence_head(self, flag: str) -> list[str]:
         lines = [f"access log of {self.pod}: {self.count} request(s) with {flag} → {self.cluster}"]
         lines += [f"sample: {entry.line[:300]}" for entry in self.samples[:2]]
         return lines
 
 
+def access_logs(ctx: AnalysisContext) -> Iterator[tuple[str, ProxyEvidence, AccessLog]]:
+    """(pod key, proxy evidence, access log) of every proxy whose log was read, in pod order."""
+    for key, proxy in sorted(ctx.proxies.items()):
+        if proxy.access_log is not None:
+            yield key, proxy, proxy.access_log
+
+
 def failed_upstreams(ctx: AnalysisContext, flag: str) -> Iterator[FailedUpstream]:
     """Per proxy and upstream cluster, the failing lines whose flags include ``flag``."""
-    for key, proxy in sorted(ctx.proxies.items()):
-        log = proxy.access_log
-        if log is None:
-            continue
+    for key, proxy, log in access_logs(ctx):
         per_cluster: dict[str, int] = {}
         for (flags, cluster), count in failure_counts(log).items():
             if flag in flags:

@@ -75,8 +75,7 @@ class CircuitBreakerTripped(Check):
                 message = (f"{failed.count} request(s) to {failed.cluster} rejected by the circuit breaker: "
                            f"{subject} limits {_limits(pool)}")
             else:
-                parts = name.host.split(".") if name else [failed.cluster]
-                subject = Subject("Service", parts[0], parts[1] if len(parts) > 1 else None)
+                subject = failed.service_subject()
                 message = (f"{failed.count} request(s) to {failed.cluster} rejected by the circuit breaker "
                            "(no DestinationRule connectionPool found: Envoy's own thresholds)")
             evidence.append("overflow counters: not kept by Istio's default stats inclusion list; the UO lines "

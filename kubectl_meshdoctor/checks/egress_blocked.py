@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks._failed_upstreams import failed_upstreams
+from kubectl_meshdoctor.checks._failed_upstreams import access_logs, failed_upstreams
 from kubectl_meshdoctor.checks.base import Check, finding, shorten
 from kubectl_meshdoctor.checks.context import ROOT_NAMESPACE, AnalysisContext, labels_of, selector_matches
 from kubectl_meshdoctor.envoy.access_log import BLOCKED_ROUTE
@@ -121,10 +121,7 @@ class EgressBlocked(Check):
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
         tcp = {f.pod: f for f in failed_upstreams(ctx, "UH") if f.cluster == BLACK_HOLE}
-        for key, proxy in sorted(ctx.proxies.items()):
-            log = proxy.access_log
-            if log is None:
-                continue
+        for key, _, log in access_logs(ctx):
             http_count = sum(count for flags, cluster, count in log.failure_counts if not flags and cluster == BLOCKED_ROUTE)
             http = [e for e in log.failures if not e.flags and e.route_name == BLOCKED_ROUTE]
             blocked_tcp = tcp.get(key)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
+from kubectl_meshdoctor.checks._failed_upstreams import access_logs
 from kubectl_meshdoctor.checks.base import Check, finding, shorten
 from kubectl_meshdoctor.checks.context import AnalysisContext, resolve_host
 from kubectl_meshdoctor.checks.upstream_failures_logged import NO_CLUSTER
@@ -66,10 +67,7 @@ class RouteNotFound(Check):
     needs = frozenset({Evidence.ACCESS_LOG})
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
-        for key, proxy in sorted(ctx.proxies.items()):
-            log = proxy.access_log
-            if log is None:
-                continue
+        for key, proxy, log in access_logs(ctx):
             count = sum(n for flags, cluster, n in log.failure_counts if "NR" in flags.split(",") and not cluster)
             by_authority: dict[str, list[AccessLogEntry]] = defaultdict(list)
             for entry in log.failures:

@@ -75,8 +75,7 @@ class UpstreamTimeout(Check):
                                 f"{http.get('name') or '(unnamed)'}: timeout: {http['timeout']}")
                 timeout = f"{http['timeout']} (VirtualService {meta.get('namespace')}/{meta['name']})"
             else:
-                parts = name.host.split(".") if name else [failed.cluster]
-                subject = Subject("Service", parts[0], parts[1] if len(parts) > 1 else None)
+                subject = failed.service_subject()
                 enforced = next((r.timeout for r in routes if r.timeout), None)
                 timeout = f"{enforced} (Envoy route; no VirtualService timeout found)" if enforced else \
                     "not found in any VirtualService (a per-try timeout or a caller's own deadline?)"
