@@ -268,6 +268,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "server faster or add replicas, and let clients retry with backoff.",
     ),
     CatalogueEntry(
+        code="MD0508",
+        name="Http10Client",
+        severity=Severity.ERROR,
+        title="A client speaks HTTP/1.0 and gets 426 Upgrade Required",
+        symptom="Requests from one client (typically nginx with proxy_pass) get 426 Upgrade Required; the "
+        "receiving proxy logs `\"- - HTTP/1.1\" 426 DPE low_version`.",
+        cause="The client sends HTTP/1.0 (nginx's default for proxy_pass without proxy_http_version 1.1) "
+        "and Istio's HTTP connection managers do not accept HTTP/1.0 unless PILOT_HTTP10 (or the proxy "
+        "metadata HTTP10) is set: gateways and a sidecar's inbound HTTP chain answer 426. A meshed client's "
+        "own sidecar does not answer 426: its outbound HTTP chain matches only http/1.1 and h2c, so HTTP/1.0 "
+        "passes as raw TCP without routing (not diagnosed: its log line carries no failure flag).",
+        detection="426 lines with flag DPE and details low_version in a proxy's access log; the client is "
+        "named by its address (a pod of the objects read, when one has it). Linked as the cause of that "
+        "proxy's MD0601 finding for lines without upstream cluster.",
+        fix="In nginx: `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";`. Or accept HTTP/1.0 "
+        "in Istio: PILOT_HTTP10=1 on istiod, or ISTIO_META_HTTP10=1 on the receiving pods' proxies.",
+    ),
+    CatalogueEntry(
         code="MD0509",
         name="AppNotListening",
         severity=Severity.ERROR,

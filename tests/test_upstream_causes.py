@@ -207,3 +207,11 @@ def test_app_not_listening_explains_the_inbound_lines_of_its_own_pod():
     bundle, case = load_case(CASES / "MD0509" / "fires-service-targets-a-port-the-app-does-not-declare.yaml")
     (wrong_port,) = [f for f in analyze(bundle, now=case.now).findings if f.code == "MD0509"]
     assert "the app declares 9101, not 9100" in wrong_port.message
+
+
+def test_http10_names_the_client_pod_by_its_address_and_links_the_dpe_lines():
+    bundle, case = load_case(CASES / "MD0508" / "fires-nginx-proxy-pass-http10.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0508",)
+    assert by_code["MD0508"].message.startswith("pod edge/nginx-edge-7f6-k9j2w (10.244.0.4) speaks HTTP/1.0")
+    assert "proxy_http_version 1.1" in by_code["MD0508"].remediation

@@ -9,8 +9,9 @@ accepts connections on the pod IP at that port. Either the app does not listen o
 targetPort (compare the containers' ports), or it listens on 127.0.0.1 only: since Istio 1.10 the
 sidecar delivers inbound traffic to the pod IP (as without a mesh), no longer to localhost.
 
-Real Envoy (1.40, checked in the lab with an app bound to 127.0.0.1): ``"- - -" 0 UF,URX -
-"delayed_connect_error:_Connection_refused" ... inbound|9100||``.
+Real Envoy (1.40, checked in the lab with an app bound to 127.0.0.1): on an HTTP port ``503 UF
+upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}``,
+on a TCP port ``"- - -" 0 UF,URX``, both toward ``inbound|9100||``.
 """
 
 from __future__ import annotations

@@ -292,7 +292,10 @@ class Lab:
             if drive.get("inbound"):  # {inbound: true, port: 9100}: a client elsewhere calls this pod's port
                 pod_ip = next(p["status"]["podIP"] for p in model.pods if p["metadata"]["name"] == spec.pod
                               and p["metadata"]["namespace"] == spec.namespace)
-                plans.append(("", "", "", ("inbound", {**drive, "destination": f"{pod_ip}:{port}"})))
+                source = next((p["status"]["podIP"] for p in model.pods if drive.get("from")  # {from: app}
+                               and p["metadata"]["labels"].get("app") == drive["from"]), "127.0.0.1")
+                plans.append(("", "", "", ("inbound", {**drive, "destination": f"{pod_ip}:{port}",
+                                                       "source": source})))
                 continue
             host = xds._resolve_host(drive.get("host", ""), spec.namespace) if drive.get("host") else ""
             service = next((s for s in model.services if s.host == host), None)
@@ -391,9 +394,10 @@ def _send(kind: str, port: int, spec: dict) -> None:
             elif kind in ("http", "inbound"):
                 if spec.get("destination"):  # PROXY protocol v1: the original destination (see xds._listener)
                     ip, _, dport = spec["destination"].rpartition(":")
-                    conn.sendall(f"PROXY TCP4 127.0.0.1 {ip} 40000 {dport}\r\n".encode())
+                    conn.sendall(f"PROXY TCP4 {spec.get('source', '127.0.0.1')} {ip} 40000 {dport}\r\n".encode())
                 host = spec.get("host", "localhost")
-                request = (f"GET {spec.get('path', '/')} HTTP/1.1\r\nHost: {host}:{spec['port']}\r\n"
+                version = spec.get("httpVersion", "1.1")  # "1.0": nginx proxy_pass without proxy_http_version 1.1
+                request = (f"GET {spec.get('path', '/')} HTTP/{version}\r\nHost: {host}:{spec['port']}\r\n"
                            f"User-Agent: {spec.get('userAgent', 'curl/8.5.0')}\r\nConnection: close\r\n\r\n")
                 conn.sendall(request.encode())
                 _read_http_response(conn)  # not until close: Envoy delays closing by a second

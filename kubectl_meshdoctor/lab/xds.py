@@ -487,6 +487,17 @@ def _tcp_chain(cluster: str, wiring: SidecarWiring, stat_prefix: str) -> list[di
     return filters
 
 
+def _inbound_http_chain(cluster: str, target: int, service_port: int, wiring: SidecarWiring) -> list[dict]:
+    route = {"name": cluster, "validate_clusters": False, "virtual_hosts": [{
+        "name": f"inbound|http|{service_port}", "domains": ["*"],
+        "routes": [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"},
+                    "decorator": {"operation": f"{cluster}/*"}}]}]}
+    return [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": T_HCM, "stat_prefix": f"inbound_0.0.0.0_{target}", "codec_type": "AUTO", "route_config": route,
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": T_ROUTER}}],
+        "access_log": _access_log(wiring)}}]
+
+
 def _listener(name: str, address: str, port: int, filters: list[dict], wiring: SidecarWiring) -> dict:
     bound = wiring.bound_listeners.get(name)
     listener: dict[str, Any] = {
@@ -585,9 +596,13 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
             app_port = wiring.app_ports.get(pod.get("status", {}).get("podIP", ""))
             clusters.append(_static_cluster(iname, APP_ADDRESS, app_port) if app_port
                             else _static_cluster(iname, "127.0.0.1", target))
+            # An HTTP port gets an HTTP connection manager, as Istio's plaintext inbound HTTP chain (its
+            # permissive HTTP match has no ALPN condition), without accept_http_10 unless PILOT_HTTP10.
+            filters = (_inbound_http_chain(iname, target, port["port"], wiring)
+                       if port_protocol(port) in HTTP_PROTOCOLS else _tcp_chain(iname, wiring, iname))
             inbound_chains.append({"name": f"0.0.0.0_{target}",
                                    "filter_chain_match": {"destination_port": target},
-                                   "filters": _tcp_chain(iname, wiring, iname)})
+                                   "filters": filters})
     if wiring.virtual_inbound_port:
         listeners.append({
             "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
