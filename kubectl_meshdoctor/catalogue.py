@@ -268,6 +268,23 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "server faster or add replicas, and let clients retry with backoff.",
     ),
     CatalogueEntry(
+        code="MD0507",
+        name="UpstreamConnectionReuseReset",
+        severity=Severity.ERROR,
+        title="The server closes kept-alive connections Envoy still reuses (UC, 503 connection_termination)",
+        symptom="A small share of requests gets 503 with response flag UC and details "
+        "upstream_reset_before_response_started{connection_termination}, more after quiet periods.",
+        cause="The keep-alive race: the app closes idle connections after its keep-alive timeout (Node.js: "
+        "5 s), Envoy keeps them pooled longer (1 h by default; Istio sets no idle timeout unless a "
+        "DestinationRule's connectionPool.http.idleTimeout does) and sends a request on a connection the app "
+        "is closing. Istio's default outbound retries do not cover resets.",
+        detection="The client proxy's UC lines with connection_termination per outbound cluster, and the "
+        "DestinationRule's connectionPool idleTimeout (or its absence). Linked as the cause of the MD0601 "
+        "finding for the same cluster.",
+        fix="Set connectionPool.http.idleTimeout below the app's keep-alive timeout, or raise the app's "
+        "keep-alive timeout above Envoy's; a VirtualService retry on reset absorbs what remains.",
+    ),
+    CatalogueEntry(
         code="MD0508",
         name="Http10Client",
         severity=Severity.ERROR,

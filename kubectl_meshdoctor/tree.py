@@ -19,6 +19,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
                "MD0504",  # NR <- no route for the Host/path (lines without cluster)
                "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
                "MD0506",  # UO <- connection pool limits
+               "MD0507",  # UC <- the app closes kept-alive connections Envoy reuses
                "MD0508",  # 426 DPE <- an HTTP/1.0 client
                "MD0509",  # inbound UF, connection refused <- the app does not listen on the pod IP
                "MD0510",  # UT <- route timeout shorter than the server's latency

@@ -33,6 +33,7 @@ STORIES = [
     ("helpdesk", "MD0504", "ticket-ui"),
     ("fintech", "MD0505", "settlement-worker"),
     ("search", "MD0506", "search-frontend"),
+    ("alerts", "MD0507", "incident-bot"),
     ("pricing", "MD0508", "pricing-api"),
     ("warehouse-ops", "MD0509", "label-printer"),
     ("reports", "MD0510", "report-builder"),

@@ -215,3 +215,10 @@ def test_http10_names_the_client_pod_by_its_address_and_links_the_dpe_lines():
     assert by_code["MD0601"].caused_by == ("MD0508",)
     assert by_code["MD0508"].message.startswith("pod edge/nginx-edge-7f6-k9j2w (10.244.0.4) speaks HTTP/1.0")
     assert "proxy_http_version 1.1" in by_code["MD0508"].remediation
+
+
+def test_keepalive_race_is_linked_and_names_the_idle_timeouts():
+    bundle, case = load_case(CASES / "MD0507" / "fires-destination-rule-idle-timeout-too-long.yaml")
+    by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
+    assert by_code["MD0601"].caused_by == ("MD0507",)
+    assert "(Envoy: 30s)" in by_code["MD0507"].message and "idleTimeout" in by_code["MD0507"].remediation
