@@ -31,6 +31,7 @@ class Evidence:
     PROXY_CERTS = "proxy-certs"
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
+    # Read only when the access log shows the symptom, so never a check's precondition (not in PROXY):
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
     PROXY_ROUTES = "proxy-routes"  # Envoy routes, for the clusters that timed out (UT) or Hosts without route (NR)
 
@@ -38,8 +39,6 @@ class Evidence:
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )
-    # Read only when the symptom is there (failing access-log lines): never a check's precondition.
-    ON_FAILURE = frozenset({PROXY_CLUSTERS, PROXY_ROUTES})
 
 
 # How a cluster's upstream TLS is decided (see istio-facts: "mTLS and how clusters choose TLS").
