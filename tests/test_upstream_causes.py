@@ -222,3 +222,15 @@ def test_keepalive_race_is_linked_and_names_the_idle_timeouts():
     by_code = {f.code: f for f in analyze(bundle, now=case.now).findings}
     assert by_code["MD0601"].caused_by == ("MD0507",)
     assert "(Envoy: 30s)" in by_code["MD0507"].message and "idleTimeout" in by_code["MD0507"].remediation
+
+
+def test_printed_service_entries_are_valid_yaml_with_the_destination():
+    import yaml
+
+    from kubectl_meshdoctor.checks.egress_blocked import service_entry_yaml
+
+    by_ip = yaml.safe_load(service_entry_yaml("203.0.113.45:443", "fintech"))
+    assert by_ip["kind"] == "ServiceEntry" and by_ip["spec"]["addresses"] == ["203.0.113.45/32"]
+    assert by_ip["spec"]["ports"] == [{"number": 443, "name": "tls", "protocol": "TLS"}]
+    by_host = yaml.safe_load(service_entry_yaml("rates.fx-feed.example:80", "fintech"))
+    assert by_host["spec"]["hosts"] == ["rates.fx-feed.example"] and by_host["metadata"]["namespace"] == "fintech"

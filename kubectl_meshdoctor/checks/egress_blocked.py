@@ -96,22 +96,18 @@ def _covering_entries(ctx: AnalysisContext, destination: str) -> list[dict]:
 
 
 def service_entry_yaml(destination: str, namespace: str) -> str:
-    """A ServiceEntry letting ``destination`` (host:port or ip:port) through, as a one-screen YAML."""
+    """A ServiceEntry letting ``destination`` (host:port or ip:port) through, as one line of flow YAML
+    (ready for ``kubectl apply -f -``; one line so every report format shows it whole)."""
     host, _, port = destination.rpartition(":") if ":" in destination else (destination, "", "")
     port = port if port.isdigit() else "443"
     is_ip = host.replace(".", "").isdigit()
     name = ("ip-" + host.replace(".", "-")) if is_ip else host.replace(".", "-").replace("*", "wildcard")
     protocol = "TLS" if port == "443" else "HTTP" if port in ("80", "8080") else "TCP"
-    lines = ["apiVersion: networking.istio.io/v1", "kind: ServiceEntry",
-             f"metadata: {{name: {name}, namespace: {namespace}}}", "spec:"]
-    if is_ip:
-        lines += [f"  hosts: [{name}.external]  # a name of your choice", f"  addresses: [{host}/32]",
-                  "  resolution: NONE"]
-    else:
-        lines += [f"  hosts: [{host}]", "  resolution: DNS"]
-    lines += [f"  ports: [{{number: {port}, name: {protocol.lower()}, protocol: {protocol}}}]",
-              "  location: MESH_EXTERNAL"]
-    return "\n".join(lines)
+    target = (f"hosts: [{name}.external], addresses: [{host}/32], resolution: NONE" if is_ip
+              else f"hosts: [{host}], resolution: DNS")
+    return (f"{{apiVersion: networking.istio.io/v1, kind: ServiceEntry, metadata: {{name: {name}, namespace: "
+            f"{namespace}}}, spec: {{{target}, ports: [{{number: {port}, name: {protocol.lower()}, protocol: "
+            f"{protocol}}}], location: MESH_EXTERNAL}}}}")
 
 
 class EgressBlocked(Check):
@@ -154,8 +150,8 @@ class EgressBlocked(Check):
             missing = [d for d, entries in hidden.items() if not entries]
             message = (f"egress to {shown} blocked: {decided} and "
                        + ("no ServiceEntry declares it" if missing else "the ServiceEntry is not visible here"))
-            fix = ("Declare the destination with a ServiceEntry (or switch outboundTrafficPolicy to ALLOW_ANY):\n"
-                   + "\n---\n".join(service_entry_yaml(d, namespace) for d in (missing or destinations)[:MAX_SHOWN]))
+            fix = ("Declare the destination with a ServiceEntry (or switch outboundTrafficPolicy to ALLOW_ANY): "
+                   + " ; ".join(service_entry_yaml(d, namespace) for d in (missing or destinations)[:MAX_SHOWN]))
             yield finding("MD0505", subject, message, evidence, pod=key, remediation=fix,
                           upstreams=(BLACK_HOLE,) if blocked_tcp is not None else ())
 
