@@ -138,6 +138,7 @@ class OutputFormat(str, Enum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    SARIF = "sarif"  # analyze only: results point at lines of files
 
 
 class FailOn(str, Enum):
@@ -228,6 +229,10 @@ def root(
     accepted before or after the subcommand.
     """
     timeout = parse_duration(request_timeout, "--request-timeout") if request_timeout is not None else None
+    if output is OutputFormat.SARIF and ctx.invoked_subcommand not in (None, "analyze"):
+        # Checked before anything is collected: a live run has no files for SARIF results to point at.
+        raise UsageError(f"-o sarif is for analyze (results point at lines of manifest files); "
+                         f"use -o json for {ctx.invoked_subcommand}")
     ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug)
 
 
@@ -390,20 +395,33 @@ def analyze_paths(
         if len(paths) > 1:
             raise UsageError("analyze takes one evidence bundle, or any number of manifest files and directories")
         bundle = EvidenceBundle.load(bundles[0])
+        locator = None
+        if options.output is OutputFormat.SARIF:
+            from kubectl_meshdoctor.report.sarif import WholeFile
+
+            saved = Path(bundles[0])
+            locator = WholeFile(saved / "bundle.json" if saved.is_dir() else saved)
     else:
-        from kubectl_meshdoctor.manifests import load_manifests
+        from kubectl_meshdoctor.manifests import read_manifests
 
-        bundle = load_manifests(paths)
-    return _analyze_and_print(options, bundle, fail_on=fail_on, ca_warn_days=ca_warn_days, now=now)
+        locator = read_manifests(paths)
+        bundle = locator.bundle
+    return _analyze_and_print(options, bundle, fail_on=fail_on, ca_warn_days=ca_warn_days, now=now,
+                              locator=locator)
 
 
-def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_warn_days: int, now: datetime) -> int:
+def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_warn_days: int, now: datetime,
+                       locator=None) -> int:
     from kubectl_meshdoctor import report as render
     from kubectl_meshdoctor.analysis import analyze
 
     result = analyze(bundle, now=now, ca_warn_days=ca_warn_days)
     if options.output is OutputFormat.TABLE:
         render.print_report(result, _console(options))
+    elif options.output is OutputFormat.SARIF:
+        from kubectl_meshdoctor.report.sarif import sarif_log
+
+        _write(render.structured(sarif_log(result, locator, Path.cwd()), "json"))
     else:
         _write(render.structured(result.to_dict(), options.output.value))
     if options.debug:
