@@ -231,8 +231,8 @@ def root(
     timeout = parse_duration(request_timeout, "--request-timeout") if request_timeout is not None else None
     if output is OutputFormat.SARIF and ctx.invoked_subcommand not in (None, "analyze"):
         # Checked before anything is collected: a live run has no files for SARIF results to point at.
-        raise UsageError(f"-o sarif is for analyze (results point at lines of manifest files); "
-                         f"use -o json for {ctx.invoked_subcommand}")
+        raise UsageError("-o sarif is for analyze (its results point at lines of manifest files); "
+                         "the other commands take -o json or -o yaml")
     ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug)
 
 

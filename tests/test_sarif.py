@@ -210,7 +210,7 @@ def test_sarif_outside_analyze_is_a_usage_error_before_any_collection(args, monk
     result = runner.invoke(app, [*args, "-o", "sarif"])
     assert result.exit_code == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: -o sarif is for analyze") and "-o json" in line
+    assert line.startswith("error: -o sarif is for analyze") and "take -o json or -o yaml" in line
 
 
 def test_istio_bookinfo_multi_document_file_lines(shared_dir, monkeypatch, validate):
