@@ -5,10 +5,14 @@ catalogue, results at the line of the document that defines the finding's subjec
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from kubectl_meshdoctor import analysis, collect
@@ -246,3 +250,30 @@ def test_the_schema_check_rejects_what_sarif_forbids(tmp_path, monkeypatch, vali
     del document["runs"][0]["results"][0]["message"]
     with pytest.raises(AssertionError, match="'message' is a required property"):
         validate(document)
+
+
+def test_the_readme_ci_step_uploads_on_findings_and_stops_on_bad_input(tmp_path):
+    """Run the README's GitHub Actions step as written, with bash, the way the runner would."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    workflow = yaml.safe_load(readme.split("A GitHub Actions job")[1].split("```yaml\n", 1)[1].split("```", 1)[0])
+    (step,) = [s for s in workflow["jobs"]["meshdoctor"]["steps"] if s.get("id") == "meshdoctor"]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run_step(repo: Path) -> tuple[int, str]:
+        output = repo / "github-output"
+        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, capture_output=True, text=True,
+                              env={**env, "GITHUB_OUTPUT": str(output)}, check=False)
+        return done.returncode, output.read_text()
+
+    write_app_tree(tmp_path / "ok" / "k8s")
+    code, output = run_step(tmp_path / "ok")
+    assert (code, output) == (0, "status=1\n")  # findings: the step passes, the upload runs, the last step fails
+    assert json.loads((tmp_path / "ok" / "meshdoctor.sarif").read_text())["runs"][0]["results"]
+
+    charts_only = tmp_path / "charts" / "k8s" / "chart"
+    (charts_only / "templates").mkdir(parents=True)
+    (charts_only / "Chart.yaml").write_text("apiVersion: v2\nname: c\n")
+    (charts_only / "templates" / "svc.yaml").write_text("{{- if .Values.x }}\nkind: Service\n{{- end }}\n")
+    code, output = run_step(tmp_path / "charts")
+    assert code != 0 and output == "status=2\n"  # nothing analysable: the job stops before the upload
+    assert os.path.getsize(tmp_path / "charts" / "meshdoctor.sarif") == 0
