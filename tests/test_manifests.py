@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubectl_meshdoctor import manifests
 from kubectl_meshdoctor.errors import BundleError
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
 from kubectl_meshdoctor.manifests import read_located_documents, read_manifests
@@ -105,7 +106,12 @@ def test_nothing_to_analyse_is_an_error_that_says_why(tmp_path):
         read_manifests([tmp_path / "empty"])
 
 
-def test_start_lines_of_multi_document_files_and_list_items(tmp_path):
+@pytest.mark.parametrize("loader", ["SafeLoader", "CSafeLoader"])
+def test_start_lines_of_multi_document_files_and_list_items(tmp_path, monkeypatch, loader):
+    # The krew zipapp drops libyaml (CSafeLoader): the pure-Python loader must give the same lines.
+    if not hasattr(yaml, loader):
+        pytest.skip(f"PyYAML was built without {loader}")
+    monkeypatch.setattr(manifests, "_YAML_LOADER", getattr(yaml, loader))
     text = ("# leading comment\n---\n" + SERVICE.format(name="first") + "---\n---\n# between\n"
             + SERVICE.format(name="second")
             + "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: third}\n"
