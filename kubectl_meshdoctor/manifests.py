@@ -130,7 +130,7 @@ def read_located_documents(path: Path) -> list[tuple[dict, int]]:
         if "{{" in text:
             raise NotAManifest("a Helm/Go template ({{ ... }}), not a manifest: analyse what it renders "
                                "(helm template, ...)") from None
-        raise NotAManifest(_parse_problem(path, exc)) from None
+        raise NotAManifest(_parse_problem(exc)) from None
     located: list[tuple[dict, int]] = []
     for doc, node in documents:
         if not isinstance(doc, dict):
@@ -200,7 +200,7 @@ def _line_of(node: yaml.Node | None, default: int) -> int:
     return node.start_mark.line + 1 if node is not None and node.start_mark is not None else default
 
 
-def _parse_problem(path: Path, exc: Exception) -> str:
+def _parse_problem(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON (line {exc.lineno}): {exc.msg}"
     if isinstance(exc, RecursionError):
@@ -261,6 +261,7 @@ def read_manifests(paths: Iterable[str | Path]) -> ManifestSet:
     skipped: dict[Path, str] = {}
     analysed: list[Path] = []
     not_read: list[tuple[Path, int, Path]] = []  # (directory, how many other files, an example)
+    seen: set[Path] = set()  # a file named and also inside a named directory is read once
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -273,6 +274,9 @@ def read_manifests(paths: Iterable[str | Path]) -> ManifestSet:
         else:
             files = [(path, True)]
         for file, explicit in files:
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
             reason, objects = _objects_of(file, explicit)
             if reason is not None:
                 skipped[file] = reason
@@ -280,7 +284,8 @@ def read_manifests(paths: Iterable[str | Path]) -> ManifestSet:
                 analysed.append(file)
                 located.extend((doc, SourceLocation(file, line)) for doc, line in objects)
     if not located:
-        detail = f" ({len(skipped)} file(s) skipped: {next(iter(skipped.values()))}, ...)" if skipped else ""
+        first = next(iter(skipped.items()), None)
+        detail = f" ({len(skipped)} file(s) skipped, e.g. {first[0]}: {first[1]})" if first else ""
         raise BundleError(f"no Kubernetes objects found in {', '.join(str(p) for p in paths)}{detail}")
     bundle = bundle_from_objects([doc for doc, _ in located], {"kind": "manifests", "paths": [str(f) for f in analysed]})
     gap_files = {Gap(f"file {file}", reason): file for file, reason in skipped.items()}

@@ -89,6 +89,11 @@ def test_a_named_file_that_cannot_be_parsed_is_an_error(samples_tree):
         assert "\n" not in str(caught.value)
 
 
+def test_a_file_named_and_inside_a_named_directory_is_read_once(samples_tree):
+    loaded = read_manifests([samples_tree / "web", samples_tree / "web/service.yaml"])
+    assert sorted(obj["metadata"]["name"] for obj in loaded.bundle.objects) == ["api", "from-list", "web"]
+
+
 def test_a_named_file_without_objects_is_a_gap_beside_real_objects(samples_tree):
     loaded = read_manifests([samples_tree / "web/service.yaml", samples_tree / "src/package.json"])
     assert [obj["metadata"]["name"] for obj in loaded.bundle.objects] == ["web"]
@@ -98,7 +103,7 @@ def test_a_named_file_without_objects_is_a_gap_beside_real_objects(samples_tree)
 def test_nothing_to_analyse_is_an_error_that_says_why(tmp_path):
     write(tmp_path, "chart/Chart.yaml", "apiVersion: v2\nname: c\n")
     write(tmp_path, "chart/templates/svc.yaml", HELM_TEMPLATE)
-    with pytest.raises(BundleError, match=r"no Kubernetes objects found .*2 file\(s\) skipped"):
+    with pytest.raises(BundleError, match=r"no Kubernetes objects found .*\(2 file\(s\) skipped, e\.g\. .*Chart\.yaml: no"):
         read_manifests([tmp_path])
     (tmp_path / "empty").mkdir()
     write(tmp_path, "empty/notes.txt", "nothing\n")
