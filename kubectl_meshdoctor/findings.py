@@ -45,14 +45,27 @@ class Finding:
     caused_by: tuple[str, ...] = field(default=())
     # For a pod-less finding: the pods it concerns (e.g. the pods of one istiod revision); empty = all.
     affects: tuple[str, ...] = field(default=())
+    # Possible causes that could not be looked for in this pod (exec refused): a cause found below them
+    # (``caused_by``) is then only probable; ``would_confirm`` says in one line what was missing.
+    unchecked: tuple[str, ...] = field(default=())
+    would_confirm: str = ""
 
     @property
     def cause_key(self) -> tuple:
         """What makes two findings the same cause, whichever pod showed it: a sweep groups by it."""
         return (self.code, self.subject, self.message)
 
-    def with_links(self, *, root_cause: bool, caused_by: tuple[str, ...]) -> "Finding":
-        return replace(self, root_cause=root_cause, caused_by=caused_by)
+    @property
+    def confidence(self) -> str | None:
+        """How sure the ``caused_by`` link is: None without one, else "confirmed" or "probable"."""
+        if not self.caused_by:
+            return None
+        return "probable" if self.unchecked else "confirmed"
+
+    def with_links(self, *, root_cause: bool, caused_by: tuple[str, ...],
+                   unchecked: tuple[str, ...] = (), would_confirm: str = "") -> "Finding":
+        return replace(self, root_cause=root_cause, caused_by=caused_by, unchecked=unchecked,
+                       would_confirm=would_confirm)
 
     def to_dict(self) -> dict:
         return {
@@ -62,6 +75,9 @@ class Finding:
             "subject": self.subject.to_dict(),
             "rootCause": self.root_cause,
             "causedBy": list(self.caused_by),
+            "confidence": self.confidence,
+            "unchecked": list(self.unchecked),
+            "wouldConfirm": self.would_confirm or None,
             "affects": list(self.affects),
             "message": self.message,
             "remediation": self.remediation,
