@@ -32,6 +32,18 @@ class Subject:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A time the evidence gives, and what happened then: answers "when did it start, what changed?"."""
+
+    at: str  # RFC 3339 in UTC, e.g. 2026-11-20T14:02:00Z
+    what: str  # e.g. "kube-dns Service created with ClusterIP 172.19.9.54", or for a pod "1/2 READY"
+    pod: str | None = None  # the pod it happened to ("namespace/name"); None: the subject, the cluster
+
+    def to_dict(self) -> dict:
+        return {"at": self.at, "what": self.what, "pod": self.pod}
+
+
+@dataclass(frozen=True)
 class Finding:
     code: str
     severity: Severity
@@ -49,6 +61,9 @@ class Finding:
     # (``caused_by``) is then only probable; ``would_confirm`` says in one line what was missing.
     unchecked: tuple[str, ...] = field(default=())
     would_confirm: str = ""
+    # The times the evidence gives (object creation, first readiness failure, restarts, certificate
+    # validity), oldest first. Optional: a finding without any says nothing about when.
+    since: tuple[Moment, ...] = field(default=())
 
     @property
     def cause_key(self) -> tuple:
@@ -82,4 +97,5 @@ class Finding:
             "message": self.message,
             "remediation": self.remediation,
             "evidence": list(self.evidence),
+            "since": [moment.to_dict() for moment in self.since],
         }

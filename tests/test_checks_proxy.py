@@ -487,3 +487,67 @@ def test_without_exec_and_without_a_cause_below_the_symptom_says_what_was_not_ch
     symptom = by_code_and_pod(report)[("MD0102", "shop/cart-1")]
     assert symptom.root_cause and symptom.caused_by == () and symptom.confidence is None
     assert symptom.unchecked == ("MD0201", "MD0202") and "MD0201" in symptom.would_confirm
+
+
+# --- when it started ------------------------------------------------------------------------------------
+
+
+def started_at(obj: dict, at: str, *, not_ready_since: str | None = None) -> dict:
+    """``obj`` created and started at ``at``; a pod not ready since ``not_ready_since`` says so in its conditions."""
+    obj["metadata"]["creationTimestamp"] = at
+    if obj["kind"] == "Pod":
+        obj["status"]["startTime"] = at
+        if not_ready_since:
+            obj["status"]["conditions"] = [{"type": "Ready", "status": "False", "lastTransitionTime": not_ready_since}]
+    return obj
+
+
+def moments(item) -> list[tuple[str, str, str | None]]:
+    return [(m.at, m.what, m.pod) for m in item.since]
+
+
+def test_dns_chain_carries_when_the_service_changed_and_when_each_pod_failed():
+    objects = [started_at(pod("shop", "cart-1", ready=False), "2026-11-20T14:05:00Z", not_ready_since="2026-11-20T14:05:40Z"),
+               started_at(kube_dns("172.19.9.54"), "2026-11-20T14:02:00+00:00"), *istiod(["10.0.0.5"])]
+    report = analyze(bundle_of(objects, [not_ready_proxy("shop/cart-1", "172.19.0.10")]), now=NOW)
+    found = by_code_and_pod(report)
+    assert moments(found[("MD0301", "shop/cart-1")]) == [
+        ("2026-11-20T14:02:00Z", "kube-dns Service created with ClusterIP 172.19.9.54", None),  # normalised to Z
+        ("2026-11-20T14:05:00Z", "started with nameserver 172.19.0.10", "shop/cart-1"),
+    ]
+    assert moments(found[("MD0102", "shop/cart-1")]) == [("2026-11-20T14:05:40Z", "1/2 READY", "shop/cart-1")]
+    assert found[("MD0301", "shop/cart-1")].to_dict()["since"][0] == {
+        "at": "2026-11-20T14:02:00Z", "what": "kube-dns Service created with ClusterIP 172.19.9.54", "pod": None}
+
+
+def test_istiod_down_carries_when_its_pod_turned_not_ready_and_last_crashed():
+    istiod_pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "istiod-5f4d-abcde", "namespace": "istio-system", "labels": {"app": "istiod"}},
+        "spec": {"containers": [{"name": "discovery"}]},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-20T13:58:00Z"}],
+                   "containerStatuses": [{"name": "discovery", "ready": False, "restartCount": 7,
+                                          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                          "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                                                       "finishedAt": "2026-11-20T14:31:10Z"}}}]},
+    }
+    objects = [pod("shop", "cart-1", ready=False), kube_dns("10.96.0.10"), *istiod([]), istiod_pod]
+    report = analyze(bundle_of(objects, [not_ready_proxy("shop/cart-1", "10.96.0.10")]), now=NOW)
+    assert moments(by_code_and_pod(report)[("MD0203", None)]) == [
+        ("2026-11-20T13:58:00Z", "istiod pod istiod-5f4d-abcde not ready", None),
+        ("2026-11-20T14:31:10Z", "discovery container of istiod-5f4d-abcde exited (Error; 7 restarts)", None),
+    ]
+
+
+def test_certificate_findings_carry_the_validity_and_findings_without_times_carry_none():
+    cert = Certificate(role="workload", serial="abc123", subject_alt_names=("spiffe://cluster.local/ns/shop/sa/default",),
+                       valid_from="2026-11-22T12:00:00Z", expiration_time="2026-11-23T11:00:00Z")
+    proxy = ProxyEvidence(pod="shop/cart-1", certs=(cert,))
+    report = analyze(bundle_of([pod("shop", "cart-1")], [proxy]), now=NOW)
+    expired = by_code_and_pod(report)[("MD0403", "shop/cart-1")]
+    assert moments(expired) == [("2026-11-22T12:00:00Z", "workload certificate issued (valid from)", "shop/cart-1"),
+                                ("2026-11-23T11:00:00Z", "workload certificate expires", "shop/cart-1")]
+    # a pod without timestamps in its status: nothing is invented
+    report = analyze(bundle_of([pod("shop", "web-1", ready=False), *istiod(["10.0.0.5"])], []), now=NOW)
+    assert by_code_and_pod(report)[("MD0102", "shop/web-1")].since == ()

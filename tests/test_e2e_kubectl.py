@@ -162,6 +162,23 @@ def test_table_says_each_cause_once_and_each_readiness_answer_once(lab):
     assert "pilot-agent verdict: config not received from XDS server" in result.stdout
 
 
+def test_dns_story_says_when_it_started(lab, sweep_all):
+    # the lab's kube-dns Service was re-created at 14:02; the shop pods started from 14:05 on
+    table = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "shop").stdout
+    roots = table.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert ("when (UTC, 2026-11-20): 14:02 kube-dns Service created with ClusterIP 172.19.9.54; "
+            "14:05 first pod started with nameserver 172.19.0.10, 1/2 READY; 8 pods since") in roots, roots
+    # JSON carries the times on each finding
+    dns = [f for f in sweep_all["findings"] if f["code"] == "MD0301"]
+    assert len(dns) == 8
+    assert all({"at": "2026-11-20T14:02:00Z", "what": "kube-dns Service created with ClusterIP 172.19.9.54",
+                "pod": None} in f["since"] for f in dns)
+    starts = sorted(m["at"] for f in dns for m in f["since"] if m["pod"])
+    assert starts[0] == "2026-11-20T14:05:00Z" and starts[-1] == "2026-11-20T14:31:00Z"
+    not_ready = [f for f in sweep_all["findings"] if f["code"] == "MD0102" and f["pod"].startswith("shop/")]
+    assert all(f["since"] and f["since"][0]["what"] == "1/2 READY" for f in not_ready)
+
+
 def test_analyze_on_manifests_says_the_live_checks_in_one_line(lab):
     example = str(Path(__file__).resolve().parents[1] / "examples" / "bookinfo-broken")
     table = kubectl_meshdoctor(lab, "analyze", example)

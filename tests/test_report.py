@@ -187,3 +187,46 @@ def test_probable_root_cause_says_what_exec_would_have_confirmed():
     assert roots[1].startswith("probable for all of these pods, not confirmed: exec into istio-proxy would have shown")
     assert "not ready" not in "\n".join(roots)  # the symptom is no longer listed as a root cause
     assert "probable cause below, not checked for this pod: MD0201 XdsConfigNotReceived" in text
+
+
+def test_a_short_timeline_is_shown_under_each_root_cause():
+    from kubectl_meshdoctor.checks.base import moment
+
+    class DnsWithTimes(Check):
+        name = "test-dns-times"
+        codes = ("MD0102", "MD0201", "MD0301")
+        needs = frozenset({Evidence.PODS})
+
+        def run(self, ctx):
+            for i, pod in enumerate(ctx.pods):
+                key = f"shop/{pod['metadata']['name']}"
+                subject = Subject("Pod", pod["metadata"]["name"], "shop")
+                yield finding("MD0102", subject, f"istio-proxy in pod {key} is not ready (1/2 READY)", pod=key,
+                              since=[moment(f"2026-11-20T14:{5 + 3 * i:02d}:30Z", "1/2 READY", key)])
+                yield finding("MD0201", subject, "no config from istiod", pod=key)
+                yield finding("MD0301", DNS, "cluster DNS ClusterIP changed (10.96.0.10 -> 10.96.0.99)", pod=key,
+                              since=[moment("2026-11-20T14:02:00Z", "kube-dns Service created with ClusterIP 10.96.0.99"),
+                                     moment(f"2026-11-20T14:{5 + 3 * i:02d}:00Z", "started with nameserver 10.96.0.10", key)])
+
+    text = render(analyze(bundle("bad-1", "bad-2", "bad-3"), checks=[DnsWithTimes()]))
+    roots = text.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert ("when (UTC, 2026-11-20): 14:02 kube-dns Service created with ClusterIP 10.96.0.99; "
+            "14:05 first pod started with nameserver 10.96.0.10; 3 pods since; 14:05 first pod 1/2 READY; 3 pods since"
+            ) in roots, roots
+
+
+def test_moments_on_different_days_carry_their_date_and_a_finding_without_times_shows_none():
+    from kubectl_meshdoctor.checks.base import moment
+
+    class Cert(Check):
+        name, codes, needs = "test-cert", ("MD0403",), frozenset()
+
+        def run(self, ctx):
+            yield finding("MD0403", Subject("Pod", "a", "shop"), "workload certificate of shop/a expired 1h ago",
+                          pod="shop/a", since=[moment("2026-11-22T12:00:00Z", "issued", "shop/a"),
+                                               moment("2026-11-23T11:00:00+00:00", "expires", "shop/a")])
+            yield finding("MD0501", Subject("VirtualService", "r", "shop"), "routes to subset v9")
+
+    text = render(analyze(EvidenceBundle(scope={"kind": "manifests"}), checks=[Cert()]))
+    assert "when (UTC): 2026-11-22 12:00 issued; 2026-11-23 11:00 expires" in text
+    assert text.count("when (UTC") == 1

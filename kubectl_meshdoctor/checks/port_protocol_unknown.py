@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding
 from kubectl_meshdoctor.checks.context import (
     NEVER_INJECTED_NAMESPACES, AnalysisContext, is_istio_control_plane, labels_of,
 )
@@ -95,6 +95,7 @@ class PortProtocolUnknown(Check):
             subject = Subject("Service", meta.get("name") or "", namespace)
             key = f"{namespace}/{meta.get('name')}"
             external = spec.get("type") == "ExternalName"
+            since = [created(service, f"Service {key} created")]
             bad = [port for port in ports if self._declared(port) and self._unrecognised(port)]
             unnamed = [port for port in ports if not self._declared(port)]
             if external:
@@ -107,7 +108,7 @@ class PortProtocolUnknown(Check):
                 yield finding(
                     "MD0502", subject,
                     f"Service {key}: Istio does not recognise the protocol of port {described}; {consequence}",
-                    [self._evidence(port) for port in bad],
+                    [self._evidence(port) for port in bad], since=since,
                 )
             if unnamed:
                 numbers = ", ".join(str(port.get("port")) for port in unnamed)
@@ -116,7 +117,7 @@ class PortProtocolUnknown(Check):
                     "MD0502", subject,
                     f"Service {key}: {which} no name or appProtocol; protocol detection is applied",
                     [self._evidence(port) for port in unnamed],
-                    severity=Severity.INFO,
+                    severity=Severity.INFO, since=since,
                     remediation="Name the port `<protocol>-<suffix>` (for example http-web) or set appProtocol "
                     "if you want Istio to know the protocol rather than detect it.",
                 )

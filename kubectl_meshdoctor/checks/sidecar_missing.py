@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding
 from kubectl_meshdoctor.checks.context import (
     NEVER_INJECTED_NAMESPACES, ROOT_NAMESPACE, AnalysisContext, is_istio_control_plane, key_of, labels_of,
     sidecar_container,
@@ -98,6 +98,7 @@ class SidecarMissing(Check):
                 f"Pod {key} should be in the mesh ({reason}) but has no istio-proxy sidecar",
                 [reason, f"containers: {', '.join(containers) or '(none)'} (no istio-proxy)"],
                 pod=key,
+                since=[created(pod, "created without istio-proxy", key)],
             )
 
 

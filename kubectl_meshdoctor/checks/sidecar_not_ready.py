@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, condition_since, finding, last_exit
 from kubectl_meshdoctor.checks.context import (
     SIDECAR_CONTAINER, AnalysisContext, key_of, sidecar_container, sidecar_status,
 )
@@ -114,7 +114,9 @@ class SidecarNotReady(Check):
             if waiting:
                 message = f"istio-proxy in pod {key} is not running ({waiting})"
             subject = Subject("Pod", meta.get("name") or "", meta.get("namespace"))
-            yield finding("MD0102", subject, message, evidence, pod=key)
+            since = [condition_since(pod, "Ready", "False", f"{ready}/{total} READY", key),
+                     last_exit(status, SIDECAR_CONTAINER, key)]
+            yield finding("MD0102", subject, message, evidence, pod=key, since=since)
 
 
 CHECK = SidecarNotReady()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
@@ -30,6 +31,7 @@ SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severi
 STATUS_STYLE = {"failing": "bold red", "degraded": "yellow", "incomplete": "magenta", HEALTHY: "green"}
 MAX_EVIDENCE_LINES = 6
 MAX_POD_NAMES = 5
+MAX_TIMELINE = 5
 
 
 def make_console(stream: IO[str], *, color: bool = True) -> Console:
@@ -242,6 +244,50 @@ def _probable_note(line: CauseLine, findings: list[Finding]) -> str:
     return "; ".join(notes)
 
 
+def timeline(entry: CauseLine, findings: list[Finding]) -> list[tuple[str, str]]:
+    """(time, what) oldest first, from the ``since`` of the cause and of the symptoms above it in its
+    pods: a pod's moment is said once for all of them ("first pod 1/2 READY; 8 pods since")."""
+    keys = {m.cause_key for m in entry.members}
+    pods = set(entry.pods)
+    involved = [f for f in findings if f.cause_key in keys and (f.pod is None or f.pod in pods or not pods)]
+    for pod in entry.pods:
+        own = next((f for f in findings if f.pod == pod and f.cause_key in keys), entry.cause)
+        involved += chain_to(own, findings, pod)[:-1]
+    shared: dict[tuple[str, str], None] = {}
+    per_pod: dict[str, dict[str, str]] = defaultdict(dict)  # what -> pod -> its earliest time
+    for item in involved:
+        for moment in item.since:
+            if moment.pod is None:
+                shared[(moment.at, moment.what)] = None
+            else:
+                known = per_pod[moment.what].get(moment.pod)
+                per_pod[moment.what][moment.pod] = min(known, moment.at) if known else moment.at
+    # per-pod moments that began together in the same pods are one event ("started ..., 1/2 READY")
+    together: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for what, times in per_pod.items():
+        together[(min(times.values()), len(times))].append(what)
+    events = list(shared)
+    for (first, count), whats in together.items():
+        what = ", ".join(whats)
+        events.append((first, f"first pod {what}; {count} pods since" if count > 1 else what))
+    return sorted(events)
+
+
+def _timeline_text(events: list[tuple[str, str]]) -> str:
+    """"14:02 kube-dns Service created ...; 14:05 first pod 1/2 READY; 8 pods since" (UTC; the date is
+    shown once when every moment is on the same day, else with each)."""
+    shown = events[:MAX_TIMELINE]
+    days = {at[:10] for at, _ in shown}
+    same_day = len(days) == 1
+
+    def when(at: str) -> str:
+        return at[11:16] if same_day else f"{at[:10]} {at[11:16]}"
+
+    head = f"when (UTC, {next(iter(days))}): " if same_day else "when (UTC): "
+    more = f"; ... {len(events) - MAX_TIMELINE} more" if len(events) > MAX_TIMELINE else ""
+    return head + "; ".join(f"{when(at)} {what}" for at, what in shown) + more
+
+
 def print_report(report: Report, console: Console, *, verbose: bool = False) -> None:
     pod_count = len(report.pods)
     if not report.findings:
@@ -264,6 +310,9 @@ def print_report(report: Report, console: Console, *, verbose: bool = False) -> 
                                    + (note or "a link of the chain could not be checked"), style="magenta"))
             elif cause.would_confirm:
                 console.print(Text(f"      its causes were not checked: {cause.would_confirm}", style="magenta"))
+            events = timeline(entry, report.findings)
+            if events:
+                console.print(Text(f"      {_timeline_text(events)}", style="cyan"))
             console.print(Text("      fix: ", style="bold green").append(cause.remediation, style="default"))
         console.print()
         console.print(Text("DIAGNOSIS (symptom -> cause)", style="bold underline"))
