@@ -266,11 +266,12 @@ def timeline(entry: CauseLine, findings: list[Finding]) -> list[tuple[str, str]]
     together: dict[tuple[str, int], list[str]] = defaultdict(list)
     for what, times in per_pod.items():
         together[(min(times.values()), len(times))].append(what)
-    events = list(shared)
+    # at the same time, what happened to the cause comes before what the pods showed
+    events = [(at, 0, what) for at, what in shared]
     for (first, count), whats in together.items():
         what = ", ".join(whats)
-        events.append((first, f"first pod {what}; {count} pods since" if count > 1 else what))
-    return sorted(events)
+        events.append((first, 1, f"first pod {what}; {count} pods since" if count > 1 else what))
+    return [(at, what) for at, _, what in sorted(events)]
 
 
 def _timeline_text(events: list[tuple[str, str]]) -> str:
