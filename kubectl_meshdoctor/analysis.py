@@ -30,9 +30,12 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
+    # Those of ``root_causes`` linked only through a probable link (a step of the chain unchecked).
+    probable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
+                "probableRootCauses": list(self.probable)}
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,9 @@ def analyze(
     for pod in in_scope:
         own = by_pod.get(pod, [])
         roots = root_causes_of(pod, findings)
-        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r, _ in roots))))
+        codes = tuple(dict.fromkeys(r.code for r, _ in roots))
+        sure = {r.code for r, probable in roots if not probable}
+        pods.append(PodResult(pod, _status(own, pod in gapped), codes, tuple(c for c in codes if c not in sure)))
         for root, probable in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)

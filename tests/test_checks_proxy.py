@@ -454,6 +454,8 @@ def test_without_exec_istiod_down_is_the_probable_cause_of_each_not_ready_pod():
     istiod_down = [(g.pods, g.probable_pods) for g in report.groups if g.cause.code == "MD0203"]
     assert istiod_down == [(("shop/cart-1", "shop/web-2"), ("shop/cart-1", "shop/web-2"))]
     assert "MD0102" not in {g.cause.code for g in report.groups}  # no longer a root cause per pod
+    assert {(p.pod, p.root_causes, p.probable) for p in report.pods} == {
+        ("shop/cart-1", ("MD0203", "MD0601"), ("MD0203",)), ("shop/web-2", ("MD0203", "MD0601"), ("MD0203",))}
 
 
 def test_a_pod_examined_fully_links_for_sure_and_one_not_examined_probably():

@@ -215,6 +215,7 @@ def test_without_exec_istiod_down_is_the_probable_cause_not_one_cause_per_pod(la
     assert group["subject"]["name"] == "istiod-canary" and sorted(group["pods"]) == sorted(pods)
     assert sorted(group["probablePods"]) == sorted(pods)
     assert not [g for g in report["rootCauseGroups"] if g["code"] == "MD0102"]
+    assert all(p["probableRootCauses"] == ["MD0203"] for p in report["pods"])
     for item in (f for f in report["findings"] if f["code"] == "MD0102"):
         assert item["causedBy"] == ["MD0203"] and item["confidence"] == "probable" and not item["rootCause"]
         assert "MD0201" in item["unchecked"] and item["wouldConfirm"].startswith("exec into istio-proxy would have shown")
@@ -225,6 +226,7 @@ def test_without_exec_istiod_down_is_the_probable_cause_not_one_cause_per_pod(la
     assert roots[1].strip().startswith("probable for all of these pods, not confirmed: exec into istio-proxy would "
                                        "have shown Envoy's CDS/LDS update counters at 0")
     assert "is not ready" not in "\n".join(roots)
+    assert "failing  MD0203 (probable)" in table
 
 
 def test_without_exec_not_ready_pods_are_one_line_with_their_count(lab_without_exec):

@@ -355,7 +355,8 @@ def _print_pods(report: Report, console: Console) -> None:
         line = Text(f"  {result.pod}  ")
         line.append(result.status, style=STATUS_STYLE.get(result.status, ""))
         if result.root_causes:
-            line.append("  " + ", ".join(result.root_causes), style="dim")
+            codes = (f"{code} (probable)" if code in result.probable else code for code in result.root_causes)
+            line.append("  " + ", ".join(codes), style="dim")
         console.print(line)
     healthy = len(report.pods) - len(unhealthy)
     if healthy:
