@@ -41,6 +41,7 @@ GLOBAL_FLAGS: dict[str, bool] = {
     "--request-timeout": True,
     "--no-color": False,
     "--debug": False,
+    "--verbose": False,
 }
 _SHORT_WITH_VALUE = tuple(flag for flag, takes in GLOBAL_FLAGS.items() if takes and len(flag) == 2)
 
@@ -155,6 +156,7 @@ class GlobalOptions:
     request_timeout: float | None = None
     no_color: bool = False
     debug: bool = False
+    verbose: bool = False
 
     @property
     def color(self) -> bool:
@@ -222,18 +224,21 @@ def root(
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every skipped check in the table (JSON always lists them).")
+    ] = False,
 ) -> None:
     """Diagnose an Istio mesh from the symptom to the root cause.
 
-    Global flags (--kubeconfig, --context, -n, -o, --request-timeout, --no-color, --debug) are
-    accepted before or after the subcommand.
+    Global flags (--kubeconfig, --context, -n, -o, --request-timeout, --no-color, --debug, --verbose)
+    are accepted before or after the subcommand.
     """
     timeout = parse_duration(request_timeout, "--request-timeout") if request_timeout is not None else None
     if output is OutputFormat.SARIF and ctx.invoked_subcommand not in (None, "analyze"):
         # Checked before anything is collected: a live run has no files for SARIF results to point at.
         raise UsageError("-o sarif is for analyze (its results point at lines of manifest files); "
                          "the other commands take -o json or -o yaml")
-    ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug)
+    ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug, verbose)
 
 
 # --- commands ------------------------------------------------------------------------------------------
@@ -417,7 +422,7 @@ def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_wa
 
     result = analyze(bundle, now=now, ca_warn_days=ca_warn_days)
     if options.output is OutputFormat.TABLE:
-        render.print_report(result, _console(options))
+        render.print_report(result, _console(options), verbose=options.verbose)
     elif options.output is OutputFormat.SARIF:
         from kubectl_meshdoctor.report.sarif import sarif_log
 

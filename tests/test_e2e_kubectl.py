@@ -143,3 +143,97 @@ def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, swe
     for query in execs:
         assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
         assert query["container"] == ["istio-proxy"]
+
+
+# --- what a user sees in the table ----------------------------------------------------------------------
+
+
+def test_table_says_each_cause_once_and_each_readiness_answer_once(lab):
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-A")
+    assert result.returncode == 1, result.stderr
+    roots = result.stdout.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    # the two missing subsets of one VirtualService are one root cause line
+    assert roots.count("VirtualService storefront/catalog-split routes to") == 1, roots
+    assert "3 pods: VirtualService storefront/catalog-split routes to subsets v1, v2 of catalog" in roots
+    # pilot-agent's readiness answer, logged twice by pilot-agent itself, is shown once per line, and
+    # MD0201 does not repeat its verdict as the "readiness answer"
+    assert "error received unsuccessful status code" not in result.stdout
+    assert "readiness answer: config not received" not in result.stdout
+    assert "pilot-agent verdict: config not received from XDS server" in result.stdout
+
+
+def test_dns_story_says_when_it_started(lab, sweep_all):
+    # the lab's kube-dns Service was re-created at 14:02; the shop pods started from 14:05 on
+    table = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "shop").stdout
+    roots = table.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert ("when (UTC, 2026-11-20): 14:02 kube-dns Service created with ClusterIP 172.19.9.54; "
+            "14:05 first pod started with nameserver 172.19.0.10, 1/2 READY; 8 pods since") in roots, roots
+    # JSON carries the times on each finding
+    dns = [f for f in sweep_all["findings"] if f["code"] == "MD0301"]
+    assert len(dns) == 8
+    assert all({"at": "2026-11-20T14:02:00Z", "what": "kube-dns Service created with ClusterIP 172.19.9.54",
+                "pod": None} in f["since"] for f in dns)
+    starts = sorted(m["at"] for f in dns for m in f["since"] if m["pod"])
+    assert starts[0] == "2026-11-20T14:05:00Z" and starts[-1] == "2026-11-20T14:31:00Z"
+    not_ready = [f for f in sweep_all["findings"] if f["code"] == "MD0102" and f["pod"].startswith("shop/")]
+    assert all(f["since"] and f["since"][0]["what"] == "1/2 READY" for f in not_ready)
+
+
+def test_analyze_on_manifests_says_the_live_checks_in_one_line(lab):
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "bookinfo-broken")
+    table = kubectl_meshdoctor(lab, "analyze", example)
+    assert table.returncode == 1, table.stderr
+    assert "skipped:" not in table.stdout
+    assert "9 live checks need a cluster or a bundle: --verbose lists them" in table.stdout
+    verbose = kubectl_meshdoctor(lab, "analyze", example, "--verbose")
+    assert len([line for line in verbose.stdout.splitlines() if line.startswith("skipped: ")]) == 9
+    assert verbose.stdout.replace("\n", "").count("evidence not available") == 9
+    as_json = json.loads(kubectl_meshdoctor(lab, "--verbose", "analyze", example, "-o", "json").stdout)
+    assert len(as_json["skipped"]) == 9
+
+
+@pytest.fixture(scope="module")
+def lab_without_exec():
+    """The istiod-down and DNS stories for a user whom RBAC refuses pods/exec."""
+    if not (BIN_DIR / "kubectl-meshdoctor").exists():
+        pytest.skip("the kubectl-meshdoctor script is not installed next to this Python (pip install .)")
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from kubectl_meshdoctor.lab.lab import Lab
+
+    with Lab(["istiod-no-endpoints", "dns-clusterip-changed"], policy=AccessPolicy(forbid_exec=True)) as running:
+        yield running
+
+
+def test_without_exec_istiod_down_is_the_probable_cause_not_one_cause_per_pod(lab_without_exec):
+    result = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "payments-prod", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert any("exec refused" in g["reason"] for g in report["gaps"])
+    pods = [p["pod"] for p in report["pods"]]
+    assert len(pods) == 4
+    group = next(g for g in report["rootCauseGroups"] if g["code"] == "MD0203")
+    assert group["subject"]["name"] == "istiod-canary" and sorted(group["pods"]) == sorted(pods)
+    assert sorted(group["probablePods"]) == sorted(pods)
+    assert not [g for g in report["rootCauseGroups"] if g["code"] == "MD0102"]
+    assert all(p["probableRootCauses"] == ["MD0203"] for p in report["pods"])
+    for item in (f for f in report["findings"] if f["code"] == "MD0102"):
+        assert item["causedBy"] == ["MD0203"] and item["confidence"] == "probable" and not item["rootCause"]
+        assert "MD0201" in item["unchecked"] and item["wouldConfirm"].startswith("exec into istio-proxy would have shown")
+
+    table = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "payments-prod").stdout
+    roots = table.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0].strip().splitlines()
+    assert roots[0].strip().startswith("[ERROR] 4 pods: istiod has no ready endpoints")
+    assert roots[1].strip().startswith("probable for all of these pods, not confirmed: exec into istio-proxy would "
+                                       "have shown Envoy's CDS/LDS update counters at 0")
+    assert "is not ready" not in "\n".join(roots)
+    assert "failing  MD0203 (probable)" in table
+
+
+def test_without_exec_not_ready_pods_are_one_line_with_their_count(lab_without_exec):
+    result = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "shop")
+    assert result.returncode == 1, result.stderr
+    roots = result.stdout.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert roots.count("SidecarNotReady") == 1, roots
+    assert "[ERROR] 8 pods: istio-proxy is not ready (1/2 READY) (MD0102 SidecarNotReady, 8 Pods)" in roots
+    assert "its causes were not checked: exec into istio-proxy would have shown" in roots
+    assert "checks skipped, their evidence is missing" in result.stdout and "skipped:" not in result.stdout
