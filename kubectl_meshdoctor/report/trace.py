@@ -5,7 +5,6 @@ the code that names it, its evidence and the fix). ``-o json|yaml`` prints ``Tra
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from kubectl_meshdoctor.catalogue import entry
@@ -13,6 +12,7 @@ from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.trace import Trace
 from kubectl_meshdoctor.trace.walk import PASSTHROUGH_CLUSTERS
 
+STEP_WIDTH, VERDICT_WIDTH = 9, 11
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "n/a": "dim", "not-reached": "dim"}
 
 
@@ -40,13 +40,13 @@ def print_trace(trace: Trace, console: Console) -> None:
     head = Text(f"TRACE {trace.pod} -> {request}", style="bold")
     head.append(f"  ({where}{addresses}, {'HTTP' if dest.http else 'TCP'})", style="dim")
     console.print(head)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("HOP", "VERDICT", "DETAIL"):
-        table.add_column(column, overflow="fold")
+    # Plain aligned lines rather than a table: one hop is one line, whatever its length (grep-able).
+    console.print(Text(f"{'HOP':<{STEP_WIDTH}} {'VERDICT':<{VERDICT_WIDTH}} DETAIL", style="bold"))
     for hop in trace.hops:
-        detail = hop.summary if not hop.code else f"{hop.summary} [{hop.code}]"
-        table.add_row(hop.step, Text(hop.verdict, style=VERDICT_STYLE.get(hop.verdict, "")), detail)
-    console.print(table)
+        line = Text(f"{hop.step:<{STEP_WIDTH}} ")
+        line.append(f"{hop.verdict:<{VERDICT_WIDTH}}", style=VERDICT_STYLE.get(hop.verdict, ""))
+        line.append(f" {hop.summary}" + (f" [{hop.code}]" if hop.code else ""))
+        console.print(line)
     console.print()
     answer = trace.answer
     if answer is None:
