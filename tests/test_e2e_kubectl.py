@@ -212,6 +212,24 @@ def test_trace_table_shows_one_line_per_hop_and_the_answer(lab):
     assert any(line.startswith("ANSWER: the request stops at the cluster hop (MD0501 SubsetNotDefined)") for line in lines)
 
 
+@pytest.mark.parametrize("namespace, app, target, failed_at, code, verdicts", [
+    # no configuration from istiod (stale DNS, istiod without endpoints): nothing to walk past the listener
+    ("shop", "cart", "catalog", "listener", None, ["fail"] + ["not-reached"] * 5),
+    ("payments-prod", "ledger", "fx-rates/rates", "listener", None, ["fail"] + ["not-reached"] * 5),
+    # an expiring certificate does not change the path
+    ("inventory", "warehouse", "stock:8080/items", None, None, ["ok"] * 6),
+    # "http2foo" is not a protocol: the port is plain TCP, HTTP routing does not apply (real Istio would sniff)
+    ("media", "player", "transcoder:9443/", None, "MD0502", ["warn", "n/a", "ok", "ok", "ok", "ok"]),
+])
+def test_trace_answers_on_the_other_scenarios(lab, namespace, app, target, failed_at, code, verdicts):
+    result, document = trace(lab, namespace, app, target)
+    assert result.returncode == (1 if failed_at else 0), result.stderr
+    assert document["failedAt"] == failed_at and [h["verdict"] for h in document["hops"]] == verdicts
+    assert code is None or code in [h["code"] for h in document["hops"]]
+    if failed_at == "listener":
+        assert document["hops"][0]["summary"].startswith("Envoy holds no listener from istiod")
+
+
 @pytest.mark.parametrize("args, message", [
     (["pod", "no-such-pod", "-n", "bookinfo", "--trace", "reviews"], "no-such-pod"),
     (["pod", "POD", "-n", "bookinfo", "--trace", "reviews:http"], "invalid --trace"),

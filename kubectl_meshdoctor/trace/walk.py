@@ -48,6 +48,7 @@ MD_ROUTE_NOT_FOUND = "MD0504"
 MD_EGRESS_BLOCKED = "MD0505"
 MD_MTLS_TO_PLAINTEXT = "MD0401"
 MD_MTLS_MODE_CONFLICT = "MD0402"
+MD_PORT_PROTOCOL_UNKNOWN = "MD0502"
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,15 @@ class _Walk:
         return Connection(ip, dest.port, alpn=("http/1.1",) if dest.http else ())
 
     def _listener(self) -> NetworkFilter:
+        if not any(listener.state != "static" for listener in self.index.listeners):
+            self._add("listener", FAIL, "Envoy holds no listener from istiod: it has not received its configuration",
+                      evidence=[f"{len(self.index.listeners)} static (bootstrap) listener(s) only",
+                                "`kubectl meshdoctor pod NAME` (without --trace) says why"])
+        service = self.dest.service
+        if service is not None and self.dest.service_port is None:
+            ports = ", ".join(str(p.get("port")) for p in (service.get("spec") or {}).get("ports") or [])
+            self._add("listener", FAIL, f"Service {_ns_name(service)} has no port {self.dest.port} "
+                      f"(its ports: {ports or 'none'}): nothing in the mesh answers there")
         conn = self._connection()
         listener, how = select_listener(self.index, conn)
         if listener is None:
@@ -200,10 +210,13 @@ class _Walk:
                 summary += " (catch-all: no listener or chain for this destination)"
                 if self.dest.service is not None:
                     verdict, code = WARN, MD_ROUTE_NOT_FOUND
-                    evidence.append(f"{self.dest.fqdn} is a Service, but this sidecar has no listener for it "
-                                    "(a Sidecar resource's egress, or exportTo, hides it)")
+                    evidence.append(self._hidden_hint())
         if self.dest.service and self.dest.http and network.kind == "tcp" and listener is not None and not chain.default:
             evidence.append("the port carries TCP here: HTTP routes do not apply")
+            declared = (self.dest.service_port or {}).get("appProtocol") or (self.dest.service_port or {}).get("name")
+            if declared and not port_protocol(self.dest.service_port or {}):
+                verdict, code = WARN, MD_PORT_PROTOCOL_UNKNOWN
+                evidence.append(f"Service port {self.dest.port} declares {declared!r}, not a protocol Istio knows")
         self._add("listener", verdict, summary, code, evidence, listener=name, chain=chain.name,
                   routeConfig=self.route_config)
         if network.kind == "tcp":
@@ -244,9 +257,11 @@ class _Walk:
         if (direct := field_of(route, "direct_response")) is not None:
             status = field_of(direct, "status")
             if vhost_name == BLOCK_ALL_VHOST or (catch_all and status == 502):
-                self._add("route", FAIL, f"{self.dest.authority} matches only the catch-all virtual host "
-                          f"{vhost_name}: Envoy answers {status} itself (outboundTrafficPolicy REGISTRY_ONLY)",
-                          MD_EGRESS_BLOCKED, evidence + self._registry_hint(), **data)
+                summary = (f"{self.dest.authority} matches only the catch-all virtual host {vhost_name}: Envoy "
+                           f"answers {status} itself (outboundTrafficPolicy REGISTRY_ONLY)")
+                if self.dest.service is not None:  # a mesh Service the sidecar does not know: visibility, not egress
+                    self._add("route", FAIL, summary, MD_ROUTE_NOT_FOUND, evidence + [self._hidden_hint()], **data)
+                self._add("route", FAIL, summary, MD_EGRESS_BLOCKED, evidence + self._registry_hint(), **data)
             self._add("route", FAIL if isinstance(status, int) and status >= 400 else OK,
                       f"{vhost_name}: direct response {status}", None, evidence, **data)
         if field_of(route, "redirect") is not None:
@@ -261,8 +276,7 @@ class _Walk:
         verdict, code = OK, None
         if catch_all and self.dest.service is not None:
             verdict, code = WARN, MD_ROUTE_NOT_FOUND
-            evidence.append(f"{self.dest.fqdn} is a Service but only the catch-all matched: this sidecar has no "
-                            "virtual host for it (a Sidecar resource's egress, or exportTo, hides it)")
+            evidence.append(self._hidden_hint())
         targets = ", ".join(f"{c} ({w}%)" if w is not None else c for c, w in self.clusters)
         self._add("route", verdict, f"{vhost_name} -> {targets}", code, evidence, **data)
 
@@ -277,6 +291,10 @@ class _Walk:
         namespace = (vs.get("metadata") or {}).get("namespace") or "default"
         return any(resolve_host(h, namespace) == self.dest.fqdn for h in (vs.get("spec") or {}).get("hosts") or [])
 
+    def _hidden_hint(self) -> str:
+        return (f"{self.dest.fqdn} is a Service, but this sidecar has no listener or virtual host of its own for "
+                "it: a Sidecar resource's egress, or the Service's exportTo, hides it from this namespace")
+
     def _registry_hint(self) -> list[str]:
         return [f"no ServiceEntry or Service declares {self.dest.host}; with REGISTRY_ONLY the sidecar "
                 "blocks every host the registry does not know"]
@@ -286,9 +304,11 @@ class _Walk:
     def _cluster(self) -> None:
         names = [c for c, _ in self.clusters]
         if BLACKHOLE_CLUSTER in names:
-            self._add("cluster", FAIL, f"{BLACKHOLE_CLUSTER}: the sidecar drops the connection "
-                      "(outboundTrafficPolicy REGISTRY_ONLY and no ServiceEntry for the destination)",
-                      MD_EGRESS_BLOCKED, self._registry_hint(), cluster=BLACKHOLE_CLUSTER)
+            summary = (f"{BLACKHOLE_CLUSTER}: the sidecar drops the connection (outboundTrafficPolicy REGISTRY_ONLY "
+                       "and nothing in the registry for this destination)")
+            if self.dest.service is not None:
+                self._add("cluster", FAIL, summary, MD_ROUTE_NOT_FOUND, [self._hidden_hint()], cluster=BLACKHOLE_CLUSTER)
+            self._add("cluster", FAIL, summary, MD_EGRESS_BLOCKED, self._registry_hint(), cluster=BLACKHOLE_CLUSTER)
         missing = [c for c in names if c not in self.index.clusters]
         if missing:
             parsed = [p for c in missing if (p := IstioClusterName.parse(c)) is not None and p.subset]
