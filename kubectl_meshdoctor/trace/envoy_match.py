@@ -79,8 +79,8 @@ def select_filter_chain(listener: Json, conn: Connection) -> FilterChain | None:
     """Envoy's filter chain match for ``conn``; None when no chain (and no default) takes it."""
     chains = [as_dict(c) for c in as_list(field_of(listener, "filter_chains"))]
     candidates = chains
-    for stage in (_by_port, _by_destination_ip, _by_server_name, _by_transport, _by_alpn):
-        candidates = stage(candidates, conn)
+    for criterion in _CHAIN_CRITERIA:
+        candidates = _most_specific(candidates, lambda match: criterion(match, conn))  # noqa: B023 - used at once
         if not candidates:
             break
     if candidates:
@@ -105,66 +105,56 @@ def _most_specific(chains: list[Json], fits: typing.Callable[[Json], int | None]
     return [chain for score, chain in scored if score == best]
 
 
-def _by_port(chains: list[Json], conn: Connection) -> list[Json]:
-    def fits(match: Json) -> int | None:
-        port = field_of(match, "destination_port")
-        if port is None:
-            return 0
-        return 1 if port == conn.port else None
-    return _most_specific(chains, fits)
+# Each criterion scores a chain's filter_chain_match: None excludes the chain, 0 means "criterion not set",
+# higher is more specific. Envoy keeps the most specific chains at each criterion, in this order.
+Score = typing.Optional[int]
 
 
-def _by_destination_ip(chains: list[Json], conn: Connection) -> list[Json]:
-    def fits(match: Json) -> int | None:
-        ranges = as_list(field_of(match, "prefix_ranges"))
-        if not ranges:
-            return 0
-        if conn.ip is None:
-            return None
-        best = None
-        for item in ranges:
-            prefix = str(field_of(item, "address_prefix") or "")
-            length = field_of(item, "prefix_len")
-            try:
-                network = ipaddress.ip_network(f"{prefix}/{length if length is not None else 32}", strict=False)
-                inside = ipaddress.ip_address(conn.ip) in network
-            except ValueError:
-                continue
-            if inside:
-                best = max(best or 0, network.prefixlen + 1)  # +1: a /0 still beats "no prefix set"
-        return best
-    return _most_specific(chains, fits)
+def _port_score(match: Json, conn: Connection) -> Score:
+    port = field_of(match, "destination_port")
+    return 0 if port is None else (1 if port == conn.port else None)
 
 
-def _by_server_name(chains: list[Json], conn: Connection) -> list[Json]:
-    def fits(match: Json) -> int | None:
-        names = as_list(field_of(match, "server_names"))
-        if not names:
-            return 0
-        if conn.sni is None:
-            return None
-        if conn.sni in names:
-            return 2
-        return 1 if any(n.startswith("*.") and conn.sni.endswith(n[1:]) for n in names) else None
-    return _most_specific(chains, fits)
+def _destination_ip_score(match: Json, conn: Connection) -> Score:
+    ranges = as_list(field_of(match, "prefix_ranges"))
+    if not ranges:
+        return 0
+    best = None
+    for item in ranges if conn.ip is not None else ():
+        prefix = str(field_of(item, "address_prefix") or "")
+        length = field_of(item, "prefix_len")
+        try:
+            network = ipaddress.ip_network(f"{prefix}/{length if length is not None else 32}", strict=False)
+            inside = ipaddress.ip_address(conn.ip) in network
+        except ValueError:
+            continue
+        if inside:
+            best = max(best or 0, network.prefixlen + 1)  # +1: a /0 still beats "no prefix set"
+    return best
 
 
-def _by_transport(chains: list[Json], conn: Connection) -> list[Json]:
-    def fits(match: Json) -> int | None:
-        transport = field_of(match, "transport_protocol")
-        if not transport:
-            return 0
-        return 1 if transport == conn.transport else None
-    return _most_specific(chains, fits)
+def _server_name_score(match: Json, conn: Connection) -> Score:
+    names = as_list(field_of(match, "server_names"))
+    if not names:
+        return 0
+    if conn.sni is None:
+        return None
+    if conn.sni in names:
+        return 2
+    return 1 if any(n.startswith("*.") and conn.sni.endswith(n[1:]) for n in names) else None
 
 
-def _by_alpn(chains: list[Json], conn: Connection) -> list[Json]:
-    def fits(match: Json) -> int | None:
-        protocols = as_list(field_of(match, "application_protocols"))
-        if not protocols:
-            return 0
-        return 1 if set(protocols) & set(conn.alpn) else None
-    return _most_specific(chains, fits)
+def _transport_score(match: Json, conn: Connection) -> Score:
+    transport = field_of(match, "transport_protocol")
+    return 0 if not transport else (1 if transport == conn.transport else None)
+
+
+def _alpn_score(match: Json, conn: Connection) -> Score:
+    protocols = as_list(field_of(match, "application_protocols"))
+    return 0 if not protocols else (1 if set(protocols) & set(conn.alpn) else None)
+
+
+_CHAIN_CRITERIA = (_port_score, _destination_ip_score, _server_name_score, _transport_score, _alpn_score)
 
 
 @dataclass(frozen=True)
