@@ -158,6 +158,23 @@ def test_headers_and_method_select_the_route(exp2):
     assert walk(dump, "reviews:9080/", method="POST")["verdict"] == "ok"
 
 
+def test_listener_envoy_rejected_is_the_answer_with_envoys_reason(shared_dir):
+    dump = json.loads((shared_dir / "envoy-captures/exp6-nack-config_dump.json").read_text())
+    result = walk(dump, "redis:6380")
+    assert (result["failedAt"], result["code"]) == ("listener", "MD0202")
+    assert "Envoy rejected the listener 0.0.0.0_6380" in result["hops"][0]["summary"]
+    assert result["hops"][0]["evidence"][0].startswith("Envoy's reason: ")
+    assert walk(dump, "redis:6379")["hops"][0]["data"]["listener"] == "0.0.0.0_6379"
+
+
+def test_a_sidecar_without_configuration_from_istiod_stops_at_the_listener(exp2):
+    dump = copy.deepcopy(exp2)
+    section(dump, "Listeners")["dynamic_listeners"] = []
+    result = walk(dump, "reviews:9080/")
+    assert result["failedAt"] == "listener" and result["code"] is None
+    assert result["hops"][0]["summary"] == "Envoy holds no listener from istiod: it has not received its configuration"
+
+
 # --- istiod's own listeners (istioctl test data) -------------------------------------------------------------
 
 

@@ -79,6 +79,7 @@ class XdsIndex:
             self.clusters.setdefault(cluster.name, cluster.config)
         self.route_configs: dict[str, Json] = {r.name: r.config for r in dump.route_configs()}
         self.has_endpoints = dump.has_section("Endpoints")
+        self.rejected = dump.rejected()  # what istiod sent and Envoy refused: absent from the lists above
         self._assignments: dict[str, Json] = {}
         for section in dump._sections.get("Endpoints", ()):  # noqa: SLF001 - the dump's own sections
             for list_name in ("static_endpoint_configs", "dynamic_endpoint_configs"):

@@ -42,6 +42,7 @@ INBOUND_CAPTURE_PORT = 15006
 MAX_LISTED = 4
 
 # Codes of the catalogue (issue 11) a failing hop names.
+MD_XDS_REJECTED = "MD0202"
 MD_SUBSET_NOT_DEFINED = "MD0501"
 MD_NO_HEALTHY_UPSTREAM = "MD0503"
 MD_ROUTE_NOT_FOUND = "MD0504"
@@ -151,6 +152,15 @@ class _Walk:
         if verdict == FAIL:
             raise _Stop
 
+    def _fail_if_rejected(self, step: str, wanted: typing.Callable[[str], bool]) -> None:
+        """The hop fails because Envoy refused the resource istiod sent for it (a NACK), if it did."""
+        resource = "route" if step == "route" else step
+        for rejected in self.index.rejected:
+            if rejected.resource == resource and wanted(rejected.name):
+                self._add(step, FAIL, f"Envoy rejected the {resource} {rejected.name} istiod sent, so it has none "
+                          "for this request", MD_XDS_REJECTED, [f"Envoy's reason: {rejected.details}"],
+                          rejected=rejected.name)
+
     def _finish(self, *steps: str, reason: str) -> typing.NoReturn:
         for step in steps:
             self._add(step, NOT_APPLICABLE, reason)
@@ -180,6 +190,7 @@ class _Walk:
         conn = self._connection()
         listener, how = select_listener(self.index, conn)
         if listener is None:
+            self._fail_if_rejected("listener", lambda name: name.endswith(f"_{conn.port}"))
             virtual = self.index.listener(VIRTUAL_OUTBOUND)
             if virtual is None:
                 self._add("listener", FAIL, f"{how}, and no {VIRTUAL_OUTBOUND} listener to catch the connection",
@@ -230,6 +241,7 @@ class _Walk:
         inline = field_of(hcm, "route_config")
         route_config = as_dict(inline) if inline is not None else self.index.route_configs.get(name)
         if route_config is None:
+            self._fail_if_rejected("route", lambda rejected: rejected == name)
             self._add("route", FAIL, f"route config {name} is not in the config_dump (RDS not received or rejected)")
         request = Request(self.target.method, self.target.path, self.dest.authority, self.target.headers)
         vhost, domain = select_virtual_host(route_config, request.authority)
@@ -311,6 +323,7 @@ class _Walk:
             self._add("cluster", FAIL, summary, MD_EGRESS_BLOCKED, self._registry_hint(), cluster=BLACKHOLE_CLUSTER)
         missing = [c for c in names if c not in self.index.clusters]
         if missing:
+            self._fail_if_rejected("cluster", lambda rejected: rejected in missing)
             parsed = [p for c in missing if (p := IstioClusterName.parse(c)) is not None and p.subset]
             share = "" if len(missing) == len(names) else \
                 f" ({sum(w or 0 for c, w in self.clusters if c in missing)}% of requests)"
