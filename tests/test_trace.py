@@ -17,7 +17,7 @@ import yaml
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.envoy.xds_index import XdsIndex
-from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.errors import MeshDoctorError, UsageError
 from kubectl_meshdoctor.trace import parse_target, trace_request
 from kubectl_meshdoctor.trace.envoy_match import (
     Connection,
@@ -294,3 +294,35 @@ def test_service_with_several_ports_needs_one(exp2):
                "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 9080}, {"port": 9090}]}}
     with pytest.raises(UsageError, match="has ports 9080, 9090"):
         walk(exp2, "reviews", [service])
+
+
+# --- robustness -----------------------------------------------------------------------------------------------
+
+
+def test_every_field_of_a_real_dump_replaced_by_a_wrong_type_never_breaks_the_walk(exp2):
+    """A dump from another Envoy release, or an EnvoyFilter's odd patch: the walk answers or says what is
+    missing, and never raises anything but the project's errors."""
+    dump = copy.deepcopy(exp2)
+    dump["configs"] = [c for c in dump["configs"] if not c["@type"].endswith(("BootstrapConfigDump", "SecretsConfigDump"))]
+    paths: list[tuple] = []
+
+    def collect(node, path):
+        paths.append(path)
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in children:
+            collect(child, path + (key,))
+
+    collect(dump, ())
+    ctx = AnalysisContext(EvidenceBundle(scope={}, objects=[]))
+    for path in paths[1:]:
+        for wrong in ([], "x", 7, None, {}):
+            mutated = copy.deepcopy(dump)
+            holder = mutated
+            for key in path[:-1]:
+                holder = holder[key]
+            holder[path[-1]] = wrong
+            for target in ("reviews:9080/", "redis:6379"):
+                try:
+                    trace_request(XdsIndex.from_dict(mutated), ctx, CLIENT, parse_target(target))
+                except MeshDoctorError:
+                    pass

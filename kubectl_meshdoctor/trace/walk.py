@@ -315,6 +315,8 @@ class _Walk:
 
     def _cluster(self) -> None:
         names = [c for c, _ in self.clusters]
+        if not names:
+            self._add("cluster", FAIL, "the TCP proxy names no cluster")
         if BLACKHOLE_CLUSTER in names:
             summary = (f"{BLACKHOLE_CLUSTER}: the sidecar drops the connection (outboundTrafficPolicy REGISTRY_ONLY "
                        "and nothing in the registry for this destination)")
