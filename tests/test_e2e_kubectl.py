@@ -187,7 +187,7 @@ def test_trace_to_headless_redis_without_sidecar_stops_at_the_tls_hop(lab):
     steps = by_step(document)
     assert document["request"]["port"] == 6379 and document["destination"]["headless"]
     assert steps["cluster"]["summary"].endswith("ORIGINAL_DST") and steps["route"]["verdict"] == "n/a"
-    assert "redis-0" in steps["tls"]["summary"] and "DestinationRule cache-demo/redis sets tls.mode ISTIO_MUTUAL" \
+    assert "redis-0" in steps["tls"]["summary"] and "DestinationRule cache-demo/redis sets trafficPolicy.tls.mode ISTIO_MUTUAL" \
         in steps["tls"]["evidence"]
 
 
@@ -197,7 +197,7 @@ def test_trace_of_plain_text_toward_strict_stops_at_the_server_hop(lab):
     assert (document["failedAt"], document["code"]) == ("server", "MD0402")
     steps = by_step(document)
     assert steps["tls"]["verdict"] == "ok" and steps["tls"]["summary"].startswith("plain text")
-    assert "DestinationRule billing/accounts-no-tls sets tls.mode DISABLE" in steps["server"]["evidence"]
+    assert "DestinationRule billing/accounts-no-tls sets trafficPolicy.tls.mode DISABLE" in steps["server"]["evidence"]
 
 
 def test_trace_table_shows_one_line_per_hop_and_the_answer(lab):

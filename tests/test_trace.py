@@ -326,3 +326,39 @@ def test_every_field_of_a_real_dump_replaced_by_a_wrong_type_never_breaks_the_wa
                     trace_request(XdsIndex.from_dict(mutated), ctx, CLIENT, parse_target(target))
                 except MeshDoctorError:
                     pass
+
+
+def test_plain_text_to_strict_names_the_destination_rule_or_else_the_missing_tls_mode_label(exp2):
+    server = {"kind": "Pod", "metadata": {"name": "reviews-v2-0", "namespace": "default", "labels": {"app": "reviews"}},
+              "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]},
+              "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}}
+    strict = {"kind": "PeerAuthentication", "metadata": {"name": "default", "namespace": "istio-system"},
+              "spec": {"mtls": {"mode": "STRICT"}}}
+    dump = copy.deepcopy(exp2)
+    # only the reviews-v2 endpoint (no tlsMode metadata: auto mTLS sends it plain text) stays
+    assignment = section(dump, "Endpoints")["dynamic_endpoint_configs"][1]["endpoint_config"]
+    assignment["endpoints"][0]["lb_endpoints"] = assignment["endpoints"][0]["lb_endpoints"][1:]
+    result = walk(dump, "reviews:9080/", [server, strict])
+    assert (result["failedAt"], result["code"]) == ("server", None)
+    assert "reviews-v2-0 has no security.istio.io/tlsMode=istio label, so auto mTLS sends it plain text" \
+        in hops(result)["server"]["evidence"]
+    rule = {"kind": "DestinationRule", "metadata": {"name": "no-tls", "namespace": "default"},
+            "spec": {"host": "reviews.default.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}}
+    result = walk(dump, "reviews:9080/", [server, strict, rule])
+    assert (result["failedAt"], result["code"]) == ("server", "MD0402")
+    permissive = {**strict, "spec": {"mtls": {"mode": "PERMISSIVE"}}}
+    assert walk(dump, "reviews:9080/", [server, permissive])["verdict"] == "ok"
+
+
+def test_tls_evidence_names_the_port_level_setting_that_applies(exp2):
+    rule = {"kind": "DestinationRule", "metadata": {"name": "redis", "namespace": "default"},
+            "spec": {"host": "redis.default.svc.cluster.local", "trafficPolicy": {"portLevelSettings": [
+                {"port": {"number": 6379}, "tls": {"mode": "ISTIO_MUTUAL"}},
+                {"port": {"number": 7000}, "tls": {"mode": "DISABLE"}}]}}}
+    redis = {"kind": "Pod", "metadata": {"name": "redis-0", "namespace": "default", "labels": {"app": "redis"}},
+             "spec": {"containers": [{"name": "redis"}]}, "status": {"podIP": "127.0.0.1"}}
+    result = walk(exp2, "redis:6379", [rule, redis])
+    assert (result["failedAt"], result["code"]) == ("tls", "MD0401")
+    evidence = hops(result)["tls"]["evidence"]
+    assert "DestinationRule default/redis sets trafficPolicy.portLevelSettings[6379].tls.mode ISTIO_MUTUAL" in evidence
+    assert not [line for line in evidence if "7000" in line]

@@ -36,7 +36,10 @@ def print_trace(trace: Trace, console: Console) -> None:
     dest = trace.destination
     where = f"Service {dest.fqdn}" if dest.fqdn else "outside the mesh's registry"
     addresses = f", {', '.join(dest.addresses[:3])}" if dest.addresses else ""
-    request = f"{trace.target.method} {dest.authority}{trace.target.path}" if dest.http else f"TCP {dest.host}:{dest.port}"
+    if dest.http:
+        request = f"{trace.target.method} {dest.authority}{trace.target.path}"
+    else:
+        request = f"TCP {dest.host}:{dest.port}"
     head = Text(f"TRACE {trace.pod} -> {request}", style="bold")
     head.append(f"  ({where}{addresses}, {'HTTP' if dest.http else 'TCP'})", style="dim")
     console.print(head)

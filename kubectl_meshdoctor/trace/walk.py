@@ -13,7 +13,13 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field
 
-from kubectl_meshdoctor.checks.context import AnalysisContext, IstioClusterName, labels_of, resolve_host
+from kubectl_meshdoctor.checks.context import (
+    TLS_MODE_LABEL,
+    AnalysisContext,
+    IstioClusterName,
+    labels_of,
+    resolve_host,
+)
 from kubectl_meshdoctor.envoy.config_dump import cluster_tls
 from kubectl_meshdoctor.envoy.xds_index import EnvoyEndpoint, Json, XdsIndex, as_dict, as_list, field_of
 from kubectl_meshdoctor.evidence import TLS_ISTIO_ALWAYS, TLS_NONE
@@ -222,7 +228,8 @@ class _Walk:
                 if self.dest.service is not None:
                     verdict, code = WARN, MD_ROUTE_NOT_FOUND
                     evidence.append(self._hidden_hint())
-        if self.dest.service and self.dest.http and network.kind == "tcp" and listener is not None and not chain.default:
+        dedicated_tcp = network.kind == "tcp" and listener is not None and not chain.default
+        if self.dest.service and self.dest.http and dedicated_tcp:
             evidence.append("the port carries TCP here: HTTP routes do not apply")
             declared = (self.dest.service_port or {}).get("appProtocol") or (self.dest.service_port or {}).get("name")
             if declared and not port_protocol(self.dest.service_port or {}):
@@ -255,7 +262,8 @@ class _Walk:
             routes = [describe_match(as_dict(field_of(r, "match"))) for r in as_list(field_of(vhost, "routes"))]
             evidence = [f"routes of {vhost_name}: {_listed(routes)}"]
             self._add("route", FAIL, f"virtual host {vhost_name} has no route for {request.method} {request.path} "
-                      "(404 NR)", MD_ROUTE_NOT_FOUND, evidence + self._vs_hint(), routeConfig=name, virtualHost=vhost_name)
+                      "(404 NR)", MD_ROUTE_NOT_FOUND, evidence + self._vs_hint(), routeConfig=name,
+                      virtualHost=vhost_name)
         position, route = chosen
         route_name = str(field_of(route, "name") or "")
         self.virtual_service = _virtual_service(route)
@@ -297,7 +305,9 @@ class _Walk:
             return []
         names = [f"VirtualService {_ns_name(vs)}" for vs in self.ctx.virtual_services
                  if self._vs_covers(vs)]
-        return [f"{_listed(names)} route(s) {self.dest.fqdn}: their http matches do not cover this request"] if names else []
+        if not names:
+            return []
+        return [f"{_listed(names)} route(s) {self.dest.fqdn}: their http matches do not cover this request"]
 
     def _vs_covers(self, vs: dict) -> bool:
         namespace = (vs.get("metadata") or {}).get("namespace") or "default"
@@ -321,7 +331,8 @@ class _Walk:
             summary = (f"{BLACKHOLE_CLUSTER}: the sidecar drops the connection (outboundTrafficPolicy REGISTRY_ONLY "
                        "and nothing in the registry for this destination)")
             if self.dest.service is not None:
-                self._add("cluster", FAIL, summary, MD_ROUTE_NOT_FOUND, [self._hidden_hint()], cluster=BLACKHOLE_CLUSTER)
+                self._add("cluster", FAIL, summary, MD_ROUTE_NOT_FOUND, [self._hidden_hint()],
+                          cluster=BLACKHOLE_CLUSTER)
             self._add("cluster", FAIL, summary, MD_EGRESS_BLOCKED, self._registry_hint(), cluster=BLACKHOLE_CLUSTER)
         missing = [c for c in names if c not in self.index.clusters]
         if missing:
@@ -359,7 +370,8 @@ class _Walk:
             evidence.append(f"no DestinationRule for {parsed.host}")
         for rule in rules:
             subsets = [s.get("name") for s in (rule.get("spec") or {}).get("subsets") or []]
-            evidence.append(f"DestinationRule {_ns_name(rule)} defines subsets {_listed(subsets) if subsets else 'none'}")
+            defined = _listed(subsets) if subsets else "none"
+            evidence.append(f"DestinationRule {_ns_name(rule)} defines subsets {defined}")
         return evidence
 
     # --- endpoints --------------------------------------------------------------------------------------
@@ -451,8 +463,8 @@ class _Walk:
             pod = self.pods_by_ip.get(endpoint.address)
             meshed = pod is not None and sidecar_container(pod) is not None
             self.tls_by_address[endpoint.text] = kind
-            rows.append(f"{endpoint.text}: {_tls_name(kind)} ({chosen_by})"
-                        + (f", pod {pod['metadata']['name']} {'with' if meshed else 'without'} a sidecar" if pod else ""))
+            owner = f", pod {pod['metadata']['name']} {'with' if meshed else 'without'} a sidecar" if pod else ""
+            rows.append(f"{endpoint.text}: {_tls_name(kind)} ({chosen_by}){owner}")
             if kind == TLS_ISTIO_ALWAYS and pod is not None and not meshed:
                 plain_servers.append(pod)
         if plain_servers:
@@ -469,17 +481,31 @@ class _Walk:
         for match in matches:
             criteria = as_dict(field_of(match, "match"))
             if all(endpoint.match_metadata.get(k) == v for k, v in criteria.items()):
-                return as_dict(field_of(match, "transport_socket")) or None, f"transport socket match {field_of(match, 'name')}"
+                socket = as_dict(field_of(match, "transport_socket")) or None
+                return socket, f"transport socket match {field_of(match, 'name')}"
         return as_dict(field_of(self.cluster, "transport_socket")) or None, "the cluster's transport socket"
 
     def _tls_rules(self) -> list[str]:
-        if self.dest.fqdn is None:
+        """The DestinationRule tls blocks that apply to this cluster: its host, its subset, its port."""
+        parsed = IstioClusterName.parse(self.cluster_name)
+        host = parsed.host if parsed else self.dest.fqdn
+        if host is None:
             return []
         found = []
-        for rule in self.ctx.destination_rules_for(self.dest.fqdn):
-            mode = (((rule.get("spec") or {}).get("trafficPolicy") or {}).get("tls") or {}).get("mode")
-            if mode:
-                found.append(f"DestinationRule {_ns_name(rule)} sets tls.mode {mode}")
+        for rule in self.ctx.destination_rules_for(host):
+            spec = rule.get("spec") or {}
+            policies = [("trafficPolicy", spec.get("trafficPolicy"))] + [
+                (f"subsets[{s.get('name')}].trafficPolicy", s.get("trafficPolicy"))
+                for s in spec.get("subsets") or [] if isinstance(s, dict) and parsed and s.get("name") == parsed.subset]
+            for where, policy in policies:
+                policy = policy if isinstance(policy, dict) else {}
+                blocks = [(f"{where}.tls", policy.get("tls"))] + [
+                    (f"{where}.portLevelSettings[{(p.get('port') or {}).get('number')}].tls", p.get("tls"))
+                    for p in policy.get("portLevelSettings") or []
+                    if isinstance(p, dict) and parsed and (p.get("port") or {}).get("number") == parsed.port]
+                for at, tls in blocks:
+                    if isinstance(tls, dict) and tls.get("mode"):
+                        found.append(f"DestinationRule {_ns_name(rule)} sets {at}.mode {tls['mode']}")
         return found
 
     # --- server -----------------------------------------------------------------------------------------
@@ -504,9 +530,15 @@ class _Walk:
             if not plain and mode == "DISABLE":
                 disabled_mtls.append(pod)
         if strict_plain:
+            rules = self._tls_rules()
+            # MD0402 is a DestinationRule turning TLS off; without one, auto mTLS sent plain text because the
+            # endpoints carry no tlsMode=istio metadata (their pods lack the label): say that instead.
+            unlabelled = [] if rules else [f"{p['metadata']['name']} has no {TLS_MODE_LABEL}=istio label, so auto "
+                                           "mTLS sends it plain text" for p in strict_plain
+                                           if labels_of(p).get(TLS_MODE_LABEL) != "istio"]
             self._add("server", FAIL, f"{_listed([p['metadata']['name'] for p in strict_plain])} require mTLS "
                       "(PeerAuthentication STRICT) but the client sends plain text: the server's sidecar resets "
-                      "the connection", MD_MTLS_MODE_CONFLICT, rows + self._tls_rules())
+                      "the connection", MD_MTLS_MODE_CONFLICT if rules else None, rows + rules + unlabelled)
         if disabled_mtls:
             self._add("server", FAIL, f"{_listed([p['metadata']['name'] for p in disabled_mtls])} have "
                       "PeerAuthentication DISABLE: their sidecar does not terminate the mTLS the client sends",
