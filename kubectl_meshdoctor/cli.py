@@ -208,6 +208,12 @@ SaveOption = Annotated[
 SinceOption = Annotated[str, typer.Option("--since", help="istio-proxy log window, e.g. 15m.")]
 ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, help="Pods examined at once.")]
 PodTimeoutOption = Annotated[str, typer.Option("--pod-timeout", help="Time allowed for all execs into one pod.")]
+TraceOption = Annotated[str | None, typer.Option(
+    "--trace", metavar="HOST[:PORT][/PATH]",
+    help="Walk one request from this pod's sidecar: listener, route, cluster, endpoints, TLS, server.")]
+MethodOption = Annotated[str, typer.Option("--method", help="HTTP method of the traced request.")]
+HeaderOption = Annotated[list[str] | None, typer.Option(
+    "-H", "--header", help="'Name: value' header of the traced request (repeatable).")]
 
 
 @app.callback()
@@ -253,9 +259,19 @@ def pod_command(
     since: SinceOption = "15m",
     pod_timeout: PodTimeoutOption = "60s",
     ca_warn_days: CaWarnDaysOption = 30,
+    trace: TraceOption = None,
+    method: MethodOption = "GET",
+    header: HeaderOption = None,
 ) -> None:
-    """Diagnose one pod: from its symptom to the root cause."""
+    """Diagnose one pod: from its symptom to the root cause (or, with --trace, walk one request)."""
     options = _globals(ctx)
+    if trace is not None:
+        if save:
+            raise UsageError("--save keeps a sweep's evidence; it does not apply to --trace")
+        raise typer.Exit(trace_live(options, pod=name, target=trace, method=method, headers=header or [],
+                                    fail_on=fail_on, pod_timeout=pod_timeout))
+    if method != "GET" or header:
+        raise UsageError("--method and --header describe a traced request: use them with --trace")
     code = diagnose_live(options, pod=name, all_namespaces=False, fail_on=fail_on, save=save, since=since,
                          concurrency=1, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days)
     raise typer.Exit(code)
@@ -371,10 +387,42 @@ def diagnose_live(
                               now=datetime.now(timezone.utc))
 
 
-def _collect(collect_options):
+def trace_live(options: GlobalOptions, *, pod: str, target: str, method: str, headers: list[str],
+               fail_on: FailOn, pod_timeout: str) -> int:
+    """``pod NAME --trace``: walk one request from the pod's sidecar and print the hops; returns the exit code."""
+    from kubectl_meshdoctor.bundle import EvidenceBundle
+    from kubectl_meshdoctor.checks.context import AnalysisContext
+    from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
+    from kubectl_meshdoctor.trace import FAIL, WARN, parse_target, trace_request
+
+    parsed = parse_target(target, method, headers)  # bad input fails before the cluster is contacted
+    collect_options = CollectOptions(
+        cluster=ClusterOptions(options.kubeconfig, options.context, options.request_timeout),
+        namespace=options.namespace, pod=pod, pod_timeout=parse_duration(pod_timeout, "--pod-timeout"),
+        progress=False)
+    evidence = _collect(collect_options, trace=parsed)
+    context = AnalysisContext(EvidenceBundle(scope={"kind": "pod"}, objects=evidence.objects))
+    result = trace_request(evidence.index, context, evidence.pod, parsed, evidence.gaps)
+    if options.output is OutputFormat.TABLE:
+        from kubectl_meshdoctor.report.trace import print_trace
+
+        print_trace(result, _console(options))
+    else:
+        from kubectl_meshdoctor import report as render
+
+        _write(render.structured(result.to_dict(), options.output.value))
+    failing = {FAIL} | ({WARN} if fail_on is FailOn.WARNING else set())
+    return 1 if result.verdict in failing else 0
+
+
+def _collect(collect_options, trace=None):
     from kubectl_meshdoctor import collect
 
     try:
+        if trace is not None:
+            from kubectl_meshdoctor.collect.trace import collect_trace
+
+            return collect_trace(collect_options, trace)
         return collect.collect_evidence(collect_options)
     except ModuleNotFoundError as exc:
         # A broken install (the zipapp leaves pydantic to the host python3): say what to install.
