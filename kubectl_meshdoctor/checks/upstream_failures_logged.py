@@ -25,10 +25,11 @@ failures toward other clusters stay root causes of their own.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Callable, Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject, shorten
+from kubectl_meshdoctor.checks.base import Check, finding, moment, pod_subject, shorten
 from kubectl_meshdoctor.checks.context import ROOT_NAMESPACE, AnalysisContext
 from kubectl_meshdoctor.evidence import AccessLog, Evidence, ProxyEvidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
@@ -92,6 +93,16 @@ def _trim(line: str) -> str:
     return shorten(line.strip(), MAX_LINE)
 
 
+_TEXT_START = re.compile(r"^\[([0-9T:.+\-Z]+)\]")  # Istio's text format begins [START_TIME]
+_JSON_START = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
+
+
+def _logged_at(line: str) -> str | None:
+    """The request's start time in an access-log line (text or JSON format), as logged."""
+    found = _TEXT_START.search(line) or _JSON_START.search(line)
+    return found.group(1) if found else None
+
+
 class UpstreamFailuresLogged(Check):
     name = "UpstreamFailuresLogged"
     codes = ("MD0601",)
@@ -128,10 +139,12 @@ def _failures_to(key: str, cluster: str, counts: Counter[tuple[str, ...]], log: 
     evidence += [f"sample: {_trim(entry.line)}" for entry in samples[:MAX_SAMPLES]]
     summary = ", ".join(f"{','.join(flags)} ×{count}" for flags, count in by_count[:3])
     where = f" to {cluster}" if cluster else " (no upstream cluster)"
+    first = min((t for t in (_logged_at(e.line) for e in samples) if t), default=None)
     return finding(
         "MD0601", pod_subject(key),
         f"{total} failed request(s) in the access log of {key}{where}: {summary}",
         evidence, pod=key, upstreams=(cluster or NO_CLUSTER,),
+        since=[moment(first, "first failed request logged", key)],
     )
 
 

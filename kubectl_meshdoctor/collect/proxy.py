@@ -80,6 +80,9 @@ ROUTES = _agent("config_dump?resource=dynamic_route_configs")
 # when READY is refused, CLUSTERS and ROUTES only after failing requests.
 PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
                                     CLUSTERS, ROUTES)
+# `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
+TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
+TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -102,9 +105,11 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     CONFIG_DUMP: _curl_admin("config_dump"),
     CLUSTERS: _curl_admin("clusters?format=json"),
     ROUTES: _curl_admin("config_dump?resource=dynamic_route_configs"),
+    TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
 }
 
-ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
+ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
+                                 | frozenset(CURL_FALLBACK.values()))
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output

@@ -95,7 +95,9 @@ def parse_route_lookups(raw: bytes | str, wanted: Iterable[tuple[str, str]]) -> 
             if not isinstance(config, dict) or (route_config and str(config.get("name")) != route_config):
                 continue
             vhosts = [v for v in _list(config, "virtual_hosts") if isinstance(v, dict)]
-            chosen = _pick_virtual_host(vhosts, authority)
+            # Current istiod sets ignore_port_in_host_matching: Envoy matches the Host without its port.
+            host = authority.rsplit(":", 1)[0] if config.get("ignore_port_in_host_matching") else authority
+            chosen = _pick_virtual_host(vhosts, host)
             if chosen is None:
                 names = tuple(str(v.get("name", "")) for v in vhosts[:MAX_OTHER_HOSTS])
                 out.append(RouteLookup(str(config.get("name", "")), authority, other_virtual_hosts=names))
