@@ -32,9 +32,13 @@ class PodResult:
     root_causes: tuple[str, ...]
     # Those of ``root_causes`` linked only through a probable link (a step of the chain unchecked).
     probable: tuple[str, ...] = ()
+    # Multi-cluster runs only (see Finding.cluster); then ``pod`` is "context/namespace/name".
+    cluster: str | None = None
+    cluster_id: str | None = None
 
     def to_dict(self) -> dict:
-        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
+        return {**({"cluster": self.cluster, "clusterId": self.cluster_id} if self.cluster is not None else {}),
+                "pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
                 "probableRootCauses": list(self.probable)}
 
 
@@ -46,9 +50,12 @@ class RootCauseGroup:
     pods: tuple[str, ...]
     # The pods linked to this cause only through a probable link (a step of the chain unchecked).
     probable_pods: tuple[str, ...] = ()
+    # Multi-cluster runs only: the contexts whose pods share this cause (a group may span clusters).
+    clusters: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
+            **({"clusters": list(self.clusters)} if self.clusters else {}),
             "code": self.cause.code,
             "subject": self.cause.subject.to_dict(),
             "message": self.cause.message,
@@ -67,12 +74,15 @@ class Report:
     skipped: list[Skipped]
     # Tracebacks of checks that raised; shown only with --debug, never serialised.
     check_errors: list[str] = field(default_factory=list)
+    # Multi-cluster runs only: each cluster of the run (context, Istio cluster ID, read or why not).
+    clusters: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return {
             "apiVersion": REPORT_API_VERSION,
             "kind": "Report",
             "scope": self.scope,
+            **({"clusters": self.clusters} if self.clusters is not None else {}),
             "findings": [f.to_dict() for f in self.findings],
             "pods": [p.to_dict() for p in self.pods],
             "rootCauseGroups": [g.to_dict() for g in self.groups],

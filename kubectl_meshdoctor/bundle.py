@@ -61,30 +61,18 @@ class EvidenceBundle:
 
     def save(self, path: str | Path) -> Path:
         """Write to a directory, or to a .tgz when the path ends in .tgz or .tar.gz."""
-        path = Path(path)
-        try:
-            if path.name.endswith((".tgz", ".tar.gz")):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with tarfile.open(path, "w:gz") as tar:
-                    for name, content in self.files():
-                        info = tarfile.TarInfo(f"{_TOP}/{name}")
-                        info.size = len(content)
-                        tar.addfile(info, io.BytesIO(content))
-            else:
-                for name, content in self.files():
-                    target = path / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(content)
-        except OSError as exc:
-            raise BundleError(f"cannot write bundle to {path}: {exc.strerror or exc}") from None
-        return path
+        return write_files(path, self.files())
 
     # --- load ---------------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | Path) -> "EvidenceBundle":
         path = Path(path)
-        files = _read_files(path)
+        return cls.from_files(_read_files(path), str(path))
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], path: str) -> "EvidenceBundle":
+        """The bundle held by ``files`` (relative path -> content); ``path`` names it in errors."""
         try:
             header = json.loads(files["bundle.json"])
         except KeyError:
@@ -114,6 +102,27 @@ class EvidenceBundle:
             )
         except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
             raise BundleError(f"{path}: corrupt bundle ({type(exc).__name__}: {exc})") from None
+
+
+def write_files(path: str | Path, files: Iterable[tuple[str, bytes]]) -> Path:
+    """Write (relative path, content) pairs to a directory, or to a .tgz when the path ends in .tgz or .tar.gz."""
+    path = Path(path)
+    try:
+        if path.name.endswith((".tgz", ".tar.gz")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(path, "w:gz") as tar:
+                for name, content in files:
+                    info = tarfile.TarInfo(f"{_TOP}/{name}")
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
+        else:
+            for name, content in files:
+                target = path / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+    except OSError as exc:
+        raise BundleError(f"cannot write bundle to {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def is_bundle(path: Path) -> bool:

@@ -212,6 +212,8 @@ TraceOption = Annotated[str | None, typer.Option(
     "--trace", metavar="HOST[:PORT][/PATH]",
     help="Walk one request from this pod's sidecar: listener, route, cluster, endpoints, TLS, server.")]
 MethodOption = Annotated[str, typer.Option("--method", help="HTTP method of the traced request.")]
+AllContextsOption = Annotated[bool, typer.Option(
+    "--all-contexts", help="Every context of the kubeconfig: one sweep per cluster, one report.")]
 HeaderOption = Annotated[list[str] | None, typer.Option(
     "-H", "--header", help="'Name: value' header of the traced request (repeatable).")]
 
@@ -220,7 +222,7 @@ HeaderOption = Annotated[list[str] | None, typer.Option(
 def root(
     ctx: typer.Context,
     kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use (a,b,c: several clusters, for sweep and pod).")] = None,
     namespace: Annotated[
         str | None, typer.Option("-n", "--namespace", help="Namespace (default: the context's, else default).")
     ] = None,
@@ -262,10 +264,13 @@ def pod_command(
     trace: TraceOption = None,
     method: MethodOption = "GET",
     header: HeaderOption = None,
+    all_contexts: AllContextsOption = False,
 ) -> None:
     """Diagnose one pod: from its symptom to the root cause (or, with --trace, walk one request)."""
     options = _globals(ctx)
     if trace is not None:
+        if all_contexts or "," in (options.context or ""):
+            raise UsageError("--trace walks one request inside one cluster: give one --context")
         if save:
             raise UsageError("--save keeps a sweep's evidence; it does not apply to --trace")
         raise typer.Exit(trace_live(options, pod=name, target=trace, method=method, headers=header or [],
@@ -273,7 +278,8 @@ def pod_command(
     if method != "GET" or header:
         raise UsageError("--method and --header describe a traced request: use them with --trace")
     code = diagnose_live(options, pod=name, all_namespaces=False, fail_on=fail_on, save=save, since=since,
-                         concurrency=1, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days)
+                         concurrency=1, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days,
+                         all_contexts=all_contexts)
     raise typer.Exit(code)
 
 
@@ -287,11 +293,13 @@ def sweep_command(
     concurrency: ConcurrencyOption = 16,
     pod_timeout: PodTimeoutOption = "60s",
     ca_warn_days: CaWarnDaysOption = 30,
+    all_contexts: AllContextsOption = False,
 ) -> None:
-    """Diagnose every pod of the namespace and group them by root cause."""
+    """Diagnose every pod of the namespace and group them by root cause (--context a,b: in each cluster)."""
     options = _globals(ctx)
     code = diagnose_live(options, pod=None, all_namespaces=all_namespaces, fail_on=fail_on, save=save,
-                         since=since, concurrency=concurrency, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days)
+                         since=since, concurrency=concurrency, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days,
+                         all_contexts=all_contexts)
     raise typer.Exit(code)
 
 
@@ -364,9 +372,12 @@ def diagnose_live(
     concurrency: int,
     pod_timeout: str,
     ca_warn_days: int,
+    all_contexts: bool = False,
 ) -> int:
-    """Collect from the cluster, optionally save the bundle, analyse and print; returns the exit code."""
+    """Collect from the cluster (or each cluster of a multi-cluster run), optionally save the bundle,
+    analyse and print; returns the exit code."""
     from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
+    from kubectl_meshdoctor.collect.multi import requested_contexts
 
     collect_options = CollectOptions(
         cluster=ClusterOptions(options.kubeconfig, options.context, options.request_timeout),
@@ -378,7 +389,8 @@ def diagnose_live(
         log_since_seconds=int(parse_duration(since, "--since")),
         progress=options.output is OutputFormat.TABLE and sys.stderr.isatty(),
     )
-    bundle = _collect(collect_options)
+    contexts = requested_contexts(options.kubeconfig, options.context, all_contexts)
+    bundle = _collect(collect_options, contexts=contexts)
     if save:
         saved = bundle.save(save)
         if options.output is OutputFormat.TABLE:
@@ -415,10 +427,14 @@ def trace_live(options: GlobalOptions, *, pod: str, target: str, method: str, he
     return 1 if result.verdict in failing else 0
 
 
-def _collect(collect_options, trace=None):
+def _collect(collect_options, trace=None, contexts=None):
     from kubectl_meshdoctor import collect
 
     try:
+        if contexts is not None:
+            from kubectl_meshdoctor.collect.multi import collect_clusters
+
+            return collect_clusters(collect_options, contexts)
         if trace is not None:
             from kubectl_meshdoctor.collect.trace import collect_trace
 
@@ -438,7 +454,8 @@ def analyze_paths(
     options: GlobalOptions, paths: list[str], *, fail_on: FailOn, ca_warn_days: int, now: datetime
 ) -> int:
     """``analyze``: a saved bundle (one dir or .tgz), else manifests; returns the exit code."""
-    from kubectl_meshdoctor.bundle import EvidenceBundle, is_bundle
+    from kubectl_meshdoctor.bundle import is_bundle
+    from kubectl_meshdoctor.multibundle import load_bundle
 
     for raw in paths:
         if not Path(raw).exists():
@@ -447,7 +464,7 @@ def analyze_paths(
     if bundles:
         if len(paths) > 1:
             raise UsageError("analyze takes one evidence bundle, or any number of manifest files and directories")
-        bundle = EvidenceBundle.load(bundles[0])
+        bundle = load_bundle(bundles[0])
         locator = None
         if options.output is OutputFormat.SARIF:
             from kubectl_meshdoctor.report.sarif import WholeFile
@@ -467,8 +484,14 @@ def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_wa
                        locator=None) -> int:
     from kubectl_meshdoctor import report as render
     from kubectl_meshdoctor.analysis import analyze
+    from kubectl_meshdoctor.multibundle import MultiClusterBundle
 
-    result = analyze(bundle, now=now, ca_warn_days=ca_warn_days)
+    if isinstance(bundle, MultiClusterBundle):
+        from kubectl_meshdoctor.multianalysis import analyze_clusters
+
+        result = analyze_clusters(bundle, now=now, ca_warn_days=ca_warn_days)
+    else:
+        result = analyze(bundle, now=now, ca_warn_days=ca_warn_days)
     if options.output is OutputFormat.TABLE:
         render.print_report(result, _console(options), verbose=options.verbose)
     elif options.output is OutputFormat.SARIF:

@@ -68,6 +68,10 @@ class Finding:
     # to; for a cause, the clusters whose failures it explains. The tree links such a cause only to the
     # symptoms that share a cluster with it, not to every symptom of the pod.
     upstreams: tuple[str, ...] = field(default=())
+    # Multi-cluster runs only: the kubeconfig context whose evidence showed it, and that cluster's Istio
+    # cluster ID when known. None in a single-cluster run, whose JSON then has no such keys.
+    cluster: str | None = None
+    cluster_id: str | None = None
 
     @property
     def cause_key(self) -> tuple:
@@ -88,6 +92,7 @@ class Finding:
 
     def to_dict(self) -> dict:
         return {
+            **({"cluster": self.cluster, "clusterId": self.cluster_id} if self.cluster is not None else {}),
             "code": self.code,
             "severity": self.severity.value,
             "pod": self.pod,

@@ -110,6 +110,8 @@ def _print_finding(console: Console, item: Finding, depth: int, *, with_fix: boo
     line.append(item.message)
     if depth == 0 and item.pod:
         line.append(f"  (pod {item.pod})", style="dim")
+    elif depth == 0 and item.cluster:
+        line.append(f"  (cluster {item.cluster})", style="dim")
     console.print(line)
     pad = indent + ("   " if depth else "") + "   "
     if item.subject and depth:
@@ -291,6 +293,8 @@ def _timeline_text(events: list[tuple[str, str]]) -> str:
 
 def print_report(report: Report, console: Console, *, verbose: bool = False) -> None:
     pod_count = len(report.pods)
+    if report.clusters is not None:
+        _print_clusters(report, console)
     if not report.findings:
         scope = f"{pod_count} pod{'s' if pod_count != 1 else ''}" if pod_count else _scope_text(report)
         console.print(Text(f"no problems found in {scope}", style="bold green"))
@@ -302,6 +306,9 @@ def print_report(report: Report, console: Console, *, verbose: bool = False) -> 
             line = Text("  ")
             line.append_text(_tag(cause))
             who = f"{len(pods)} pod{'s' if len(pods) != 1 else ''}: " if pods else ""
+            spanned = _clusters_of(report, pods)
+            if len(spanned) > 1:
+                who = f"{len(spanned)} clusters, {who}"
             line.append(f" {who}{entry.text} ({cause.code} {_name(cause.code)}, {_subjects(entry)})")
             console.print(line)
             if entry.probable_pods:
@@ -332,6 +339,23 @@ def print_report(report: Report, console: Console, *, verbose: bool = False) -> 
         _print_pods(report, console)
     _print_gaps_and_skips(report, console, verbose=verbose)
     _print_summary(report, console)
+
+
+def _print_clusters(report: Report, console: Console) -> None:
+    """A multi-cluster run: which clusters were read (pods are then named context/namespace/name)."""
+    read = [c for c in report.clusters or [] if c["read"]]
+    names = ", ".join(c["context"] + (f" (cluster ID {c['clusterId']})" if c["clusterId"] and c["clusterId"] != c["context"]
+                                      else "") for c in read)
+    missed = [c["context"] for c in report.clusters or [] if not c["read"]]
+    line = Text(f"clusters: {names}", style="bold")
+    if missed:
+        line.append(f"; not read: {', '.join(missed)}", style="magenta")
+    console.print(line)
+
+
+def _clusters_of(report: Report, pods: Iterable[str]) -> list[str]:
+    contexts = [c["context"] for c in report.clusters or []]
+    return [c for c in contexts if any(p.startswith(f"{c}/") for p in pods)]
 
 
 def _subjects(entry: CauseLine) -> str:

@@ -1,0 +1,82 @@
+"""Several clusters in one run: the single-cluster collection once per kubeconfig context, concurrently.
+
+Each cluster is swept exactly as ``--context X`` alone would sweep it (its own connection, its own pool
+of ``--concurrency`` pod workers), so the politeness limits hold per API server and nothing of the
+single-cluster path changes. The clusters run side by side because each mostly waits on its own API
+server. A cluster that cannot be read (unreachable, refused, its namespace or pod absent) becomes the
+reason on that cluster, not the end of the run; only when no cluster could be read does the run fail,
+with the error of the first cluster (exit 3 when unreachable, 2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import replace
+
+from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths
+from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
+from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle
+
+WORKER_PREFIX = "meshdoctor-cluster"
+
+
+def kubeconfig_contexts(kubeconfig: str | None) -> list[str]:
+    """Every context of the kubeconfig (files merged in kubectl's order, first definition wins)."""
+    names: list[str] = []
+    for path in kubeconfig_paths(kubeconfig):
+        for entry in _named(_read_kubeconfig(path), "contexts", path):
+            if entry["name"] not in names:
+                names.append(str(entry["name"]))
+    return names
+
+
+def requested_contexts(kubeconfig: str | None, context: str | None, all_contexts: bool) -> list[str] | None:
+    """The contexts of a multi-cluster run, or None for an ordinary single-cluster run.
+
+    ``--context a,b`` names several; a context whose own name holds a comma still works alone.
+    """
+    if all_contexts:
+        if context:
+            raise UsageError("--all-contexts and --context both choose the clusters: give one of them")
+        names = kubeconfig_contexts(kubeconfig)
+        if not names:
+            raise UsageError("--all-contexts: the kubeconfig has no context")
+        return names
+    if not context or "," not in context:
+        return None
+    known = kubeconfig_contexts(kubeconfig)
+    if context in known:
+        return None
+    names = list(dict.fromkeys(part.strip() for part in context.split(",")))
+    if not all(names):
+        raise UsageError(f"--context {context!r}: empty context name in the list")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        # A typo is the user's to fix now, not a cluster to report as unreachable after the sweep.
+        raise UsageError(f"context {', '.join(map(repr, unknown))} not found in the kubeconfig "
+                         f"(contexts: {', '.join(known) or 'none'})")
+    return names
+
+
+def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClusterBundle:
+    """One collection per context, concurrently; raises only when no cluster could be read."""
+    from kubectl_meshdoctor.collect.sweep import collect
+
+    def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
+        cluster = replace(options.cluster, context=context)
+        try:
+            return ClusterEvidence(context, collect(replace(options, cluster=cluster, progress=False))), None
+        except MeshDoctorError as exc:
+            return ClusterEvidence(context, None, str(exc)), exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(contexts), thread_name_prefix=WORKER_PREFIX) as pool:
+        results = list(pool.map(one, contexts))
+    bundle = MultiClusterBundle([cluster for cluster, _ in results])
+    if not bundle.readable:
+        errors = [error for _, error in results if error is not None]
+        reasons = "; ".join(f"{cluster.context}: {cluster.unreachable}" for cluster, _ in results)
+        if all(isinstance(error, UsageError) for error in errors):
+            raise UsageError(f"no cluster could be read: {reasons}")
+        raise ClusterError(f"no cluster could be read: {reasons}")
+    return bundle

@@ -1,0 +1,137 @@
+"""Several lab clusters at once, behind one kubeconfig with a context per cluster.
+
+A multi-cluster mesh is one mesh over several Kubernetes clusters, each with its own API server and its
+own sidecars. The lab plays that with one ``Lab`` per cluster (its own API server, its own real Envoys)
+and one kubeconfig naming each as a context, which is what ``--context east,west`` reads. A context may
+also point at a closed port: the cluster that cannot be reached.
+
+Each cluster gets the identity Istio's installation gives it: the injector's env on every istio-proxy
+(``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
+``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
+from kubectl_meshdoctor.lab.lab import Lab
+
+
+@dataclass(frozen=True)
+class MeshIdentity:
+    cluster_id: str
+    mesh_id: str = "mesh1"
+    trust_domain: str = "cluster.local"
+    network: str = "network1"
+
+
+@dataclass(frozen=True)
+class LabCluster:
+    context: str
+    scenarios: Sequence[str | dict] = ("bookinfo-healthy",)
+    identity: MeshIdentity | None = None  # None: the cluster ID is the context
+
+
+class ClusterLab(Lab):
+    """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
+
+    def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path):
+        super().__init__(scenarios, workdir=workdir)
+        self.identity = identity
+
+    def _build(self) -> None:
+        super()._build()
+        for obj in self.objects:
+            apply_identity(obj, self.identity)
+
+
+def apply_identity(obj: dict, identity: MeshIdentity) -> None:
+    """Give one object the cluster's identity, where Istio's installation writes it."""
+    kind, meta = obj.get("kind"), obj.get("metadata") or {}
+    if kind == "Pod":
+        for container in obj["spec"].get("containers") or []:
+            if container["name"] == "istio-proxy":
+                container["env"] = [{"name": "ISTIO_META_CLUSTER_ID", "value": identity.cluster_id},
+                                    {"name": "ISTIO_META_MESH_ID", "value": identity.mesh_id},
+                                    {"name": "TRUST_DOMAIN", "value": identity.trust_domain},
+                                    {"name": "ISTIO_META_NETWORK", "value": identity.network}]
+            elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == "istiod":
+                container["env"] = [{"name": "CLUSTER_ID", "value": identity.cluster_id}]
+    elif kind == "ConfigMap" and meta.get("namespace") == "istio-system" and meta.get("name") == "istio":
+        mesh = yaml.safe_load(obj["data"]["mesh"]) or {}
+        mesh["trustDomain"] = identity.trust_domain
+        mesh.setdefault("defaultConfig", {})["meshId"] = identity.mesh_id
+        obj["data"]["mesh"] = yaml.safe_dump(mesh, sort_keys=False)
+
+
+class MultiLab:
+    """Lab clusters side by side; ``kubeconfig`` has one context per cluster (and per unreachable name)."""
+
+    def __init__(self, clusters: Sequence[LabCluster], unreachable: Sequence[str] = ()):
+        self.clusters = list(clusters)
+        self.unreachable = list(unreachable)
+        self.workdir = Path(tempfile.mkdtemp(prefix="meshdoctor-multilab-"))
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.labs: dict[str, ClusterLab] = {}
+
+    def __enter__(self) -> "MultiLab":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> "MultiLab":
+        try:
+            for cluster in self.clusters:
+                identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
+                lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context)
+                self.labs[cluster.context] = lab
+                lab.start()
+            write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for lab in self.labs.values():
+            lab.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kubeconfig_document(self) -> dict:
+        """One kubeconfig: each lab's cluster, user and context renamed after the context."""
+        document: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
+                          "current-context": self.clusters[0].context, "preferences": {}}
+        for context, lab in self.labs.items():
+            _add_context(document, context, lab.server.kubeconfig(context=context))
+        if self.unreachable:
+            first = next(iter(self.labs.values()))
+            closed = f"https://127.0.0.1:{closed_port()}"
+            for context in self.unreachable:
+                single = first.server.kubeconfig(context=context)
+                single["clusters"][0]["cluster"]["server"] = closed
+                _add_context(document, context, single)
+        return document
+
+
+def _add_context(document: dict, context: str, single: dict) -> None:
+    user = f"{context}-user"
+    document["clusters"] += single["clusters"]
+    document["users"].append({"name": user, "user": single["users"][0]["user"]})
+    body = dict(single["contexts"][0]["context"], user=user)
+    document["contexts"].append({"name": context, "context": body})
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

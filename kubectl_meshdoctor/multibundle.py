@@ -1,0 +1,124 @@
+"""Evidence of several clusters in one run: one ordinary bundle per cluster, plus the clusters it could not read.
+
+A multi-cluster run (``--context a,b`` or ``--all-contexts``) collects each cluster exactly as a
+single-cluster run does; this module only keeps those bundles side by side, saves them and loads them
+back. Each cluster's evidence stays a complete single-cluster bundle, so every existing check runs on it
+unchanged; only the cross-cluster checks look at several at once.
+
+Layout (format ``meshdoctor.bundle/v2``; a single-cluster run still saves ``v1``, and both load)::
+
+    bundle.json                  format, the clusters in order (context, Istio cluster ID, directory, gap)
+    clusters/<i>/bundle.json     the v1 bundle of the i-th cluster that could be read
+    clusters/<i>/objects.json
+    clusters/<i>/proxies/...
+
+Directories are numbered, never named after contexts: a context name is user data and may hold "/".
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubectl_meshdoctor.bundle import BUNDLE_FORMAT, EvidenceBundle, _dump, _read_files, write_files
+from kubectl_meshdoctor.errors import BundleError
+from kubectl_meshdoctor.pods import sidecar_container
+
+MULTI_BUNDLE_FORMAT = "meshdoctor.bundle/v2"
+# The env var Istio's injection template gives every istio-proxy container: the cluster's name in the mesh
+# (values.global.multiCluster.clusterName, "Kubernetes" when unset).
+CLUSTER_ID_ENV = "ISTIO_META_CLUSTER_ID"
+# What istiod itself is told (the same name, set from the same value).
+ISTIOD_CLUSTER_ID_ENV = "CLUSTER_ID"
+
+
+@dataclass
+class ClusterEvidence:
+    """One cluster of the run: its kubeconfig context, and its bundle, or why it could not be read."""
+
+    context: str
+    bundle: EvidenceBundle | None = None
+    unreachable: str | None = None  # the reason, when nothing could be read from it
+
+    @property
+    def cluster_id(self) -> str | None:
+        return cluster_id_of(self.bundle) if self.bundle is not None else None
+
+
+@dataclass
+class MultiClusterBundle:
+    clusters: list[ClusterEvidence] = field(default_factory=list)
+
+    @property
+    def readable(self) -> list[ClusterEvidence]:
+        return [c for c in self.clusters if c.bundle is not None]
+
+    # --- save ---------------------------------------------------------------------------------------
+
+    def files(self):
+        header: dict = {"format": MULTI_BUNDLE_FORMAT, "clusters": []}
+        entries = []
+        for index, cluster in enumerate(self.clusters):
+            entry = {"context": cluster.context, "clusterId": cluster.cluster_id,
+                     "directory": f"clusters/{index}" if cluster.bundle is not None else None,
+                     "unreachable": cluster.unreachable}
+            header["clusters"].append(entry)
+            entries.append((entry["directory"], cluster.bundle))
+        yield "bundle.json", _dump(header)
+        for directory, bundle in entries:
+            if bundle is not None:
+                for name, content in bundle.files():
+                    yield f"{directory}/{name}", content
+
+    def save(self, path: str | Path) -> Path:
+        return write_files(path, self.files())
+
+
+def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
+    """A saved bundle of either format: v1 (one cluster) as before, v2 (several clusters) as a MultiClusterBundle."""
+    path = Path(path)
+    files = _read_files(path)
+    try:
+        header = json.loads(files.get("bundle.json", b"null"))
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != MULTI_BUNDLE_FORMAT:
+        return EvidenceBundle.load(path)  # v1, or the clear error for anything else
+    try:
+        clusters = []
+        for entry in header["clusters"]:
+            context, directory = str(entry["context"]), entry.get("directory")
+            if directory is None:
+                clusters.append(ClusterEvidence(context, None, str(entry.get("unreachable") or "not read")))
+                continue
+            prefix = f"{directory}/"
+            member = {name[len(prefix):]: content for name, content in files.items() if name.startswith(prefix)}
+            clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}")))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
+    if not clusters:
+        raise BundleError(f"{path}: multi-cluster bundle lists no cluster")
+    return MultiClusterBundle(clusters)
+
+
+def cluster_id_of(bundle: EvidenceBundle) -> str | None:
+    """The Istio cluster ID the evidence shows: what the sidecars were injected with, else istiod's env."""
+    seen: Counter[str] = Counter()
+    for obj in bundle.objects:
+        if obj.get("kind") != "Pod":
+            continue
+        container = sidecar_container(obj)
+        names = (CLUSTER_ID_ENV,)
+        if container is None and (obj.get("metadata") or {}).get("labels", {}).get("app") == "istiod":
+            container = next(iter((obj.get("spec") or {}).get("containers") or []), None)
+            names = (ISTIOD_CLUSTER_ID_ENV,)
+        for env in (container or {}).get("env") or []:
+            if isinstance(env, dict) and env.get("name") in names and env.get("value"):
+                seen[str(env["value"])] += 1
+    return seen.most_common(1)[0][0] if seen else None
+
+
+__all__ = ["BUNDLE_FORMAT", "MULTI_BUNDLE_FORMAT", "ClusterEvidence", "MultiClusterBundle", "cluster_id_of",
+           "load_bundle"]
