@@ -18,7 +18,7 @@ from datetime import datetime
 from kubectl_meshdoctor.analysis import Report, RootCauseGroup, analyze
 from kubectl_meshdoctor.evidence import Gap, Skipped
 from kubectl_meshdoctor.findings import Finding
-from kubectl_meshdoctor.multibundle import MultiClusterBundle
+from kubectl_meshdoctor.multibundle import IDENTITY_KEYS, MultiClusterBundle
 
 
 def qualified(context: str, pod: str) -> str:
@@ -39,7 +39,7 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
     clusters: list[dict] = []
     for cluster in multi.clusters:
         context, cluster_id = cluster.context, cluster.cluster_id
-        clusters.append({"context": context, "clusterId": cluster_id,
+        clusters.append({"context": context, **{key: cluster.identity.get(key) for key in IDENTITY_KEYS},
                          "read": cluster.bundle is not None, "reason": cluster.unreachable})
         if cluster.bundle is None:
             gaps.append(Gap(what=f"cluster {context}", reason=f"not read: {cluster.unreachable}"))

@@ -22,16 +22,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from kubectl_meshdoctor.bundle import BUNDLE_FORMAT, EvidenceBundle, _dump, _read_files, write_files
 from kubectl_meshdoctor.errors import BundleError
 from kubectl_meshdoctor.pods import sidecar_container
 
 MULTI_BUNDLE_FORMAT = "meshdoctor.bundle/v2"
-# The env var Istio's injection template gives every istio-proxy container: the cluster's name in the mesh
-# (values.global.multiCluster.clusterName, "Kubernetes" when unset).
-CLUSTER_ID_ENV = "ISTIO_META_CLUSTER_ID"
-# What istiod itself is told (the same name, set from the same value).
+# The env Istio's injection template gives every istio-proxy container: the cluster's name in the mesh
+# (values.global.multiCluster.clusterName, "Kubernetes" when unset), the mesh ID, the trust domain and the
+# network. Saved bundles blank every env value, so the identity is read at collection time and saved in
+# the v2 header (these names and IDs are configuration, not secrets).
+IDENTITY_ENV = {"clusterId": "ISTIO_META_CLUSTER_ID", "meshId": "ISTIO_META_MESH_ID",
+                "trustDomain": "TRUST_DOMAIN", "network": "ISTIO_META_NETWORK"}
+# What istiod itself is told: its cluster ID.
 ISTIOD_CLUSTER_ID_ENV = "CLUSTER_ID"
+IDENTITY_KEYS = tuple(IDENTITY_ENV)
 
 
 @dataclass
@@ -41,10 +47,12 @@ class ClusterEvidence:
     context: str
     bundle: EvidenceBundle | None = None
     unreachable: str | None = None  # the reason, when nothing could be read from it
+    # clusterId, meshId, trustDomain, network: what this cluster's mesh calls itself (None: not known).
+    identity: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def cluster_id(self) -> str | None:
-        return cluster_id_of(self.bundle) if self.bundle is not None else None
+        return self.identity.get("clusterId")
 
 
 @dataclass
@@ -61,7 +69,7 @@ class MultiClusterBundle:
         header: dict = {"format": MULTI_BUNDLE_FORMAT, "clusters": []}
         entries = []
         for index, cluster in enumerate(self.clusters):
-            entry = {"context": cluster.context, "clusterId": cluster.cluster_id,
+            entry = {"context": cluster.context, "identity": cluster.identity,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -95,7 +103,9 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
                 continue
             prefix = f"{directory}/"
             member = {name[len(prefix):]: content for name, content in files.items() if name.startswith(prefix)}
-            clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}")))
+            identity = {key: entry.get("identity", {}).get(key) for key in IDENTITY_KEYS}
+            clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
+                                            identity=identity))
     except (KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
@@ -103,22 +113,39 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
     return MultiClusterBundle(clusters)
 
 
-def cluster_id_of(bundle: EvidenceBundle) -> str | None:
-    """The Istio cluster ID the evidence shows: what the sidecars were injected with, else istiod's env."""
-    seen: Counter[str] = Counter()
+def mesh_identity(bundle: EvidenceBundle) -> dict[str, str | None]:
+    """What the evidence says this cluster's mesh calls itself: the values the sidecars were injected
+    with (the most common one, should they differ), else istiod's env and the mesh config."""
+    seen: dict[str, Counter[str]] = {key: Counter() for key in IDENTITY_KEYS}
+    mesh: dict = {}
     for obj in bundle.objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "ConfigMap" and meta.get("name") == "istio":
+            try:
+                loaded = yaml.safe_load((obj.get("data") or {}).get("mesh") or "")
+            except yaml.YAMLError:
+                loaded = None
+            mesh = loaded if isinstance(loaded, dict) else mesh
         if obj.get("kind") != "Pod":
             continue
         container = sidecar_container(obj)
-        names = (CLUSTER_ID_ENV,)
-        if container is None and (obj.get("metadata") or {}).get("labels", {}).get("app") == "istiod":
+        wanted = {name: key for key, name in IDENTITY_ENV.items()}
+        if container is None and (meta.get("labels") or {}).get("app") == "istiod":
             container = next(iter((obj.get("spec") or {}).get("containers") or []), None)
-            names = (ISTIOD_CLUSTER_ID_ENV,)
+            wanted = {ISTIOD_CLUSTER_ID_ENV: "clusterId"}
         for env in (container or {}).get("env") or []:
-            if isinstance(env, dict) and env.get("name") in names and env.get("value"):
-                seen[str(env["value"])] += 1
-    return seen.most_common(1)[0][0] if seen else None
+            if isinstance(env, dict) and env.get("name") in wanted and isinstance(env.get("value"), str):
+                seen[wanted[env["name"]]][env["value"]] += 1
+    identity = {key: counts.most_common(1)[0][0] if counts else None for key, counts in seen.items()}
+    default_config = mesh.get("defaultConfig") if isinstance(mesh.get("defaultConfig"), dict) else {}
+    identity["meshId"] = identity["meshId"] or _text(default_config.get("meshId"))
+    identity["trustDomain"] = identity["trustDomain"] or _text(mesh.get("trustDomain"))
+    return identity
 
 
-__all__ = ["BUNDLE_FORMAT", "MULTI_BUNDLE_FORMAT", "ClusterEvidence", "MultiClusterBundle", "cluster_id_of",
+def _text(value) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+__all__ = ["BUNDLE_FORMAT", "MULTI_BUNDLE_FORMAT", "ClusterEvidence", "MultiClusterBundle", "mesh_identity",
            "load_bundle"]

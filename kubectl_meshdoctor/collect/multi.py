@@ -16,7 +16,7 @@ from dataclasses import replace
 from kubectl_meshdoctor.collect import CollectOptions
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
-from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle
+from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
 
 WORKER_PREFIX = "meshdoctor-cluster"
 
@@ -66,7 +66,8 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
     def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
         cluster = replace(options.cluster, context=context)
         try:
-            return ClusterEvidence(context, collect(replace(options, cluster=cluster, progress=False))), None
+            bundle = collect(replace(options, cluster=cluster, progress=False))
+            return ClusterEvidence(context, bundle, identity=mesh_identity(bundle)), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 

@@ -1,0 +1,146 @@
+"""Many clusters in one run, end to end through the real kubectl.
+
+Three lab clusters run at once, each its own API server with its own real Envoy sidecars, behind one
+kubeconfig: east and west form a healthy mesh (bookinfo in both), south holds the VirtualService whose
+subset is missing in a second copy (the same cause as in west, so one root-cause group spans two
+clusters), and north is a context whose server port is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+BIN_DIR = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    if not (BIN_DIR / "kubectl-meshdoctor").exists():
+        pytest.skip("the kubectl-meshdoctor script is not installed next to this Python (pip install .)")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    clusters = [LabCluster("east"), LabCluster("west", ("bookinfo-healthy", "vs-subset-missing")),
+                LabCluster("south", ("vs-subset-missing",))]
+    with MultiLab(clusters, unreachable=["north"]) as running:
+        yield running
+
+
+def meshdoctor(mesh, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KUBECONFIG": str(mesh.kubeconfig),
+           "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
+    return subprocess.run([KUBECTL, "meshdoctor", *args], env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def as_json(result: subprocess.CompletedProcess) -> dict:
+    assert "Traceback" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "--context", "east,west", "-n", "bookinfo", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = as_json(result)
+    assert [c["context"] for c in report["clusters"]] == ["east", "west"]
+    assert all(c["read"] for c in report["clusters"])
+    # The cluster ID comes from what the injector wrote into the sidecars (ISTIO_META_CLUSTER_ID).
+    assert {c["clusterId"] for c in report["clusters"]} == {"east", "west"}
+    assert {p["cluster"] for p in report["pods"]} == {"east", "west"}
+    assert len(report["pods"]) == 12 and all(p["status"] == "healthy" for p in report["pods"])
+    assert all(p["pod"].startswith(p["cluster"] + "/") for p in report["pods"])
+    assert not [f for f in report["findings"] if f["severity"] == "error"]
+
+
+def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["clusters: east, west", "no problems found in 12 pods"]
+
+
+def test_unreachable_cluster_is_a_gap_and_the_other_clusters_are_reported(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-A", "--context", "east,north,west", "-o", "json")
+    assert result.returncode == 1, result.stderr  # west's missing subset is an error finding
+    report = as_json(result)
+    read = {c["context"]: c["read"] for c in report["clusters"]}
+    assert read == {"east": True, "north": False, "west": True}
+    gap = next(g for g in report["gaps"] if g["what"] == "cluster north")
+    assert "connection refused" in gap["reason"]
+    assert {p["cluster"] for p in report["pods"]} == {"east", "west"}
+    codes = {(f["cluster"], f["code"]) for f in report["findings"]}
+    assert ("west", "MD0501") in codes and not any(cluster == "east" for cluster, _ in codes if _ == "MD0501")
+
+
+def test_no_readable_cluster_exits_3(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-A", "--context", "north")
+    assert result.returncode == 3
+    result = meshdoctor(mesh, "namespace", "sweep", "-A", "--context", "north,north")
+    assert result.returncode == 3, result.stderr  # one context, named twice: still a multi-cluster run
+    assert result.stderr.startswith("error: no cluster could be read: north: cannot reach the API server")
+
+
+def test_a_misspelt_context_is_a_usage_error_before_any_cluster_is_read(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-A", "--context", "east,wset")
+    assert result.returncode == 2
+    assert "context 'wset' not found in the kubeconfig" in result.stderr
+
+
+def test_same_cause_in_two_clusters_is_one_root_cause_group_spanning_them(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "storefront", "--all-contexts", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    report = as_json(result)
+    group = next(g for g in report["rootCauseGroups"] if g["code"] == "MD0501")
+    assert group["clusters"] == ["west", "south"]
+    assert {p.split("/")[0] for p in group["pods"]} == {"west", "south"}
+    # storefront exists only in west and south: east says so, north cannot be reached
+    reasons = {g["what"]: g["reason"] for g in report["gaps"]}
+    assert "namespace storefront not found" in reasons["cluster east"]
+    table = meshdoctor(mesh, "namespace", "sweep", "-n", "storefront", "--context", "west,south")
+    assert table.returncode == 1
+    assert "2 clusters, " in table.stdout and "MD0501" in table.stdout
+
+
+def test_pod_command_over_two_clusters_diagnoses_the_pod_in_each(mesh):
+    name = mesh.labs["east"].pods("bookinfo", app="productpage")[0]
+    result = meshdoctor(mesh, "pod", name, "-n", "bookinfo", "--context", "east,west", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = as_json(result)
+    assert [p["pod"] for p in report["pods"]] == [f"east/bookinfo/{name}", f"west/bookinfo/{name}"]
+    trace = meshdoctor(mesh, "pod", name, "-n", "bookinfo", "--context", "east,west", "--trace", "reviews:9080")
+    assert trace.returncode == 2 and "one --context" in trace.stderr
+
+
+def test_saved_multi_cluster_bundle_replays_the_same_report(mesh, tmp_path):
+    saved = tmp_path / "mesh.tgz"
+    live = meshdoctor(mesh, "namespace", "sweep", "-A", "--context", "west,north,south", "-o", "json",
+                      "--save", str(saved))
+    assert live.returncode == 1, live.stderr
+    replay = meshdoctor(mesh, "analyze", str(saved), "-o", "json")
+    assert replay.returncode == 1, replay.stderr
+    live_report, replayed = as_json(live), as_json(replay)
+    for key in ("clusters", "findings", "pods", "rootCauseGroups", "gaps"):
+        assert replayed[key] == live_report[key], key
+
+
+def test_every_cluster_saw_only_reads(mesh):
+    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS
+
+    for context, lab in mesh.labs.items():
+        requests = list(lab.requests)
+        assert requests, f"{context} was never read"
+        assert {r.verb for r in requests} <= {"get", "list", "log", "exec", "discovery"}, context
+        assert all(r.method == "GET" for r in requests), context
+        for query in (parse_qs(r.query) for r in requests if r.verb == "exec"):
+            assert tuple(query["command"]) in ALL_COMMANDS, query["command"]

@@ -1,0 +1,87 @@
+"""Multi-cluster plumbing without a lab: which contexts a run reads, bundle formats, the joined report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from kubectl_meshdoctor.bundle import EvidenceBundle
+from kubectl_meshdoctor.collect.multi import requested_contexts
+from kubectl_meshdoctor.errors import BundleError, UsageError
+from kubectl_meshdoctor.findings import Finding, Severity, Subject
+from kubectl_meshdoctor.multianalysis import analyze_clusters
+from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, load_bundle, mesh_identity
+
+
+def kubeconfig(tmp_path, *contexts: str):
+    document = {"apiVersion": "v1", "kind": "Config", "current-context": contexts[0],
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": name, "context": {"cluster": "c", "user": "u"}} for name in contexts]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def test_one_context_is_an_ordinary_run_and_a_list_is_a_multi_cluster_run(tmp_path):
+    path = kubeconfig(tmp_path, "east", "west", "odd,name")
+    assert requested_contexts(path, None, False) is None
+    assert requested_contexts(path, "east", False) is None
+    assert requested_contexts(path, "odd,name", False) is None  # a context whose name holds a comma
+    assert requested_contexts(path, "west, east,west", False) == ["west", "east"]
+    assert requested_contexts(path, None, True) == ["east", "west", "odd,name"]
+
+
+@pytest.mark.parametrize("context, all_contexts, message", [
+    ("east,nowhere", False, "context 'nowhere' not found in the kubeconfig"),
+    ("east,,west", False, "empty context name"),
+    ("east", True, "--all-contexts and --context both choose the clusters"),
+])
+def test_bad_context_lists_are_usage_errors(tmp_path, context, all_contexts, message):
+    with pytest.raises(UsageError, match=message):
+        requested_contexts(kubeconfig(tmp_path, "east", "west"), context, all_contexts)
+
+
+def pod(name: str, env: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {}},
+            "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy",
+                                                       "env": [{"name": k, "value": v} for k, v in env.items()]}]}}
+
+
+def test_mesh_identity_comes_from_the_sidecars_env_and_else_the_mesh_config():
+    mesh_config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                   "data": {"mesh": "trustDomain: corp.example\ndefaultConfig:\n  meshId: corp-mesh\n"}}
+    bundle = EvidenceBundle(scope={}, objects=[pod("a", {"ISTIO_META_CLUSTER_ID": "east"}), mesh_config])
+    assert mesh_identity(bundle) == {"clusterId": "east", "meshId": "corp-mesh", "trustDomain": "corp.example",
+                                     "network": None}
+    assert mesh_identity(EvidenceBundle(scope={})) == dict.fromkeys(("clusterId", "meshId", "trustDomain", "network"))
+
+
+def test_single_cluster_findings_keep_their_json_shape():
+    item = Finding("MD0501", Severity.ERROR, Subject("VirtualService", "vs", "shop"), "m", "r")
+    assert "cluster" not in item.to_dict() and "clusterId" not in item.to_dict()
+
+
+def test_v2_bundle_saves_and_loads_every_cluster_and_v1_still_loads(tmp_path):
+    east = EvidenceBundle(scope={"kind": "namespace", "namespace": "shop", "pod": None, "pods": []},
+                          objects=[pod("a", {"ISTIO_META_CLUSTER_ID": "east"})])
+    multi = MultiClusterBundle([ClusterEvidence("east", east, identity={"clusterId": "east"}),
+                                ClusterEvidence("gone/ctx", None, "connection refused")])
+    loaded = load_bundle(multi.save(tmp_path / "multi"))
+    assert isinstance(loaded, MultiClusterBundle)
+    assert [(c.context, c.cluster_id, c.unreachable) for c in loaded.clusters] == [
+        ("east", "east", None), ("gone/ctx", None, "connection refused")]
+    assert sorted(p.name for p in (tmp_path / "multi" / "clusters").iterdir()) == ["0"]  # no context in a path
+    report = analyze_clusters(loaded).to_dict()
+    assert report["gaps"][0] == {"pod": None, "what": "cluster gone/ctx", "reason": "not read: connection refused",
+                                 "affects": []}
+    single = load_bundle(east.save(tmp_path / "single.tgz"))
+    assert isinstance(single, EvidenceBundle) and single.objects[0]["metadata"]["name"] == "a"
+
+
+def test_corrupt_v2_header_is_a_bundle_error(tmp_path):
+    (tmp_path / "bundle.json").write_text(json.dumps({"format": "meshdoctor.bundle/v2", "clusters": [{}]}))
+    with pytest.raises(BundleError, match="corrupt multi-cluster bundle"):
+        load_bundle(tmp_path)
