@@ -349,6 +349,27 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "failure flags, grouped by flag and upstream cluster. When access logging is off, says so.",
         fix="Follow the meaning of each flag; where a deeper finding names the cause, fix that.",
     ),
+    CatalogueEntry(
+        code="MD0703",
+        name="MeshIdentityMismatch",
+        severity=Severity.ERROR,
+        title="The clusters of one mesh disagree on mesh ID or trust domain, or share a cluster name",
+        symptom="Across clusters, services see only their own cluster's endpoints, or cross-cluster calls "
+        "fail authorization or mTLS identity checks, while each cluster alone looks healthy.",
+        cause="A multi-cluster mesh needs one mesh ID (values.global.meshID) and one trust domain "
+        "(meshConfig.trustDomain) in every cluster, and a cluster name (values.global.multiCluster.clusterName: "
+        "istiod's CLUSTER_ID) unique to each. istiod keys remote clusters by that name and skips a remote "
+        "secret whose cluster carries its own name (\"ignoring cluster as it would overwrite the config "
+        "cluster\"); left unset, every cluster is called \"Kubernetes\". A second trust domain without "
+        "trustDomainAliases makes the other cluster's SPIFFE identities foreign.",
+        detection="Multi-cluster runs only (--context a,b or --all-contexts): each cluster's identity as its "
+        "evidence shows it, the sidecars' injected env (ISTIO_META_CLUSTER_ID, ISTIO_META_MESH_ID, "
+        "TRUST_DOMAIN), else istiod's CLUSTER_ID env and the mesh config (trustDomain, defaultConfig.meshId), "
+        "compared across the clusters read. Two contexts of the same API server are one cluster.",
+        fix="Reinstall or upgrade with the same meshID and trustDomain everywhere and a distinct "
+        "clusterName per cluster (then recreate the remote secrets with that name), and restart the workloads "
+        "so their sidecars pick up the new identity.",
+    ),
 )
 
 _BY_CODE = {entry.code: entry for entry in CATALOGUE}

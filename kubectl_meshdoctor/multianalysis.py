@@ -70,6 +70,9 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
             joined["pods"].extend(q(p) for p in group.pods)
             joined["probable"].extend(q(p) for p in group.probable_pods)
             joined["clusters"].append(context)
+    readable = multi.readable
+    if len(readable) > 1:
+        findings.extend(_compare(readable, errors, gaps, checks is None))
     findings.sort(key=lambda f: (-f.severity.rank, not f.root_cause, f.code, f.pod or "", str(f.subject),
                                  f.cluster or ""))
     merged = [RootCauseGroup(g["cause"], tuple(g["pods"]), tuple(g["probable"]), tuple(dict.fromkeys(g["clusters"])))
@@ -77,3 +80,20 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
     merged.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     scope = {**scope, "clusters": [c.context for c in multi.clusters], "pods": scope_pods}
     return Report(scope, findings, pods, merged, gaps, list(skipped.values()), errors, clusters)
+
+
+def _compare(clusters: list, errors: list[str], gaps: list[Gap], run: bool) -> list[Finding]:
+    """The cross-cluster checks' findings; one that raises is a gap, as in ``run_checks``."""
+    import traceback
+
+    from kubectl_meshdoctor.multichecks import all_multi_checks
+
+    found: list[Finding] = []
+    for check in all_multi_checks() if run else ():
+        try:
+            found.extend(check.run(clusters))
+        except Exception as exc:  # a broken check must not abort the diagnosis
+            gaps.append(Gap(what=f"check {check.name} ({', '.join(check.codes)})",
+                            reason=f"internal error: {type(exc).__name__}: {exc}"))
+            errors.append(f"check {check.name}:\n{traceback.format_exc()}")
+    return found

@@ -49,6 +49,7 @@ class ClusterEvidence:
     unreachable: str | None = None  # the reason, when nothing could be read from it
     # clusterId, meshId, trustDomain, network: what this cluster's mesh calls itself (None: not known).
     identity: dict[str, str | None] = field(default_factory=dict)
+    server: str | None = None  # the API server's URL: two contexts of one server are one cluster
 
     @property
     def cluster_id(self) -> str | None:
@@ -69,7 +70,7 @@ class MultiClusterBundle:
         header: dict = {"format": MULTI_BUNDLE_FORMAT, "clusters": []}
         entries = []
         for index, cluster in enumerate(self.clusters):
-            entry = {"context": cluster.context, "identity": cluster.identity,
+            entry = {"context": cluster.context, "server": cluster.server, "identity": cluster.identity,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -103,9 +104,9 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
                 continue
             prefix = f"{directory}/"
             member = {name[len(prefix):]: content for name, content in files.items() if name.startswith(prefix)}
-            identity = {key: entry.get("identity", {}).get(key) for key in IDENTITY_KEYS}
+            identity = {key: (entry.get("identity") or {}).get(key) for key in IDENTITY_KEYS}
             clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
-                                            identity=identity))
+                                            identity=identity, server=entry.get("server")))
     except (KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:

@@ -39,6 +39,7 @@ def load_case(path: Path):
     outcome = path.name.split("-", 1)[0]
     case = Case(path=path, code=code, outcome=outcome)
     objects, proxies, extra_available = [], {}, set()
+    clusters: list[tuple[dict, list]] = []  # multi-cluster cases: (Cluster document, its objects)
     for doc in read_documents(path):
         if doc.get("apiVersion") == TEST_API and doc.get("kind") == "Case":
             if "now" in doc:
@@ -50,11 +51,27 @@ def load_case(path: Path):
             fields = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
             proxy = from_plain(ProxyEvidence, fields)
             proxies[proxy.pod] = proxy
+        elif doc.get("apiVersion") == TEST_API and doc.get("kind") == "Cluster":
+            clusters.append((doc, []))  # the objects that follow belong to this cluster
         elif is_kubernetes_object(doc):
-            objects.append(doc)
+            (clusters[-1][1] if clusters else objects).append(doc)
+    if clusters:
+        return _multi_cluster(path, clusters), case
     bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
     bundle.proxies = proxies
     bundle.available |= extra_available
     for proxy in proxies.values():
         bundle.available |= evidence_in(proxy)
     return bundle, case
+
+
+def _multi_cluster(path: Path, clusters: list[tuple[dict, list]]):
+    """A case of several clusters: each ``Cluster`` document (context, optional server) and its objects."""
+    from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
+
+    evidence = []
+    for doc, objects in clusters:
+        bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
+        evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
+                                        server=doc.get("server")))
+    return MultiClusterBundle(evidence)

@@ -62,6 +62,7 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert len(report["pods"]) == 12 and all(p["status"] == "healthy" for p in report["pods"])
     assert all(p["pod"].startswith(p["cluster"] + "/") for p in report["pods"])
     assert not [f for f in report["findings"] if f["severity"] == "error"]
+    assert [(c["meshId"], c["trustDomain"]) for c in report["clusters"]] == [("mesh1", "cluster.local")] * 2
 
 
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
@@ -144,3 +145,22 @@ def test_every_cluster_saw_only_reads(mesh):
         assert all(r.method == "GET" for r in requests), context
         for query in (parse_qs(r.query) for r in requests if r.verb == "exec"):
             assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
+
+
+def test_clusters_that_disagree_on_their_mesh_identity_are_md0703():
+    """east and west installed apart: west got its own trust domain, and both kept clusterName unset."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MeshIdentity, MultiLab
+
+    clusters = [LabCluster("east", identity=MeshIdentity("Kubernetes")),
+                LabCluster("west", identity=MeshIdentity("Kubernetes", trust_domain="west.example"))]
+    with MultiLab(clusters) as split:
+        result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west", "-o", "json")
+        table = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west")
+    assert result.returncode == 1, result.stderr
+    found = {f["message"]: f for f in as_json(result)["findings"] if f["code"] == "MD0703"}
+    assert set(found) == {"the clusters disagree on the trust domain: east=cluster.local, west=west.example",
+                          "clusters east, west use the same cluster name 'Kubernetes'"}
+    assert all(f["rootCause"] and f["cluster"] == "east,west" for f in found.values())
+    assert "MD0703 MeshIdentityMismatch" in table.stdout and "(cluster east,west)" in table.stdout

@@ -14,7 +14,7 @@ import concurrent.futures
 from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
-from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths
+from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
 from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
 
@@ -66,8 +66,9 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
     def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
         cluster = replace(options.cluster, context=context)
         try:
+            server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
             bundle = collect(replace(options, cluster=cluster, progress=False))
-            return ClusterEvidence(context, bundle, identity=mesh_identity(bundle)), None
+            return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 

@@ -1,0 +1,33 @@
+"""Cross-cluster checks: what only shows when the clusters of one mesh are looked at side by side.
+
+Every ordinary check (``kubectl_meshdoctor.checks``) runs on one cluster's bundle; a check here gets
+every cluster of a multi-cluster run (``ClusterEvidence``: context, identity, bundle) and compares them.
+Same rules as the ordinary checks: one module per check defining ``CHECK``, pure, no I/O, codes in the
+catalogue. They run only when at least two clusters could be read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+from typing import ClassVar, Iterable
+
+from kubectl_meshdoctor.findings import Finding
+
+
+class MultiCheck:
+    name: ClassVar[str]
+    codes: ClassVar[tuple[str, ...]]
+
+    def run(self, clusters: list) -> Iterable[Finding]:  # clusters: list[ClusterEvidence], all readable
+        raise NotImplementedError
+
+
+@cache
+def all_multi_checks() -> tuple[MultiCheck, ...]:
+    checks = []
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not module_info.name.startswith("_"):
+            checks.append(importlib.import_module(f"{__name__}.{module_info.name}").CHECK)
+    return tuple(sorted(checks, key=lambda c: (c.codes, c.name)))
