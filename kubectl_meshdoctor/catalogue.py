@@ -171,6 +171,23 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "the root CA before it expires (plug-in CA procedure).",
     ),
     CatalogueEntry(
+        code="MD0406",
+        name="CrossClusterTrustMismatch",
+        severity=Severity.ERROR,
+        title="The clusters of one mesh trust different root CAs",
+        symptom="Calls between clusters fail the TLS handshake (503 with UF and a transport failure reason "
+        "naming CERTIFICATE_VERIFY_FAILED) while calls inside each cluster work.",
+        cause="Each cluster's istiod signs with a different root: no common root was plugged in (the cacerts "
+        "Secret with the shared root-cert.pem), or one cluster kept istiod's self-signed root. A sidecar "
+        "validates the peer's chain only against its own ROOTCA.",
+        detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
+        "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
+        "differently when no root of one appears in the other. Secrets are never read.",
+        fix="Plug the same root into every cluster (istio-system/cacerts with a common root-cert.pem and a "
+        "per-cluster intermediate), restart istiod, then restart the workloads so their certificates and "
+        "ROOTCA are reissued.",
+    ),
+    CatalogueEntry(
         code="MD0501",
         name="SubsetNotDefined",
         severity=Severity.ERROR,

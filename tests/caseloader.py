@@ -39,7 +39,7 @@ def load_case(path: Path):
     outcome = path.name.split("-", 1)[0]
     case = Case(path=path, code=code, outcome=outcome)
     objects, proxies, extra_available = [], {}, set()
-    clusters: list[tuple[dict, list]] = []  # multi-cluster cases: (Cluster document, its objects)
+    clusters: list[tuple[dict, list, dict]] = []  # multi-cluster cases: (Cluster document, objects, proxies)
     for doc in read_documents(path):
         if doc.get("apiVersion") == TEST_API and doc.get("kind") == "Case":
             if "now" in doc:
@@ -50,9 +50,9 @@ def load_case(path: Path):
         elif doc.get("apiVersion") == TEST_API and doc.get("kind") == "ProxyEvidence":
             fields = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
             proxy = from_plain(ProxyEvidence, fields)
-            proxies[proxy.pod] = proxy
+            (clusters[-1][2] if clusters else proxies)[proxy.pod] = proxy
         elif doc.get("apiVersion") == TEST_API and doc.get("kind") == "Cluster":
-            clusters.append((doc, []))  # the objects that follow belong to this cluster
+            clusters.append((doc, [], {}))  # the documents that follow belong to this cluster
         elif is_kubernetes_object(doc):
             (clusters[-1][1] if clusters else objects).append(doc)
     if clusters:
@@ -65,13 +65,17 @@ def load_case(path: Path):
     return bundle, case
 
 
-def _multi_cluster(path: Path, clusters: list[tuple[dict, list]]):
-    """A case of several clusters: each ``Cluster`` document (context, optional server) and its objects."""
+def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
+    """A case of several clusters: each ``Cluster`` document (context, optional server), its objects and
+    its ProxyEvidence."""
     from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
 
     evidence = []
-    for doc, objects in clusters:
+    for doc, objects, proxies in clusters:
         bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
+        bundle.proxies = proxies
+        for proxy in proxies.values():
+            bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
                                         server=doc.get("server")))
     return MultiClusterBundle(evidence)

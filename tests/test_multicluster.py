@@ -63,6 +63,7 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert all(p["pod"].startswith(p["cluster"] + "/") for p in report["pods"])
     assert not [f for f in report["findings"] if f["severity"] == "error"]
     assert [(c["meshId"], c["trustDomain"]) for c in report["clusters"]] == [("mesh1", "cluster.local")] * 2
+    assert not {"MD0406", "MD0703"} & {f["code"] for f in report["findings"]}  # one root, one mesh, two names
 
 
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
@@ -164,3 +165,20 @@ def test_clusters_that_disagree_on_their_mesh_identity_are_md0703():
                           "clusters east, west use the same cluster name 'Kubernetes'"}
     assert all(f["rootCause"] and f["cluster"] == "east,west" for f in found.values())
     assert "MD0703 MeshIdentityMismatch" in table.stdout and "(cluster east,west)" in table.stdout
+
+
+def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
+    """west's istiod signs with a root of its own: its real Envoys hold a ROOTCA east's do not."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    with MultiLab([LabCluster("east"), LabCluster("west", own_root=True), LabCluster("south")]) as split:
+        result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    found = [f for f in as_json(result)["findings"] if f["code"] == "MD0406"]
+    assert len(found) == 1 and found[0]["rootCause"], found
+    assert found[0]["message"] == ("clusters east and west, west and south trust different root CAs: "
+                                   "cross-cluster mTLS fails certificate verification")
+    assert found[0]["cluster"] == "east,west,south"
+    assert sum("ROOTCA serial" in line for line in found[0]["evidence"]) == 3  # one root per cluster

@@ -78,6 +78,8 @@ class LabProxy:
 class Lab:
     """A running lab cluster. Use as a context manager; `.kubeconfig` points kubectl and the plugin at it."""
 
+    shared_ca: CertificateAuthority | None = None  # set by lab/multicluster.py: the mesh's common root
+
     def __init__(self, scenarios: Sequence[str | dict] = ("bookinfo-healthy",), workdir: str | Path | None = None,
                  policy: AccessPolicy | None = None):
         self._scenario_data = [s if isinstance(s, dict) else load_scenario(s) for s in scenarios]
@@ -221,7 +223,8 @@ class Lab:
             resolv.update(expanded.resolv)
         for (ns, pod), text in resolv.items():
             self.agents[(ns, pod)] = PodAgent(namespace=ns, pod=pod, resolv_conf=text, has_sidecar=False)
-        self._ca = CertificateAuthority(Validity.around_now(
+        # A multi-cluster lab hands its clusters one root (``shared_ca``), as a mesh's plugged-in CA would.
+        self._ca = self.shared_ca or CertificateAuthority(Validity.around_now(
             float(ca_cfg.get("caLifetimeHours", 24 * 365 * 10)), ca_cfg.get("caRemainingHours")))
         model = xds.MeshModel(self.objects)
         pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}

@@ -7,7 +7,9 @@ also point at a closed port: the cluster that cannot be reached.
 
 Each cluster gets the identity Istio's installation gives it: the injector's env on every istio-proxy
 (``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
-``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config.
+``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config. The clusters
+share one root CA (the plugged-in ``cacerts`` of the install guides) unless one is given its own, so each
+real Envoy's ROOTCA is the mesh's root.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Sequence
 
 import yaml
 
+from kubectl_meshdoctor.lab.certs import CertificateAuthority
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
 
@@ -38,14 +41,17 @@ class LabCluster:
     context: str
     scenarios: Sequence[str | dict] = ("bookinfo-healthy",)
     identity: MeshIdentity | None = None  # None: the cluster ID is the context
+    own_root: bool = False  # True: this cluster's istiod signs with a root of its own (no shared trust)
 
 
 class ClusterLab(Lab):
     """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
 
-    def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path):
+    def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
+                 root: CertificateAuthority | None):
         super().__init__(scenarios, workdir=workdir)
         self.identity = identity
+        self.shared_ca = root
 
     def _build(self) -> None:
         super()._build()
@@ -81,6 +87,8 @@ class MultiLab:
         self.workdir = Path(tempfile.mkdtemp(prefix="meshdoctor-multilab-"))
         self.kubeconfig = self.workdir / "kubeconfig"
         self.labs: dict[str, ClusterLab] = {}
+        # One root for the mesh, as the multi-cluster install guides plug into every cluster (cacerts).
+        self.root = CertificateAuthority()
 
     def __enter__(self) -> "MultiLab":
         return self.start()
@@ -92,7 +100,8 @@ class MultiLab:
         try:
             for cluster in self.clusters:
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
-                lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context)
+                lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
+                                 None if cluster.own_root else self.root)
                 self.labs[cluster.context] = lab
                 lab.start()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
