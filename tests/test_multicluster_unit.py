@@ -85,3 +85,47 @@ def test_corrupt_v2_header_is_a_bundle_error(tmp_path):
     (tmp_path / "bundle.json").write_text(json.dumps({"format": "meshdoctor.bundle/v2", "clusters": [{}]}))
     with pytest.raises(BundleError, match="corrupt multi-cluster bundle"):
         load_bundle(tmp_path)
+
+
+def test_ctrl_c_stops_every_cluster_sweep_and_leaves_no_workers(tmp_path):
+    """Each cluster's sweep runs outside the main thread; Ctrl-C must still stop their blocked execs."""
+    import os
+    import signal
+    import threading
+
+    from test_collect_support import lab_cluster
+
+    from kubectl_meshdoctor.collect import ClusterOptions
+    from kubectl_meshdoctor.collect.multi import WORKER_PREFIX, collect_clusters
+    from kubectl_meshdoctor.collect.sweep import WORKER_PREFIX as POD_WORKER_PREFIX
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
+    from kubectl_meshdoctor.lab.multicluster import _add_context
+
+    hung = AccessPolicy(hang_exec={("shop", "web-1"), ("shop", "web-2")})
+    with lab_cluster(tmp_path / "east", policy=hung) as east, lab_cluster(tmp_path / "west", policy=hung) as west:
+        document: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
+                          "current-context": "east"}
+        for context, lab in (("east", east), ("west", west)):
+            _add_context(document, context, lab.server.kubeconfig(namespace="shop", context=context))
+        path = write_kubeconfig(tmp_path / "kubeconfig", document)
+        started = threading.Event()
+
+        def interrupt_once_both_clusters_hang() -> None:
+            for _ in range(400):
+                if all(sum(r.verb == "exec" for r in lab.server.requests) >= 2 for lab in (east, west)):
+                    break
+                threading.Event().wait(0.05)
+            started.set()
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+
+        watcher = threading.Thread(target=interrupt_once_both_clusters_hang, daemon=True)
+        watcher.start()
+        options = east.options(cluster=ClusterOptions(kubeconfig=str(path), request_timeout=10.0),
+                               pod_timeout=120.0, concurrency=2)
+        with pytest.raises(KeyboardInterrupt):
+            collect_clusters(options, ["east", "west"])
+        watcher.join()
+        assert started.is_set()
+        left = [t.name for t in threading.enumerate() if t.name.startswith((WORKER_PREFIX, POD_WORKER_PREFIX))]
+        assert not left, left

@@ -6,7 +6,7 @@ exec into istio-proxy, the bounded worker pool) lives in this package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class CollectOptions:
     pod_timeout: float = 60.0  # seconds for all execs of one pod
     log_since_seconds: int = 900  # istio-proxy log window (--since)
     progress: bool = True  # rich progress bar on stderr (off for -o json/yaml)
+    # Multi-cluster runs: one proxy.Cancellation shared by every cluster's sweep, which runs outside the
+    # main thread and so never sees Ctrl-C itself. None: the sweep makes its own.
+    cancellation: object | None = field(default=None, compare=False)
 
 
 def collect_evidence(options: CollectOptions):  # -> EvidenceBundle

@@ -14,11 +14,13 @@ import concurrent.futures
 from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.proxy import Cancellation
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
 from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
 
 WORKER_PREFIX = "meshdoctor-cluster"
+CANCEL_GRACE_SECONDS = 10.0  # each sweep's own workers get a few seconds; the cluster threads wait for them
 
 
 def kubeconfig_contexts(kubeconfig: str | None) -> list[str]:
@@ -63,17 +65,32 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
     """One collection per context, concurrently; raises only when no cluster could be read."""
     from kubectl_meshdoctor.collect.sweep import collect
 
+    cancellation = Cancellation()
+
     def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
         cluster = replace(options.cluster, context=context)
         try:
             server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
-            bundle = collect(replace(options, cluster=cluster, progress=False))
+            bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation))
             return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(contexts), thread_name_prefix=WORKER_PREFIX) as pool:
-        results = list(pool.map(one, contexts))
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=len(contexts), thread_name_prefix=WORKER_PREFIX)
+    futures = [executor.submit(one, context) for context in contexts]
+    try:
+        # Short waits keep the main thread responsive to Ctrl-C, which only the main thread receives.
+        while not all(f.done() for f in futures):
+            concurrent.futures.wait(futures, timeout=0.2)
+        results = [f.result() for f in futures]
+    except BaseException:
+        # Ctrl-C: every cluster's pod workers stop at their next exec (blocked streams are shut down),
+        # so each sweep ends within moments and its threads are gone before the interrupt is reported.
+        cancellation.cancel()
+        executor.shutdown(wait=False, cancel_futures=True)
+        concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
+        raise
+    executor.shutdown(wait=True)
     bundle = MultiClusterBundle([cluster for cluster, _ in results])
     if not bundle.readable:
         errors = [error for _, error in results if error is not None]

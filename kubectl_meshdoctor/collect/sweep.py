@@ -229,7 +229,7 @@ class Sweep:
 
     def _read_pods(self, pods: list[dict]) -> list[ProxyReading]:
         options = self.options
-        cancellation = Cancellation()
+        cancellation = options.cancellation or Cancellation()
         exec_refused = threading.Event()
         log_refused = threading.Event()
         local = threading.local()
