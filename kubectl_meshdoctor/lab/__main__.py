@@ -8,7 +8,8 @@
 
 `up` keeps the lab running until Ctrl-C, then stops every process it started. `demo` loads every
 seed scenario, runs `kubectl meshdoctor namespace sweep -A` against it (through the real kubectl when
-it is installed), prints what a user would see, and stops the lab.
+it is installed), prints what a user would see, and stops the lab; then one multi-cluster story
+(`lab/multicluster.py`: three contexts, one of them unreachable).
 """
 
 from __future__ import annotations
@@ -84,7 +85,14 @@ def _demo(extra: list[str]) -> int:
         env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
         status = subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode
     print(f"\n(sweep exit status {status}: 1 means error findings were reported; lab stopped)")
-    # The demo works when the sweep reports findings (1) or none (0); anything else is a failure.
+    if status in (0, 1):
+        from kubectl_meshdoctor.lab.multicluster import demo_story
+
+        # The same sweep without -A: the story appends its own -n and --context.
+        story = [a for a in command if a != "-A"]
+        status = demo_story(story, " ".join(["kubectl", *story[1:]] if story[0].endswith("kubectl") else story))
+        print(f"\n(multi-cluster sweep exit status {status}; labs stopped)")
+    # The demo works when the sweeps report findings (1) or none (0); anything else is a failure.
     return 0 if status in (0, 1) else status
 
 

@@ -144,3 +144,18 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def demo_story(command: list[str], shown: str) -> int:
+    """`make demo`'s multi-cluster story: east and west run bookinfo, but west kept istiod's self-signed
+    root (MD0406), and north cannot be reached (a gap). ``command`` runs the plugin; returns its status."""
+    import os
+    import subprocess
+
+    clusters = [LabCluster("east"), LabCluster("west", own_root=True)]
+    print("\nmulti-cluster story: east and west run bookinfo, west kept its own root CA, north is down", flush=True)
+    with MultiLab(clusters, unreachable=["north"]) as lab:
+        args = ["-n", "bookinfo", "--context", "east,west,north"]
+        print(f"$ KUBECONFIG={lab.kubeconfig} {shown} {' '.join(args)}\n", flush=True)
+        env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
+        return subprocess.run([*command, *args], env=env, stdin=subprocess.DEVNULL).returncode
