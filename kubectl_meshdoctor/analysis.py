@@ -110,13 +110,19 @@ def run_checks(
         if missing:
             skipped.append(Skipped(check.name, check.codes, f"evidence not available: {', '.join(missing)}"))
             continue
-        try:
-            findings.extend(check.run(ctx))
-        except Exception as exc:  # a broken check must not abort the diagnosis
-            gaps.append(Gap(what=f"check {check.name} ({', '.join(check.codes)})",
-                            reason=f"internal error: {type(exc).__name__}: {exc}"))
-            errors.append(f"check {check.name}:\n{traceback.format_exc()}")
+        findings.extend(run_guarded(check, ctx, gaps, errors))
     return findings, skipped, gaps, errors
+
+
+def run_guarded(check, evidence, gaps: list[Gap], errors: list[str]) -> list[Finding]:
+    """``check.run(evidence)``; a check that raises becomes a gap (and a traceback for --debug)."""
+    try:
+        return list(check.run(evidence))
+    except Exception as exc:  # a broken check must not abort the diagnosis
+        gaps.append(Gap(what=f"check {check.name} ({', '.join(check.codes)})",
+                        reason=f"internal error: {type(exc).__name__}: {exc}"))
+        errors.append(f"check {check.name}:\n{traceback.format_exc()}")
+        return []
 
 
 def scope_pods(bundle: EvidenceBundle) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from kubectl_meshdoctor.analysis import Report, RootCauseGroup, analyze
+from kubectl_meshdoctor.analysis import Report, RootCauseGroup, analyze, run_guarded
 from kubectl_meshdoctor.evidence import Gap, Skipped
 from kubectl_meshdoctor.findings import Finding
 from kubectl_meshdoctor.multibundle import IDENTITY_KEYS, MultiClusterBundle
@@ -84,16 +84,6 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
 
 def _compare(clusters: list, errors: list[str], gaps: list[Gap], run: bool) -> list[Finding]:
     """The cross-cluster checks' findings; one that raises is a gap, as in ``run_checks``."""
-    import traceback
-
     from kubectl_meshdoctor.multichecks import all_multi_checks
 
-    found: list[Finding] = []
-    for check in all_multi_checks() if run else ():
-        try:
-            found.extend(check.run(clusters))
-        except Exception as exc:  # a broken check must not abort the diagnosis
-            gaps.append(Gap(what=f"check {check.name} ({', '.join(check.codes)})",
-                            reason=f"internal error: {type(exc).__name__}: {exc}"))
-            errors.append(f"check {check.name}:\n{traceback.format_exc()}")
-    return found
+    return [item for check in (all_multi_checks() if run else ()) for item in run_guarded(check, clusters, gaps, errors)]

@@ -129,3 +129,20 @@ def test_ctrl_c_stops_every_cluster_sweep_and_leaves_no_workers(tmp_path):
         assert started.is_set()
         left = [t.name for t in threading.enumerate() if t.name.startswith((WORKER_PREFIX, POD_WORKER_PREFIX))]
         assert not left, left
+
+
+def test_a_cross_cluster_check_that_raises_is_a_gap_and_the_report_goes_on(monkeypatch):
+    from kubectl_meshdoctor import multichecks
+
+    class Broken(multichecks.MultiCheck):
+        name, codes = "broken", ("MD0703",)
+
+        def run(self, clusters):
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(multichecks, "all_multi_checks", lambda: (Broken(),))
+    east = EvidenceBundle(scope={"kind": "namespace", "pods": []})
+    west = EvidenceBundle(scope={"kind": "namespace", "pods": []})
+    report = analyze_clusters(MultiClusterBundle([ClusterEvidence("east", east), ClusterEvidence("west", west)]))
+    assert [(g.what, g.reason) for g in report.gaps] == [("check broken (MD0703)", "internal error: RuntimeError: boom")]
+    assert report.check_errors and "boom" in report.check_errors[0]
