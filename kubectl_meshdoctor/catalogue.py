@@ -367,6 +367,26 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="Follow the meaning of each flag; where a deeper finding names the cause, fix that.",
     ),
     CatalogueEntry(
+        code="MD0702",
+        name="EastWestGatewayUnavailable",
+        severity=Severity.ERROR,
+        title="A cluster on its own network has no working east-west gateway",
+        symptom="Callers in one cluster reach only their local endpoints of a Service that also runs in a "
+        "cluster on another network, or get 503 for it, while everything inside each cluster works.",
+        cause="Clusters on different networks (topology.istio.io/network) reach each other's pods only through "
+        "the target cluster's east-west gateway: a Service labelled istio=eastwestgateway in istio-system with "
+        "an address the other networks can reach, ready gateway pods, and a Gateway exposing *.local on port "
+        "15443 with TLS mode AUTO_PASSTHROUGH. One of these is missing.",
+        detection="Multi-cluster runs only, when the clusters read are on at least two networks (the sidecars' "
+        "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label): in each cluster, the "
+        "istio=eastwestgateway Services of istio-system (status.loadBalancer.ingress or externalIPs), their "
+        "Endpoints, and istio-system's Gateways whose selector matches the gateway.",
+        fix="Install the east-west gateway in that cluster (Istio's multi-cluster guide: "
+        "gen-eastwest-gateway.sh with the cluster's network), make sure its Service gets an external address "
+        "and its pods are ready, and expose the services with the cross-network Gateway (port 15443, "
+        "AUTO_PASSTHROUGH, hosts *.local).",
+    ),
+    CatalogueEntry(
         code="MD0703",
         name="MeshIdentityMismatch",
         severity=Severity.ERROR,

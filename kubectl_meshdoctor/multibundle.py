@@ -38,6 +38,11 @@ IDENTITY_ENV = {"clusterId": "ISTIO_META_CLUSTER_ID", "meshId": "ISTIO_META_MESH
 # What istiod itself is told: its cluster ID.
 ISTIOD_CLUSTER_ID_ENV = "CLUSTER_ID"
 IDENTITY_KEYS = tuple(IDENTITY_ENV)
+# bundle.available marker (multi-cluster runs): the east-west gateway evidence was read (collect/eastwest.py),
+# so a gateway absent from the objects is really absent.
+EAST_WEST_EVIDENCE = "east-west-gateway"
+# The network of a cluster's control plane, on the istio-system namespace (the default for its pods).
+NETWORK_LABEL = "topology.istio.io/network"
 
 
 @dataclass
@@ -141,6 +146,10 @@ def mesh_identity(bundle: EvidenceBundle) -> dict[str, str | None]:
     default_config = mesh.get("defaultConfig") if isinstance(mesh.get("defaultConfig"), dict) else {}
     identity["meshId"] = identity["meshId"] or _text(default_config.get("meshId"))
     identity["trustDomain"] = identity["trustDomain"] or _text(mesh.get("trustDomain"))
+    control_plane = next((o for o in bundle.objects if o.get("kind") == "Namespace"
+                          and (o.get("metadata") or {}).get("name") == "istio-system"), {})
+    labels = (control_plane.get("metadata") or {}).get("labels") or {}
+    identity["network"] = identity["network"] or _text(labels.get(NETWORK_LABEL))
     return identity
 
 

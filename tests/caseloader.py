@@ -74,6 +74,7 @@ def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
     for doc, objects, proxies in clusters:
         bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
         bundle.proxies = proxies
+        bundle.available |= set(doc.get("available") or [])
         for proxy in proxies.values():
             bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),

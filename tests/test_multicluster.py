@@ -182,3 +182,31 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
                                    "cross-cluster mTLS fails certificate verification")
     assert found[0]["cluster"] == "east,west,south"
     assert sum("ROOTCA serial" in line for line in found[0]["evidence"]) == 3  # one root per cluster
+
+
+def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
+    """east (network1) has a working east-west gateway; west (network2) has one whose LoadBalancer
+    never got an address; south (network3) has none. east's own gateway passes in every run."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MeshIdentity, MultiLab
+
+    clusters = [LabCluster("east", identity=MeshIdentity("east", network="network1"), east_west_gateway="ready"),
+                LabCluster("west", identity=MeshIdentity("west", network="network2"), east_west_gateway="pending"),
+                LabCluster("south", identity=MeshIdentity("south", network="network3"))]
+    with MultiLab(clusters) as split:
+        broken = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        working = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,south", "-o", "json")
+        requests = [r for lab in split.labs.values() for r in lab.requests]
+    assert broken.returncode == 1, broken.stderr
+    found = {f["cluster"]: f for f in as_json(broken)["findings"] if f["code"] == "MD0702"}
+    assert set(found) == {"west", "south"}
+    assert found["west"]["message"] == ("cluster west (network network2): the east-west gateway istio-eastwestgateway "
+                                        "has no external address, so clusters on network network1, network3 cannot "
+                                        "reach its workloads")
+    assert found["south"]["subject"] == {"kind": "Service", "namespace": "istio-system", "name": "istio-eastwestgateway"}
+    report = as_json(working)
+    assert {c["network"] for c in report["clusters"]} == {"network1", "network3"}
+    assert [f["cluster"] for f in report["findings"] if f["code"] == "MD0702"] == ["south"]
+    assert any(r.path.endswith("/namespaces/istio-system/gateways") for r in requests)  # the new read
+    assert {r.method for r in requests} == {"GET"}

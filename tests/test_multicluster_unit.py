@@ -99,16 +99,10 @@ def test_ctrl_c_stops_every_cluster_sweep_and_leaves_no_workers(tmp_path):
     from kubectl_meshdoctor.collect.multi import WORKER_PREFIX, collect_clusters
     from kubectl_meshdoctor.collect.sweep import WORKER_PREFIX as POD_WORKER_PREFIX
     from kubectl_meshdoctor.lab.apiserver import AccessPolicy
-    from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
-    from kubectl_meshdoctor.lab.multicluster import _add_context
 
     hung = AccessPolicy(hang_exec={("shop", "web-1"), ("shop", "web-2")})
     with lab_cluster(tmp_path / "east", policy=hung) as east, lab_cluster(tmp_path / "west", policy=hung) as west:
-        document: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
-                          "current-context": "east"}
-        for context, lab in (("east", east), ("west", west)):
-            _add_context(document, context, lab.server.kubeconfig(namespace="shop", context=context))
-        path = write_kubeconfig(tmp_path / "kubeconfig", document)
+        path = two_lab_clusters(tmp_path, east, west)
         started = threading.Event()
 
         def interrupt_once_both_clusters_hang() -> None:
@@ -146,3 +140,35 @@ def test_a_cross_cluster_check_that_raises_is_a_gap_and_the_report_goes_on(monke
     report = analyze_clusters(MultiClusterBundle([ClusterEvidence("east", east), ClusterEvidence("west", west)]))
     assert [(g.what, g.reason) for g in report.gaps] == [("check broken (MD0703)", "internal error: RuntimeError: boom")]
     assert report.check_errors and "boom" in report.check_errors[0]
+
+
+def two_lab_clusters(tmp_path, east, west):
+    """One kubeconfig with contexts east and west for two lab API servers (test_collect_support)."""
+    from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
+    from kubectl_meshdoctor.lab.multicluster import _add_context
+
+    document: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
+                      "current-context": "east"}
+    for context, lab in (("east", east), ("west", west)):
+        _add_context(document, context, lab.server.kubeconfig(namespace="shop", context=context))
+    return write_kubeconfig(tmp_path / "kubeconfig", document)
+
+
+def test_refused_east_west_reads_are_a_gap_of_that_cluster_only(tmp_path):
+    from test_collect_support import lab_cluster
+
+    from kubectl_meshdoctor.collect import ClusterOptions
+    from kubectl_meshdoctor.collect.multi import collect_clusters
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from kubectl_meshdoctor.multibundle import EAST_WEST_EVIDENCE
+
+    refused = AccessPolicy(forbidden_resources={"gateways.networking.istio.io"})
+    with lab_cluster(tmp_path / "east") as east, lab_cluster(tmp_path / "west", policy=refused) as west:
+        path = two_lab_clusters(tmp_path, east, west)
+        options = east.options(cluster=ClusterOptions(kubeconfig=str(path), request_timeout=10.0))
+        multi = collect_clusters(options, ["east", "west"])
+    bundles = {c.context: c.bundle for c in multi.clusters}
+    assert EAST_WEST_EVIDENCE in bundles["east"].available and EAST_WEST_EVIDENCE not in bundles["west"].available
+    gaps = [g for g in bundles["west"].gaps if g.what == "east-west gateway (istio-system)"]
+    assert len(gaps) == 1 and "gateways" in gaps[0].reason
+    assert bundles["west"].proxies, "the rest of west's evidence is there"

@@ -14,6 +14,7 @@ import concurrent.futures
 from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.proxy import Cancellation
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
@@ -72,6 +73,7 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
         try:
             server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
             bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation))
+            read_east_west(cluster, bundle)  # only a mesh of several clusters needs the gateway between them
             return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc

@@ -42,21 +42,26 @@ class LabCluster:
     scenarios: Sequence[str | dict] = ("bookinfo-healthy",)
     identity: MeshIdentity | None = None  # None: the cluster ID is the context
     own_root: bool = False  # True: this cluster's istiod signs with a root of its own (no shared trust)
+    # The east-west gateway: None (none installed), "ready", or "pending" (its LoadBalancer got no address).
+    east_west_gateway: str | None = None
 
 
 class ClusterLab(Lab):
     """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
 
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
-                 root: CertificateAuthority | None):
+                 root: CertificateAuthority | None, east_west_gateway: str | None = None):
         super().__init__(scenarios, workdir=workdir)
         self.identity = identity
         self.shared_ca = root
+        self.east_west_gateway = east_west_gateway
 
     def _build(self) -> None:
         super()._build()
         for obj in self.objects:
             apply_identity(obj, self.identity)
+        if self.east_west_gateway is not None:
+            self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:
@@ -71,11 +76,39 @@ def apply_identity(obj: dict, identity: MeshIdentity) -> None:
                                     {"name": "ISTIO_META_NETWORK", "value": identity.network}]
             elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == "istiod":
                 container["env"] = [{"name": "CLUSTER_ID", "value": identity.cluster_id}]
+    elif kind == "Namespace" and meta.get("name") == "istio-system":
+        meta.setdefault("labels", {})["topology.istio.io/network"] = identity.network
     elif kind == "ConfigMap" and meta.get("namespace") == "istio-system" and meta.get("name") == "istio":
         mesh = yaml.safe_load(obj["data"]["mesh"]) or {}
         mesh["trustDomain"] = identity.trust_domain
         mesh.setdefault("defaultConfig", {})["meshId"] = identity.mesh_id
         obj["data"]["mesh"] = yaml.safe_dump(mesh, sort_keys=False)
+
+
+def east_west_gateway(network: str, addressed: bool) -> list[dict]:
+    """The east-west gateway Istio's multi-cluster guide installs (gen-eastwest-gateway.sh, then the
+    cross-network Gateway): its Service (with a LoadBalancer address when ``addressed``), ready Endpoints,
+    and the AUTO_PASSTHROUGH Gateway. The gateway pod itself is not played."""
+    labels = {"istio": "eastwestgateway", "app": "istio-eastwestgateway", "topology.istio.io/network": network}
+    meta = {"name": "istio-eastwestgateway", "namespace": "istio-system", "labels": labels,
+            "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"eastwest-{network}"}
+    ports = [{"name": "status-port", "port": 15021, "protocol": "TCP"}, {"name": "tls", "port": 15443, "protocol": "TCP"},
+             {"name": "tls-istiod", "port": 15012, "protocol": "TCP"}]
+    ingress = [{"ip": "203.0.113.20"}] if addressed else []
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"type": "LoadBalancer", "selector": {"istio": "eastwestgateway"}, "ports": ports,
+                  "clusterIP": "10.96.200.20"},
+         "status": {"loadBalancer": {"ingress": ingress} if ingress else {}}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta, uid=f"eastwest-ep-{network}"),
+         "subsets": [{"addresses": [{"ip": "10.244.200.20"}], "ports": [{"name": "tls", "port": 15443}]}]},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "cross-network-gateway", "namespace": "istio-system",
+                      "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"cross-network-{network}"},
+         "spec": {"selector": {"istio": "eastwestgateway"},
+                  "servers": [{"port": {"number": 15443, "name": "tls", "protocol": "TLS"},
+                               "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}},
+    ]
 
 
 class MultiLab:
@@ -101,7 +134,7 @@ class MultiLab:
             for cluster in self.clusters:
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
-                                 None if cluster.own_root else self.root)
+                                 None if cluster.own_root else self.root, cluster.east_west_gateway)
                 self.labs[cluster.context] = lab
                 lab.start()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
