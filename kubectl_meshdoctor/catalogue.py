@@ -367,6 +367,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="Follow the meaning of each flag; where a deeper finding names the cause, fix that.",
     ),
     CatalogueEntry(
+        code="MD0701",
+        name="RemoteClusterNotSynced",
+        severity=Severity.ERROR,
+        title="istiod does not read another cluster of the mesh",
+        symptom="A Service that runs in several clusters is served only by the local endpoints (EDS holds no "
+        "remote endpoint), so cross-cluster failover and load balancing never happen.",
+        cause="In a multi-primary mesh each istiod reads the other clusters through remote secrets (label "
+        "istio/multiCluster: \"true\", made by istioctl create-remote-secret). The secret is missing, names the "
+        "wrong cluster, or holds credentials or an address istiod cannot use, so the cluster is absent from "
+        "istiod's list or never reaches sync status synced.",
+        detection="Multi-cluster runs only: `pilot-discovery request GET debug/clusterz` in one ready istiod pod "
+        "of each cluster (the clusters istiod reads, their secret and sync status), compared with the cluster "
+        "IDs of the other clusters of the run that share its mesh ID. Secrets are never read.",
+        fix="Create (or recreate) the remote secret of the missing cluster in this cluster's istio-system: "
+        "istioctl create-remote-secret --context=<other> --name=<its cluster name> | kubectl apply -f - "
+        "--context=<this>; check that istiod can reach the other API server, then see /debug/clusterz say synced.",
+    ),
+    CatalogueEntry(
         code="MD0702",
         name="EastWestGatewayUnavailable",
         severity=Severity.ERROR,

@@ -55,6 +55,8 @@ class ClusterEvidence:
     # clusterId, meshId, trustDomain, network: what this cluster's mesh calls itself (None: not known).
     identity: dict[str, str | None] = field(default_factory=dict)
     server: str | None = None  # the API server's URL: two contexts of one server are one cluster
+    # istiod's /debug/clusterz ({id, secretName, syncStatus} per cluster it reads); None: not known.
+    clusterz: list[dict] | None = None
 
     @property
     def cluster_id(self) -> str | None:
@@ -76,6 +78,7 @@ class MultiClusterBundle:
         entries = []
         for index, cluster in enumerate(self.clusters):
             entry = {"context": cluster.context, "server": cluster.server, "identity": cluster.identity,
+                     "clusterz": cluster.clusterz,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -111,7 +114,8 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
             member = {name[len(prefix):]: content for name, content in files.items() if name.startswith(prefix)}
             identity = {key: (entry.get("identity") or {}).get(key) for key in IDENTITY_KEYS}
             clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
-                                            identity=identity, server=entry.get("server")))
+                                            identity=identity, server=entry.get("server"),
+                                            clusterz=_clusterz(entry.get("clusterz"))))
     except (KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
@@ -151,6 +155,13 @@ def mesh_identity(bundle: EvidenceBundle) -> dict[str, str | None]:
     labels = (control_plane.get("metadata") or {}).get("labels") or {}
     identity["network"] = identity["network"] or _text(labels.get(NETWORK_LABEL))
     return identity
+
+
+def _clusterz(value) -> list[dict] | None:
+    if value is None:
+        return None
+    return [{"id": str(c["id"]), "secretName": str(c.get("secretName") or ""),
+             "syncStatus": str(c.get("syncStatus") or "")} for c in value]
 
 
 def _text(value) -> str | None:

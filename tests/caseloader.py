@@ -78,5 +78,5 @@ def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
         for proxy in proxies.values():
             bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
-                                        server=doc.get("server")))
+                                        server=doc.get("server"), clusterz=doc.get("clusterz")))
     return MultiClusterBundle(evidence)

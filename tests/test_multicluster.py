@@ -63,7 +63,8 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert all(p["pod"].startswith(p["cluster"] + "/") for p in report["pods"])
     assert not [f for f in report["findings"] if f["severity"] == "error"]
     assert [(c["meshId"], c["trustDomain"]) for c in report["clusters"]] == [("mesh1", "cluster.local")] * 2
-    assert not {"MD0406", "MD0703"} & {f["code"] for f in report["findings"]}  # one root, one mesh, two names
+    # one root, one mesh, two names, one network, each istiod reading the other cluster
+    assert not {"MD0406", "MD0701", "MD0702", "MD0703"} & {f["code"] for f in report["findings"]}
 
 
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
@@ -137,15 +138,20 @@ def test_saved_multi_cluster_bundle_replays_the_same_report(mesh, tmp_path):
 
 
 def test_every_cluster_saw_only_reads(mesh):
-    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS
+    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS, CLUSTERZ
 
     for context, lab in mesh.labs.items():
         requests = list(lab.requests)
         assert requests, f"{context} was never read"
         assert {r.verb for r in requests} <= {"get", "list", "log", "exec", "discovery"}, context
         assert all(r.method == "GET" for r in requests), context
-        for query in (parse_qs(r.query) for r in requests if r.verb == "exec"):
-            assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
+        execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
+        for query in execs:
+            command = tuple(query["command"])
+            assert command in ALL_COMMANDS, command
+            # istiod is asked only which clusters it reads, and only istiod is asked that
+            assert (query["container"] == ["istiod"]) == (command == CLUSTERZ), query
+        assert any(tuple(q["command"]) == CLUSTERZ for q in execs), f"{context}: istiod was not asked"
 
 
 def test_clusters_that_disagree_on_their_mesh_identity_are_md0703():
@@ -210,3 +216,21 @@ def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
     assert [f["cluster"] for f in report["findings"] if f["code"] == "MD0702"] == ["south"]
     assert any(r.path.endswith("/namespaces/istio-system/gateways") for r in requests)  # the new read
     assert {r.method for r in requests} == {"GET"}
+
+
+def test_istiod_that_does_not_read_the_other_cluster_is_md0701():
+    """Multi-primary, but east's istiod has no remote secret for west, and west's sync with east timed out."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    with MultiLab([LabCluster("east", reads={}), LabCluster("west", reads={"east": "timeout"})]) as split:
+        result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    found = {f["cluster"]: f["message"] for f in as_json(result)["findings"] if f["code"] == "MD0701"}
+    assert found == {
+        "east": "istiod of cluster east does not read cluster west (cluster ID west): no remote secret for it: "
+                "its sidecars get only local endpoints of services that also run in west",
+        "west": "istiod of cluster west reads cluster east but has not synced it (sync status timeout, secret "
+                "istio-system/istio-remote-secret-east): its sidecars get only local endpoints of services that "
+                "also run in east"}

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
 from kubectl_meshdoctor.collect.eastwest import read_east_west
+from kubectl_meshdoctor.collect.istiod import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
@@ -74,7 +75,9 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
             server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
             bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation))
             read_east_west(cluster, bundle)  # only a mesh of several clusters needs the gateway between them
-            return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server), None
+            clusterz = read_clusterz(cluster, bundle, options.pod_timeout, cancellation)
+            return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server,
+                                   clusterz=clusterz), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 

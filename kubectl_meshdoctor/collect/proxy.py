@@ -83,6 +83,10 @@ PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERT
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
+# Multi-cluster runs only, in istiod's own container (not istio-proxy): the clusters istiod reads and
+# their sync state (`pilot-discovery request` asks istiod's debug port, 127.0.0.1:15014).
+CLUSTERZ = ("pilot-discovery", "request", "GET", "debug/clusterz")
+ISTIOD_COMMANDS: tuple[Argv, ...] = (CLUSTERZ,)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -109,7 +113,7 @@ CURL_FALLBACK: dict[Argv, Argv] = {
 }
 
 ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
-                                 | frozenset(CURL_FALLBACK.values()))
+                                 | frozenset(CURL_FALLBACK.values()) | frozenset(ISTIOD_COMMANDS))
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output

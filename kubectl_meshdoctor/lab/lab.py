@@ -139,6 +139,10 @@ class Lab:
     def envoy_pids(self) -> list[int]:
         return [p.envoy.pid for p in self.proxies if p.envoy.pid is not None]
 
+    def _new_exec(self) -> SidecarExec:
+        """The exec and log handlers (lab/multicluster.py adds istiod's own commands)."""
+        return SidecarExec(self.agents)
+
     def __enter__(self) -> "Lab":
         return self.start()
 
@@ -148,7 +152,7 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = self._exec = SidecarExec(self.agents)
+            sidecar_exec = self._exec = self._new_exec()
             self._store = ObjectStore((), istio_installed=True)
             self._xds = XdsRestServer()
             self._thread = KubeApiServerThread(

@@ -14,6 +14,7 @@ real Envoy's ROOTCA is the mesh's root.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
@@ -23,6 +24,8 @@ from typing import Sequence
 
 import yaml
 
+from kubectl_meshdoctor.lab.agent import SidecarExec
+from kubectl_meshdoctor.lab.apiserver import ExecResult
 from kubectl_meshdoctor.lab.certs import CertificateAuthority
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
@@ -44,6 +47,9 @@ class LabCluster:
     own_root: bool = False  # True: this cluster's istiod signs with a root of its own (no shared trust)
     # The east-west gateway: None (none installed), "ready", or "pending" (its LoadBalancer got no address).
     east_west_gateway: str | None = None
+    # What this cluster's istiod reads (/debug/clusterz): cluster ID -> sync status ("synced", "timeout").
+    # None: every other cluster of the lab, synced (multi-primary); {}: none at all.
+    reads: dict[str, str] | None = None
 
 
 class ClusterLab(Lab):
@@ -55,6 +61,10 @@ class ClusterLab(Lab):
         self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
+        self.clusterz: list[dict] = []  # set by MultiLab before start
+
+    def _new_exec(self) -> SidecarExec:
+        return IstiodExec(self.agents, lambda: self.clusterz)
 
     def _build(self) -> None:
         super()._build()
@@ -62,6 +72,26 @@ class ClusterLab(Lab):
             apply_identity(obj, self.identity)
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
+
+
+# What real istiod's binary answers here too (pilot-discovery request asks 127.0.0.1:15014).
+CLUSTERZ = ("pilot-discovery", "request", "GET", "debug/clusterz")
+
+
+class IstiodExec(SidecarExec):
+    """The lab's exec handlers, plus istiod's `pilot-discovery request GET debug/clusterz`."""
+
+    def __init__(self, agents, clusterz):
+        super().__init__(agents)
+        self._clusterz = clusterz
+
+    async def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> ExecResult:
+        if namespace == "istio-system" and pod.startswith("istiod") and container == "istiod":
+            if tuple(command) == CLUSTERZ:
+                return ExecResult(0, json.dumps(self._clusterz()).encode())
+            return ExecResult(127, b"", f'exec: "{command[0] if command else ""}": the lab plays only '
+                                        f'pilot-discovery request GET debug/clusterz\n'.encode())
+        return await super().exec(namespace, pod, container, command)
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:
@@ -131,10 +161,17 @@ class MultiLab:
 
     def start(self) -> "MultiLab":
         try:
+            ids = {c.context: (c.identity or MeshIdentity(cluster_id=c.context)).cluster_id for c in self.clusters}
             for cluster in self.clusters:
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway)
+                reads = cluster.reads if cluster.reads is not None else \
+                    {ids[c]: "synced" for c in ids if c != cluster.context}
+                # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
+                lab.clusterz = [{"id": identity.cluster_id, "secretName": "", "syncStatus": "synced"}] + [
+                    {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
+                    for other, status in reads.items()]
                 self.labs[cluster.context] = lab
                 lab.start()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
