@@ -81,9 +81,24 @@ def test_v2_bundle_saves_and_loads_every_cluster_and_v1_still_loads(tmp_path):
     assert isinstance(single, EvidenceBundle) and single.objects[0]["metadata"]["name"] == "a"
 
 
-def test_corrupt_v2_header_is_a_bundle_error(tmp_path):
-    (tmp_path / "bundle.json").write_text(json.dumps({"format": "meshdoctor.bundle/v2", "clusters": [{}]}))
-    with pytest.raises(BundleError, match="corrupt multi-cluster bundle"):
+@pytest.mark.parametrize("clusters, message", [
+    ([{}], "corrupt multi-cluster bundle"),
+    ("east", "corrupt multi-cluster bundle"),
+    (None, "corrupt multi-cluster bundle"),
+    ([], "lists no cluster"),
+    ([{"context": "east", "directory": "clusters/0", "identity": "x"}], "corrupt multi-cluster bundle"),
+    ([{"context": "east", "directory": None, "clusterz": 7}], None),  # unread: its clusterz is not used
+    ([{"context": "east", "directory": "clusters/0", "clusterz": "x"}], "corrupt"),
+    ([{"context": "east", "directory": "../../etc"}], "is not a meshdoctor bundle"),  # no file there
+])
+def test_corrupt_v2_header_is_a_bundle_error(tmp_path, clusters, message):
+    (tmp_path / "bundle.json").write_text(json.dumps({"format": "meshdoctor.bundle/v2", "clusters": clusters}))
+    (tmp_path / "clusters" / "0").mkdir(parents=True)
+    (tmp_path / "clusters" / "0" / "bundle.json").write_text(json.dumps({"format": "meshdoctor.bundle/v1"}))
+    if message is None:
+        assert load_bundle(tmp_path).clusters[0].bundle is None
+        return
+    with pytest.raises(BundleError, match=message):
         load_bundle(tmp_path)
 
 
