@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
 from kubectl_meshdoctor.collect.eastwest import read_east_west
-from kubectl_meshdoctor.collect.istiod import read_clusterz
+from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
