@@ -23,6 +23,9 @@ class Evidence:
     ISTIO_CONFIG = "istio-config"  # DestinationRules, VirtualServices, PeerAuthentications
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
+    INJECTION_WEBHOOKS = "injection-webhooks"  # MutatingWebhookConfigurations were listed
+    FAILED_CREATE_EVENTS = "failed-create-events"  # Events with reason FailedCreate in scope were listed
+    CONTROL_PLANE_REDUNDANCY = "control-plane-redundancy"  # istiod Deployments, PDBs and HPAs in istio-system
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -31,7 +34,8 @@ class Evidence:
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE,
+                     INJECTION_WEBHOOKS, FAILED_CREATE_EVENTS, CONTROL_PLANE_REDUNDANCY})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )

@@ -88,6 +88,11 @@ class AnalysisContext:
         self.now_iso = now_iso
         self.ca_warn_days = ca_warn_days
 
+    @property
+    def live(self) -> bool:
+        """Evidence read from a cluster (pods as they run), not manifests (pods as they will be created)."""
+        return self.bundle.scope.get("kind") != "manifests"
+
     # --- raw access ---------------------------------------------------------------------------------
 
     @cached_property
