@@ -22,7 +22,7 @@ Decisions:
   namespace, a selector-less Service or an opted-out Deployment do not count). Two Services reaching one
   targetPort through different Service ports with different protocols (istioctl's IST0137 case) is
   the same listener conflict and is reported too; the same protocol twice is not.
-- As info: a meshed Deployment whose pods carry no ``app`` (or ``app.kubernetes.io/name``) or no
+- As info: a Deployment known to be meshed whose pods carry no ``app`` (or ``app.kubernetes.io/name``) or no
   ``version`` (or ``app.kubernetes.io/version``) label: Istio's telemetry and Kiali name workloads by them.
 """
 
@@ -76,10 +76,12 @@ class PortProtocolConflict(Check):
         for workload in workloads(ctx.objects, ctx.pods):
             if workload.namespace in NEVER_INJECTED_NAMESPACES or is_istio_control_plane(workload):
                 continue
-            if in_mesh(workload, ctx.namespace_labels(workload.namespace), live=ctx.live) is False:
+            meshed = in_mesh(workload, ctx.namespace_labels(workload.namespace), live=ctx.live)
+            if meshed is False:
                 continue
             yield from self._conflicts(ctx, workload)
-            yield from self._missing_labels(workload)
+            if meshed:  # the label advice only where the mesh is known to apply
+                yield from self._missing_labels(workload)
 
     @staticmethod
     def _conflicts(ctx: AnalysisContext, workload: Workload) -> Iterable[Finding]:
