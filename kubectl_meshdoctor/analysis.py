@@ -15,14 +15,16 @@ from typing import Any, Iterable
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.checks import all_checks
 from kubectl_meshdoctor.checks.base import Check
-from kubectl_meshdoctor.checks.context import AnalysisContext, key_of
+from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.evidence import Gap, Skipped
 from kubectl_meshdoctor.findings import Finding, Severity
 from kubectl_meshdoctor.tree import link, root_causes_of
+from kubectl_meshdoctor.unmeshed import server_view, why_unmeshed
 
 REPORT_API_VERSION = "meshdoctor/v1"
 
 HEALTHY, DEGRADED, FAILING, INCOMPLETE = "healthy", "degraded", "failing", "incomplete"
+UNMESHED = "unmeshed"  # live, no istio-proxy, nothing wrong found: outside the mesh, and why
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,14 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
+    reason: str | None = None  # why an unmeshed pod is outside the mesh
+    server: tuple[str, ...] = ()  # an unmeshed pod as a server: Services, DestinationRules, PeerAuthentication
 
     def to_dict(self) -> dict:
-        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        data = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        if self.status == UNMESHED:
+            data.update(reason=self.reason, server=list(self.server))
+        return data
 
 
 @dataclass(frozen=True)
@@ -140,13 +147,23 @@ def analyze(
     for pod in in_scope:
         own = by_pod.get(pod, [])
         roots = root_causes_of(pod, findings)
-        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
+        pods.append(_pod_result(ctx, pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
         for root in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)
     groups = [RootCauseGroup(group_cause[k], tuple(v)) for k, v in group_members.items()]
     groups.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
+
+
+def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, ...]) -> PodResult:
+    """A live pod without istio-proxy and nothing wrong is not "healthy" but outside the mesh, said why."""
+    pod = ctx.pod(key)
+    if status != HEALTHY or not ctx.live or pod is None or sidecar_container(pod) is not None:
+        return PodResult(key, status, roots)
+    namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    return PodResult(key, UNMESHED, roots, why_unmeshed(pod, ctx.namespace_labels(namespace)),
+                     tuple(server_view(ctx, pod)))
 
 
 def _status(own: list[Finding], gapped: bool) -> str:
