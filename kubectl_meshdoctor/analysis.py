@@ -18,7 +18,7 @@ from kubectl_meshdoctor.checks.base import Check
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.evidence import Gap, Skipped
 from kubectl_meshdoctor.findings import Finding, Severity
-from kubectl_meshdoctor.tree import link, root_causes_of
+from kubectl_meshdoctor.tree import MESH_WIDE, link, root_causes_of
 from kubectl_meshdoctor.unmeshed import server_view, why_unmeshed
 
 REPORT_API_VERSION = "meshdoctor/v1"
@@ -32,12 +32,12 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
-    reason: str | None = None  # why an unmeshed pod is outside the mesh
-    server: tuple[str, ...] = ()  # an unmeshed pod as a server: Services, DestinationRules, PeerAuthentication
+    reason: str | None = None  # a live pod without istio-proxy: why it is outside the mesh
+    server: tuple[str, ...] = ()  # such a pod as a server: Services, DestinationRules, PeerAuthentication
 
     def to_dict(self) -> dict:
         data = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
-        if self.status == UNMESHED:
+        if self.reason is not None:
             data.update(reason=self.reason, server=list(self.server))
         return data
 
@@ -157,13 +157,13 @@ def analyze(
 
 
 def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, ...]) -> PodResult:
-    """A live pod without istio-proxy and nothing wrong is not "healthy" but outside the mesh, said why."""
+    """A live pod without istio-proxy says why; with nothing wrong it is not "healthy" but "unmeshed"."""
     pod = ctx.pod(key)
-    if status != HEALTHY or not ctx.live or pod is None or sidecar_container(pod) is not None:
+    if not ctx.live or pod is None or sidecar_container(pod) is not None:
         return PodResult(key, status, roots)
     namespace = (pod.get("metadata") or {}).get("namespace") or ""
-    return PodResult(key, UNMESHED, roots, why_unmeshed(pod, ctx.namespace_labels(namespace)),
-                     tuple(server_view(ctx, pod)))
+    return PodResult(key, UNMESHED if status == HEALTHY else status, roots,
+                     why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod)))
 
 
 def _status(own: list[Finding], gapped: bool) -> str:
@@ -177,8 +177,21 @@ def _status(own: list[Finding], gapped: bool) -> str:
 
 
 def _relevant(item: Finding, findings: list[Finding], scope: set[str]) -> bool:
-    """A pod-less finding belongs in a one-pod report when a finding of that pod links to it."""
-    return any(item.code in f.caused_by for f in findings if f.pod in scope)
+    """A pod-less finding belongs in a one-pod report when a finding of that pod links to it.
+
+    Links are by code; a pod-less finding explains a pod's symptom only when it is mesh-wide and
+    concerns that pod (``tree.link``'s rule), not merely because it shares a code with the pod's cause
+    (a ReplicaSet refused by the injector does not explain another pod's missing sidecar).
+    """
+    for symptom in findings:
+        if symptom.pod not in scope or item.code not in symptom.caused_by:
+            continue
+        if item.code in MESH_WIDE:
+            if not item.affects or symptom.pod in item.affects:
+                return True
+        elif not any(g.pod == symptom.pod and g.code == item.code for g in findings):
+            return True  # the pod's symptom names this code and no finding of the pod's own carries it
+    return False
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -130,6 +130,61 @@ def test_unknown_pod_is_a_usage_error_through_kubectl(lab):
     assert "Traceback" not in result.stderr
 
 
+def test_redis_without_sidecar_examined_by_its_own_name(lab):
+    result = kubectl_meshdoctor(lab, "pod", "redis-0", "-n", "cache-demo", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    (pod,) = report["pods"]
+    assert pod["pod"] == "cache-demo/redis-0" and pod["status"] == "failing" and pod["rootCauses"] == ["MD0401"]
+    assert pod["reason"] == "opted out: label sidecar.istio.io/inject=false"
+    cause = next(f for f in report["findings"] if f["code"] == "MD0401")
+    assert cause["pod"] == "cache-demo/redis-0" and cause["rootCause"]
+    assert cause["subject"] == {"kind": "Service", "namespace": "cache-demo", "name": "redis"}
+    assert "DestinationRule cache-demo/redis trafficPolicy.tls.mode: ISTIO_MUTUAL" in cause["evidence"]
+    table = kubectl_meshdoctor(lab, "pod", "redis-0", "-n", "cache-demo").stdout
+    assert "Service cache-demo/redis is reached with Istio mTLS but its pods have no sidecar" in table
+    assert "pod cache-demo/redis-0 has no istio-proxy: it cannot terminate Istio mTLS" in table
+
+
+def test_pods_outside_the_mesh_are_unmeshed_with_the_reason(sweep_all):
+    pods = {p["pod"]: p for p in sweep_all["pods"]}
+    coredns = next(p for k, p in pods.items() if k.startswith("kube-system/coredns-"))
+    assert coredns["status"] == "unmeshed" and coredns["reason"] == "namespace kube-system is never injected"
+    assert all("reason" not in p for p in sweep_all["pods"] if p["status"] != "unmeshed" and
+               not p["pod"].startswith(("cache-demo/redis", "checkout-prod/")))
+
+
+def test_injection_failure_explains_the_missing_sidecar_by_pod_name(lab, sweep_all):
+    name = lab.pods("checkout-prod", "fraud-check")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "checkout-prod", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr  # warnings only: the pod runs, unmeshed
+    report = json.loads(result.stdout)
+    chain = {f["code"]: f for f in report["findings"]}
+    assert chain["MD0101"]["causedBy"] == ["MD0103"] and chain["MD0103"]["rootCause"]
+    assert "created before injection applied" in chain["MD0103"]["message"]
+    refused = next(f for f in sweep_all["findings"] if f["code"] == "MD0103" and f["pod"] is None)
+    assert refused["severity"] == "error" and refused["subject"]["name"] == "payment-gateway-59d8c7b6f4"
+    assert "no endpoints available for service" in refused["message"]
+
+
+def test_uid_conflict_and_port_protocol_conflict_group_under_their_deployment(lab):
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "reporting")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 pods: Deployment reporting/report-builder: an application container runs as UID 1337" in result.stdout
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "broadcast", "--fail-on", "warning", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    conflict = next(f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0511")
+    assert conflict["subject"] == {"kind": "Deployment", "namespace": "broadcast", "name": "segmenter"}
+    assert "istiod keeps the oldest Service's protocol: segmenter (http, created 2026-09-14T10:00:00Z)" \
+        in conflict["evidence"]
+
+
+def test_single_replica_istiod_is_a_warning_for_its_revision_only(sweep_all):
+    found = [f for f in sweep_all["findings"] if f["code"] == "MD0206"]
+    assert [f["subject"]["name"] for f in found] == ["istiod-solo"]
+    assert found[0]["severity"] == "warning" and all(p.startswith("ops-tools/") for p in found[0]["affects"])
+
+
 def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
     from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS
 

@@ -97,6 +97,7 @@ class Sweep:
                     raise UsageError(f"namespace {namespace} not found")
                 raise UsageError(f"pod {options.pod} not found in namespace {namespace}")
             self._add([pod])
+            self._namespace_missing(namespace)  # its labels say whether the pod should have a sidecar
             self.bundle.scope = {"kind": "pod", "namespace": namespace, "pod": options.pod}
             return [pod]
         if self._namespace_missing(namespace):

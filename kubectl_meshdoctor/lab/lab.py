@@ -28,6 +28,7 @@ from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
+from kubectl_meshdoctor.lab.controlplane import Redundancy
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
@@ -200,7 +201,9 @@ class Lab:
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions)
+        redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
+                      for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, redundancy)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
