@@ -185,6 +185,39 @@ def test_single_replica_istiod_is_a_warning_for_its_revision_only(sweep_all):
     assert found[0]["severity"] == "warning" and all(p.startswith("ops-tools/") for p in found[0]["affects"])
 
 
+def _rbac_grants() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) the ClusterRoles of deploy/rbac.yaml grant."""
+    import yaml
+
+    grants = set()
+    for document in yaml.safe_load_all((Path(__file__).parents[1] / "deploy" / "rbac.yaml").read_text()):
+        if document and document["kind"] == "ClusterRole":
+            for rule in document["rules"]:
+                grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return grants
+
+
+def test_every_request_is_granted_by_the_documented_rbac(lab, sweep_all):
+    grants = _rbac_grants()
+    needed = set()
+    for request in lab.requests:
+        if request.verb == "discovery":
+            continue
+        parts = request.path.strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        if rest[:1] == ["namespaces"] and len(rest) > 2:
+            rest = rest[2:]  # namespaced resource
+        resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+        verb = {"exec": "create", "log": "get"}.get(request.verb, request.verb)
+        needed.add((group, resource, verb))
+    assert needed - grants == set(), sorted(needed - grants)
+    # the reads behind MD0103 and MD0206 were made, and are granted
+    for read in [("", "events", "list"), ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "list"),
+                 ("apps", "deployments", "list"), ("policy", "poddisruptionbudgets", "list"),
+                 ("autoscaling", "horizontalpodautoscalers", "list")]:
+        assert read in needed, read
+
+
 def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
     from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS
 

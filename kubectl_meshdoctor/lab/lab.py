@@ -207,8 +207,13 @@ class Lab:
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
+        owners: dict[tuple[str, str], str] = {}
         for data in self._scenario_data:
             expanded = expand(data, pool, dns_ip, istiod_ips[istiod_service_name(scenario_revision(data))])
+            for spec in expanded.sidecars:  # two scenarios naming the same pod would share one Envoy's files
+                first = owners.setdefault((spec.namespace, spec.pod), expanded.name)
+                if first != expanded.name:
+                    raise LabError(f"scenarios {first} and {expanded.name} both define pod {spec.namespace}/{spec.pod}")
             self.expanded.append(expanded)
             self.objects.extend(expanded.objects)
             resolv.update(expanded.resolv)
