@@ -59,3 +59,13 @@ def test_analyze_json_and_exit_codes_pass_through(plugin_env, tmp_path):
 
     unknown = kubectl(plugin_env, "meshdoctor", "explain", "MD9999")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: ")
+
+
+def test_analyze_finds_uid_and_protocol_conflicts_in_manifests_through_kubectl(plugin_env):
+    example = Path(__file__).parents[1] / "examples" / "workload-conflicts"
+    done = kubectl(plugin_env, "meshdoctor", "analyze", str(example), "-o", "json", "--fail-on", "warning")
+    assert done.returncode == 1, done.stderr
+    found = {(f["code"], f["subject"]["kind"], f["subject"]["name"], f["severity"])
+             for f in json.loads(done.stdout)["findings"]}
+    assert found == {("MD0104", "Deployment", "report-builder", "warning"),
+                     ("MD0511", "Deployment", "report-builder", "warning")}
