@@ -15,6 +15,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.evidence import ProxyEvidence
 from kubectl_meshdoctor.pods import SIDECAR_CONTAINER, sidecar_container
 from kubectl_meshdoctor.pods import pod_key as key_of
+from kubectl_meshdoctor.workloads import Workload, in_mesh, is_istio_control_plane, workloads
 
 __all__ = ["SIDECAR_CONTAINER", "sidecar_container", "key_of"]  # re-exported for the checks
 
@@ -309,6 +310,19 @@ class AnalysisContext:
         return "PERMISSIVE", None
 
     # --- iteration helpers --------------------------------------------------------------------------
+
+    def mesh_workloads(self) -> Iterator[tuple[Workload, bool | None]]:
+        """(workload, meshed) of each application workload that is, will be, or may be in the mesh.
+
+        ``meshed`` is None when the evidence cannot tell (manifests without their Namespace). Istio's own
+        workloads and those known to be outside the mesh (never-injected namespaces included) are left out.
+        """
+        for workload in workloads(self.objects, self.pods):
+            if workload.namespace in NEVER_INJECTED_NAMESPACES or is_istio_control_plane(workload):
+                continue
+            meshed = in_mesh(workload, self.namespace_labels(workload.namespace), live=self.live)
+            if meshed is not False:
+                yield workload, meshed
 
     def meshed_pods(self) -> Iterable[tuple[str, dict, ProxyEvidence | None]]:
         """(key, pod, proxy evidence or None) for every pod with an istio-proxy container."""

@@ -32,10 +32,10 @@ from collections import defaultdict
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding
-from kubectl_meshdoctor.checks.context import NEVER_INJECTED_NAMESPACES, AnalysisContext, selector_matches
+from kubectl_meshdoctor.checks.context import AnalysisContext, selector_matches
 from kubectl_meshdoctor.checks.port_protocol_unknown import WELL_KNOWN_TCP_PORTS, declared_protocol
 from kubectl_meshdoctor.findings import Finding, Severity
-from kubectl_meshdoctor.workloads import Workload, in_mesh, is_istio_control_plane, workloads
+from kubectl_meshdoctor.workloads import Workload
 
 SNIFFED = "unrecognised (sniffed)"
 APP_LABELS = ("app", "app.kubernetes.io/name")
@@ -73,12 +73,7 @@ class PortProtocolConflict(Check):
     needs: frozenset[str] = frozenset()  # reads whatever workloads and Services the evidence holds
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
-        for workload in workloads(ctx.objects, ctx.pods):
-            if workload.namespace in NEVER_INJECTED_NAMESPACES or is_istio_control_plane(workload):
-                continue
-            meshed = in_mesh(workload, ctx.namespace_labels(workload.namespace), live=ctx.live)
-            if meshed is False:
-                continue
+        for workload, meshed in ctx.mesh_workloads():
             yield from self._conflicts(ctx, workload)
             if meshed:  # the label advice only where the mesh is known to apply
                 yield from self._missing_labels(workload)

@@ -28,7 +28,6 @@ from typing import Iterable
 from kubectl_meshdoctor.checks.base import Check, finding
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.findings import Finding
-from kubectl_meshdoctor.workloads import in_mesh, is_istio_control_plane, workloads
 
 PROXY_UID = 1337
 PROXY_CONTAINERS = frozenset({"istio-proxy", "istio-operator"})
@@ -44,11 +43,7 @@ class ProxyUidConflict(Check):
     needs: frozenset[str] = frozenset()  # reads whatever pods and controllers the evidence holds
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
-        for workload in workloads(ctx.objects, ctx.pods):
-            if is_istio_control_plane(workload):
-                continue
-            if in_mesh(workload, ctx.namespace_labels(workload.namespace), live=ctx.live) is False:
-                continue
+        for workload, _ in ctx.mesh_workloads():
             pod_uid = _run_as_user(workload.spec.get("securityContext"))
             offenders = []
             for container in workload.spec.get("containers") or []:
