@@ -33,9 +33,10 @@ from kubectl_meshdoctor.checks.sidecar_missing import missing_sidecar_reason
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
 from kubectl_meshdoctor.injectors import REVISION_LABEL, injectors, served_revisions, webhook_failure
-from kubectl_meshdoctor.workloads import owner_subject
+from kubectl_meshdoctor.workloads import owner_subject, selector_selects
 
 MAX_EVIDENCE_LINE = 300
+MAX_WEBHOOKS_SHOWN = 6
 
 
 class InjectionFailed(Check):
@@ -125,6 +126,12 @@ class InjectionFailed(Check):
         evidence = [f"namespace {namespace} labels: " + (", ".join(
             f"{k}={v}" for k, v in sorted(namespace_labels.items()) if "istio" in k) or "(no Istio label)"),
             f"injector webhooks: {', '.join(sorted({i.configuration for i in found})) or 'none installed'}"]
+        for injector in found[:MAX_WEBHOOKS_SHOWN]:
+            namespace_ok = selector_selects(injector.namespace_selector, namespace_labels)
+            object_ok = selector_selects(injector.object_selector, pod_labels)
+            evidence.append(f"webhook {injector.webhook} ({injector.configuration}): namespace selector "
+                            f"{'matches' if namespace_ok else 'excludes'} {namespace}, object selector "
+                            f"{'matches' if object_ok else 'excludes'} the pod")
         if revision and revision not in served:
             message = (f"{subject}: no injector webhook serves revision {revision!r} (istio.io/rev); "
                        f"installed revisions and tags: {', '.join(served) or 'none'}")
