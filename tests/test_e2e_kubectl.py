@@ -144,6 +144,8 @@ def test_redis_without_sidecar_examined_by_its_own_name(lab):
     table = kubectl_meshdoctor(lab, "pod", "redis-0", "-n", "cache-demo").stdout
     assert "Service cache-demo/redis is reached with Istio mTLS but its pods have no sidecar" in table
     assert "pod cache-demo/redis-0 has no istio-proxy: it cannot terminate Istio mTLS" in table
+    assert "| no istio-proxy: opted out: label sidecar.istio.io/inject=false" in table
+    assert "| Service cache-demo/redis (headless): DestinationRule cache-demo/redis tls ISTIO_MUTUAL" in table
 
 
 def test_pods_outside_the_mesh_are_unmeshed_with_the_reason(sweep_all):

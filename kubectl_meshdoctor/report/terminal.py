@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubectl_meshdoctor.analysis import HEALTHY, UNMESHED, Report
+from kubectl_meshdoctor.analysis import HEALTHY, UNMESHED, PodResult, Report
 from kubectl_meshdoctor.catalogue import CatalogueEntry, entry
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.findings import Finding, Severity
@@ -174,6 +174,7 @@ def _print_pods(report: Report, console: Console) -> None:
         if result.root_causes:
             line.append("  " + ", ".join(result.root_causes), style="dim")
         console.print(line)
+        _print_outside_the_mesh(report, result, console)
     _print_unmeshed(report, console)
     healthy = len(report.pods) - len(unhealthy)
     if healthy:
@@ -190,9 +191,21 @@ def _print_unmeshed(report: Report, console: Console) -> None:
         line.append(UNMESHED, style=STATUS_STYLE[UNMESHED])
         line.append(f"  {result.reason}", style="dim")
         console.print(line)
-        if report.scope.get("kind") == "pod":
-            for item in result.server:
-                console.print(Text(f"     | {item}", style="dim"))
+        _print_server_view(report, result, console)
+
+
+def _print_outside_the_mesh(report: Report, result: PodResult, console: Console) -> None:
+    """Why a failing or degraded pod has no sidecar; in a one-pod report, what it is as a server."""
+    if result.reason is None:
+        return
+    console.print(Text(f"     | no istio-proxy: {result.reason}", style="dim"))
+    _print_server_view(report, result, console)
+
+
+def _print_server_view(report: Report, result: PodResult, console: Console) -> None:
+    if report.scope.get("kind") == "pod":
+        for item in result.server:
+            console.print(Text(f"     | {item}", style="dim"))
 
 
 def _print_gaps_and_skips(report: Report, console: Console) -> None:
