@@ -162,8 +162,11 @@ def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, .
     if not ctx.live or pod is None or sidecar_container(pod) is not None:
         return PodResult(key, status, roots)
     namespace = (pod.get("metadata") or {}).get("namespace") or ""
-    return PodResult(key, UNMESHED if status == HEALTHY else status, roots,
-                     why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod)))
+    try:
+        reason, server = why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod))
+    except (TypeError, AttributeError, ValueError) as exc:  # damaged objects in a hand-edited bundle
+        reason, server = f"no istio-proxy (not described further: {type(exc).__name__}: {exc})", ()
+    return PodResult(key, UNMESHED if status == HEALTHY else status, roots, reason, server)
 
 
 def _status(own: list[Finding], gapped: bool) -> str:

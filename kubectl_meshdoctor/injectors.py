@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kubectl_meshdoctor.workloads import selector_selects
+from kubectl_meshdoctor.workloads import dig, listed, selector_selects
 
 INJECTOR_SUFFIX = "sidecar-injector.istio.io"
 REVISION_LABEL = "istio.io/rev"
@@ -45,10 +45,11 @@ def injectors(configurations: list[dict]) -> list[Injector]:
     """The Istio injector webhooks among MutatingWebhookConfigurations."""
     found = []
     for configuration in configurations:
-        meta = configuration.get("metadata") or {}
-        labels = meta.get("labels") or {}
+        meta = dig(configuration, "metadata")
+        labels = dig(meta, "labels")
         revision = str(labels.get(TAG_LABEL) or labels.get(REVISION_LABEL) or "default")
-        for webhook in configuration.get("webhooks") or []:
+        for webhook in listed(configuration.get("webhooks")):
+            webhook = dig(webhook)
             name = str(webhook.get("name") or "")
             if name.endswith(INJECTOR_SUFFIX):
                 found.append(Injector(str(meta.get("name") or ""), revision, name,
@@ -62,7 +63,7 @@ def served_revisions(found: list[Injector]) -> list[str]:
 
 def webhook_failure(message: str) -> tuple[str, str] | None:
     """(webhook, reason) when an event message says an Istio injector webhook call failed."""
-    match = WEBHOOK_FAILURE.search(message or "")
+    match = WEBHOOK_FAILURE.search(message if isinstance(message, str) else "")
     if match is None:
         return None
     return match.group("webhook"), " ".join(match.group("reason").split())

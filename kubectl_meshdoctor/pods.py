@@ -20,12 +20,13 @@ def pod_key(obj: dict) -> str:
 
 def sidecar_container(pod: dict) -> dict | None:
     """The istio-proxy container: a classic sidecar, or a native sidecar (init, restartPolicy Always)."""
-    spec = pod.get("spec") or {}
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
     for container in spec.get("containers") or []:
-        if container.get("name") == SIDECAR_CONTAINER:
+        if isinstance(container, dict) and container.get("name") == SIDECAR_CONTAINER:
             return container
     for container in spec.get("initContainers") or []:
-        if container.get("name") == SIDECAR_CONTAINER and container.get("restartPolicy") == "Always":
+        if isinstance(container, dict) and container.get("name") == SIDECAR_CONTAINER \
+                and container.get("restartPolicy") == "Always":
             return container
     return None
 

@@ -24,21 +24,41 @@ INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 
 
-def _labels(meta: dict | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in ((meta or {}).get("labels") or {}).items()}
+def dig(value: object, *keys: str) -> dict:
+    """The mapping at ``value[k1][k2]...``, or ``{}`` where a level is missing or not a mapping.
+
+    Objects come from the API or from a saved (maybe hand-edited) bundle: a wrong type somewhere must
+    mean "not there", never an exception.
+    """
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def listed(value: object) -> list:
+    """``value`` when it is a list, else an empty one (same reason as ``dig``)."""
+    return value if isinstance(value, list) else []
+
+
+def _labels(meta: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in dig(meta, "labels").items()}
 
 
 def selector_selects(selector: dict | None, labels: dict[str, str]) -> bool:
     """A metav1.LabelSelector against labels: None selects everything, ``{}`` too (Kubernetes' rule)."""
     if selector is None:
         return True
-    for key, value in (selector.get("matchLabels") or {}).items():
+    if not isinstance(selector, dict):
+        return False  # not a selector: selects nothing, as the API server would refuse it
+    labels = {str(k): str(v) for k, v in labels.items()}
+    for key, value in dig(selector, "matchLabels").items():
         if labels.get(str(key)) != str(value):
             return False
-    for expression in selector.get("matchExpressions") or []:
+    for expression in listed(selector.get("matchExpressions")):
+        expression = dig(expression)
         key = str(expression.get("key") or "")
         operator = str(expression.get("operator") or "")
-        values = {str(v) for v in expression.get("values") or []}
+        values = {str(v) for v in listed(expression.get("values"))}
         present = key in labels
         if operator == "In" and not (present and labels[key] in values):
             return False
@@ -74,7 +94,7 @@ class Workload:
 
     @property
     def annotations(self) -> dict[str, str]:
-        return dict((self.template_meta or {}).get("annotations") or {})
+        return dict(dig(self.template_meta, "annotations"))
 
     def describe(self) -> str:
         return f"{self.subject.kind} {self.namespace}/{self.subject.name}"
@@ -82,12 +102,12 @@ class Workload:
 
 def owner_subject(pod: dict) -> Subject:
     """The workload a pod belongs to: its controller (a ReplicaSet's Deployment), else the pod itself."""
-    meta = pod.get("metadata") or {}
-    namespace = meta.get("namespace") or ""
-    owners = meta.get("ownerReferences") or []
+    meta = dig(pod, "metadata")
+    namespace = str(meta.get("namespace") or "")
+    owners = [o for o in listed(meta.get("ownerReferences")) if isinstance(o, dict)]
     owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
     if not owner or not owner.get("name"):
-        return Subject("Pod", meta.get("name") or "", namespace)
+        return Subject("Pod", str(meta.get("name") or ""), namespace)
     kind, name = str(owner.get("kind") or ""), str(owner["name"])
     template_hash = _labels(meta).get("pod-template-hash")
     if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
@@ -103,20 +123,18 @@ def workloads(objects_by_kind, pods: list[dict]) -> list[Workload]:
     found: dict[Subject, Workload] = {}
     for kind in CONTROLLER_KINDS:
         for obj in objects_by_kind(kind):
-            meta = obj.get("metadata") or {}
-            spec = obj.get("spec") or {}
-            if kind == "CronJob":
-                spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-            template = spec.get("template") or {}
-            subject = Subject(kind, meta.get("name") or "", meta.get("namespace") or "")
-            found[subject] = Workload(subject, template.get("metadata") or {}, template.get("spec") or {},
+            meta = dig(obj, "metadata")
+            spec = dig(obj, "spec", "jobTemplate", "spec") if kind == "CronJob" else dig(obj, "spec")
+            template = dig(spec, "template")
+            subject = Subject(kind, str(meta.get("name") or ""), str(meta.get("namespace") or ""))
+            found[subject] = Workload(subject, dig(template, "metadata"), dig(template, "spec"),
                                       has_sidecar=sidecar_container(template) is not None,
                                       object_labels=_labels(meta))
     for pod in pods:
         subject = owner_subject(pod)
         workload = found.get(subject)
         if workload is None:
-            workload = found[subject] = Workload(subject, pod.get("metadata") or {}, pod.get("spec") or {},
+            workload = found[subject] = Workload(subject, dig(pod, "metadata"), dig(pod, "spec"),
                                                  object_labels=_labels(pod.get("metadata")))
         workload.pods.append(pod_key(pod))
         workload.has_sidecar = workload.has_sidecar or sidecar_container(pod) is not None

@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding
-from kubectl_meshdoctor.checks.context import AnalysisContext, labels_of
+from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
 from kubectl_meshdoctor.pods import istiod_service_names, pod_revision
-from kubectl_meshdoctor.workloads import selector_selects
+from kubectl_meshdoctor.workloads import dig, selector_selects
 
 CONTROL_PLANE_NAMESPACE = "istio-system"
 
@@ -47,8 +47,8 @@ class ControlPlaneNotRedundant(Check):
         pods_by_revision: dict[str, list[str]] = {}
         for key, pod, _ in ctx.meshed_pods():
             pods_by_revision.setdefault(pod_revision(pod), []).append(key)
-        deployments = {(d.get("metadata") or {}).get("name"): d for d in ctx.objects("Deployment")
-                       if (d.get("metadata") or {}).get("namespace") == CONTROL_PLANE_NAMESPACE}
+        deployments = {str(dig(d, "metadata").get("name")): d for d in ctx.objects("Deployment")
+                       if dig(d, "metadata").get("namespace") == CONTROL_PLANE_NAMESPACE}
         for revision, pods in sorted(pods_by_revision.items()):
             deployment = next((deployments[n] for n in istiod_service_names(revision) if n in deployments), None)
             if deployment is None:
@@ -56,7 +56,7 @@ class ControlPlaneNotRedundant(Check):
             problems = self._problems(ctx, deployment)
             if not problems:
                 continue
-            name = deployment["metadata"]["name"]
+            name = str(dig(deployment, "metadata").get("name"))
             yield finding(
                 "MD0206", Subject("Deployment", name, CONTROL_PLANE_NAMESPACE),
                 f"istiod revision {revision!r} ({CONTROL_PLANE_NAMESPACE}/{name}) is not redundant: "
@@ -67,27 +67,26 @@ class ControlPlaneNotRedundant(Check):
 
     @staticmethod
     def _problems(ctx: AnalysisContext, deployment: dict) -> list[str]:
-        meta = deployment.get("metadata") or {}
-        name = meta.get("name")
-        template_labels = labels_of((deployment.get("spec") or {}).get("template") or {})
+        name = dig(deployment, "metadata").get("name")
+        template_labels = {str(k): str(v) for k, v in dig(deployment, "spec", "template", "metadata", "labels").items()}
         problems = []
         autoscalers = [h for h in ctx.objects("HorizontalPodAutoscaler")
-                       if (h.get("metadata") or {}).get("namespace") == CONTROL_PLANE_NAMESPACE
-                       and ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("kind") == "Deployment"
-                       and ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == name]
+                       if dig(h, "metadata").get("namespace") == CONTROL_PLANE_NAMESPACE
+                       and dig(h, "spec", "scaleTargetRef").get("kind") == "Deployment"
+                       and dig(h, "spec", "scaleTargetRef").get("name") == name]
         if autoscalers:
-            floor = min(_count((h.get("spec") or {}).get("minReplicas")) for h in autoscalers)
+            floor = min(_count(dig(h, "spec").get("minReplicas")) for h in autoscalers)
             if floor < 2:
-                hpa = autoscalers[0]["metadata"]["name"]
+                hpa = dig(autoscalers[0], "metadata").get("name")
                 problems.append(f"HorizontalPodAutoscaler {hpa} may scale it to {floor} replica (minReplicas {floor})")
         else:
-            replicas = _count((deployment.get("spec") or {}).get("replicas"))
+            replicas = _count(dig(deployment, "spec").get("replicas"))
             if replicas < 2:
                 problems.append(f"Deployment runs {replicas} replica and no HorizontalPodAutoscaler targets it")
         budgets = [p for p in ctx.objects("PodDisruptionBudget")
-                   if (p.get("metadata") or {}).get("namespace") == CONTROL_PLANE_NAMESPACE
-                   and (p.get("spec") or {}).get("selector") is not None
-                   and selector_selects((p.get("spec") or {}).get("selector"), template_labels)]
+                   if dig(p, "metadata").get("namespace") == CONTROL_PLANE_NAMESPACE
+                   and dig(p, "spec").get("selector") is not None
+                   and selector_selects(dig(p, "spec").get("selector"), template_labels)]
         if not budgets:
             problems.append("no PodDisruptionBudget selects its pods")
         return problems

@@ -28,15 +28,16 @@ from __future__ import annotations
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding, shorten
-from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, labels_of, sidecar_container
+from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.checks.sidecar_missing import missing_sidecar_reason
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
 from kubectl_meshdoctor.injectors import REVISION_LABEL, injectors, served_revisions, webhook_failure
-from kubectl_meshdoctor.workloads import owner_subject, selector_selects
+from kubectl_meshdoctor.workloads import dig, listed, owner_subject, selector_selects
 
 MAX_EVIDENCE_LINE = 300
 MAX_WEBHOOKS_SHOWN = 6
+RESTARTABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})  # kinds `kubectl rollout restart` takes
 
 
 class InjectionFailed(Check):
@@ -50,8 +51,7 @@ class InjectionFailed(Check):
             yield finding("MD0103", subject, message, evidence)
         for pod in ctx.pods:
             key = key_of(pod)
-            meta = pod.get("metadata") or {}
-            namespace = meta.get("namespace") or ""
+            namespace = str(dig(pod, "metadata").get("namespace") or "")
             namespace_labels = ctx.namespace_labels(namespace)
             if not ctx.live or missing_sidecar_reason(pod, namespace_labels) is None:
                 continue
@@ -72,13 +72,13 @@ class InjectionFailed(Check):
             if event.get("reason") != "FailedCreate":
                 continue
             failure = webhook_failure(str(event.get("message") or ""))
-            involved = event.get("involvedObject") or {}
+            involved = dig(event, "involvedObject")
             if failure is None or not involved.get("name"):
                 continue
             webhook, reason = failure
-            namespace = involved.get("namespace") or (event.get("metadata") or {}).get("namespace") or ""
+            namespace = str(involved.get("namespace") or dig(event, "metadata").get("namespace") or "")
             subject = Subject(str(involved.get("kind") or "ReplicaSet"), str(involved["name"]), namespace)
-            when = event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+            when = event.get("lastTimestamp") or event.get("eventTime") or dig(event, "metadata").get(
                 "creationTimestamp") or "?"
             line = shorten(f"{when} FailedCreate (x{event.get('count') or 1}): {event.get('message')}",
                            MAX_EVIDENCE_LINE)
@@ -92,9 +92,10 @@ class InjectionFailed(Check):
 
     @staticmethod
     def _owner_with_failures(pod: dict, failures: dict[Subject, tuple[list[str], str]]) -> Subject | None:
-        meta = pod.get("metadata") or {}
-        namespace = meta.get("namespace") or ""
-        for owner in meta.get("ownerReferences") or []:
+        meta = dig(pod, "metadata")
+        namespace = str(meta.get("namespace") or "")
+        for owner in listed(meta.get("ownerReferences")):
+            owner = dig(owner)
             subject = Subject(str(owner.get("kind") or ""), str(owner.get("name") or ""), namespace)
             if subject in failures:
                 return subject
@@ -102,11 +103,11 @@ class InjectionFailed(Check):
 
     @staticmethod
     def _selector_finding(ctx: AnalysisContext, pod: dict, namespace_labels: dict[str, str]) -> Finding:
-        meta = pod.get("metadata") or {}
-        namespace = meta.get("namespace") or ""
+        meta = dig(pod, "metadata")
+        namespace = str(meta.get("namespace") or "")
         key = key_of(pod)
         subject = owner_subject(pod)
-        pod_labels = labels_of(pod)
+        pod_labels = {str(k): str(v) for k, v in dig(meta, "labels").items()}
         found = injectors(ctx.objects("MutatingWebhookConfiguration"))
         selecting = [i for i in found if i.selects(pod_labels, namespace_labels)]
         if selecting:
@@ -119,8 +120,9 @@ class InjectionFailed(Check):
                 f"{subject}: its pods were created before injection applied to them (the injector "
                 f"{first.configuration} selects them now); restart to inject",
                 evidence, pod=key, severity=Severity.WARNING,
-                remediation=f"kubectl rollout restart {subject.kind.lower()}/{subject.name} -n {namespace} "
-                "(or delete the pod) so the injector adds istio-proxy.")
+                remediation=(f"kubectl rollout restart {subject.kind.lower()}/{subject.name} -n {namespace}"
+                             if subject.kind in RESTARTABLE else f"delete and re-create pod {key}")
+                + " so the injector adds istio-proxy.")
         revision = pod_labels.get(REVISION_LABEL) or namespace_labels.get(REVISION_LABEL)
         served = served_revisions(found)
         evidence = [f"namespace {namespace} labels: " + (", ".join(
@@ -145,12 +147,11 @@ class InjectionFailed(Check):
     @staticmethod
     def _injected_since(ctx: AnalysisContext, pod: dict) -> list[str]:
         """A newer pod of the namespace that did get a sidecar: injection works, this pod predates it."""
-        meta = pod.get("metadata") or {}
-        created = str(meta.get("creationTimestamp") or "")
+        created = str(dig(pod, "metadata").get("creationTimestamp") or "")
         newer = sorted(
-            (str((p.get("metadata") or {}).get("creationTimestamp") or ""), key_of(p))
-            for p in ctx.pods_in(meta.get("namespace") or "")
-            if sidecar_container(p) is not None and str((p.get("metadata") or {}).get("creationTimestamp") or "") > created
+            (str(dig(p, "metadata").get("creationTimestamp") or ""), key_of(p))
+            for p in ctx.pods_in(str(dig(pod, "metadata").get("namespace") or ""))
+            if sidecar_container(p) is not None and str(dig(p, "metadata").get("creationTimestamp") or "") > created
         )
         return [f"pod {newer[0][1]} created {newer[0][0]} has istio-proxy"] if created and newer else []
 

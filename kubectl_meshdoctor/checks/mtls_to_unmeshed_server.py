@@ -26,19 +26,20 @@ from kubectl_meshdoctor.checks.context import TLS_MODE_LABEL, AnalysisContext, k
 from kubectl_meshdoctor.checks.mtls_to_plaintext_endpoint import plaintext_reason, reached_with_mtls
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
+from kubectl_meshdoctor.workloads import dig, listed
 
 FORCING_MODE = "ISTIO_MUTUAL"
 
 
 def forced_mtls(rule: dict) -> list[str]:
     """Where a DestinationRule forces Istio mTLS for its whole host (subsets aside)."""
-    policy = (rule.get("spec") or {}).get("trafficPolicy") or {}
+    policy = dig(rule, "spec", "trafficPolicy")
     places = []
-    if str(((policy.get("tls") or {}).get("mode")) or "").upper() == FORCING_MODE:
+    if str(dig(policy, "tls").get("mode") or "").upper() == FORCING_MODE:
         places.append("trafficPolicy.tls.mode")
-    for setting in policy.get("portLevelSettings") or []:
-        if str(((setting.get("tls") or {}).get("mode")) or "").upper() == FORCING_MODE:
-            number = (setting.get("port") or {}).get("number")
+    for setting in listed(policy.get("portLevelSettings")):
+        if str(dig(setting, "tls").get("mode") or "").upper() == FORCING_MODE:
+            number = dig(setting, "port").get("number")
             places.append(f"trafficPolicy.portLevelSettings[{number}].tls.mode")
     return places
 
@@ -57,11 +58,11 @@ class MtlsToUnmeshedServer(Check):
             if reason != "no istio-proxy":
                 continue
             for service in ctx.services_selecting(pod):
-                meta = service["metadata"]
-                fqdn = service_fqdn(meta["name"], meta.get("namespace") or "default")
+                meta = dig(service, "metadata")
+                fqdn = service_fqdn(str(meta.get("name")), str(meta.get("namespace") or "default"))
                 evidence = [f"DestinationRule {key_of(rule)} {place}: {FORCING_MODE}"
                             for rule in ctx.destination_rules_for(fqdn) for place in forced_mtls(rule)]
-                headless = (service.get("spec") or {}).get("clusterIP") == "None"
+                headless = dig(service, "spec").get("clusterIP") == "None"
                 if headless and labels_of(pod).get(TLS_MODE_LABEL) == "istio":
                     evidence.append(f"headless Service and the pod is labelled {TLS_MODE_LABEL}=istio: clients keep "
                                     "mTLS on its ORIGINAL_DST cluster")
@@ -73,7 +74,7 @@ class MtlsToUnmeshedServer(Check):
                 evidence.insert(0, f"pod {key_of(pod)} has no istio-proxy: it cannot terminate Istio mTLS")
                 evidence.append(f"mesh clients of {fqdn} therefore originate Istio mTLS to it; each call fails "
                                 "(client access log: UF,URX with a TLS failure)")
-                yield finding("MD0401", Subject("Service", meta["name"], meta.get("namespace")),
+                yield finding("MD0401", Subject("Service", str(meta.get("name")), meta.get("namespace")),
                               reached_with_mtls(key_of(service), len(bad), len(behind)), evidence,
                               pod=key_of(pod))
 

@@ -35,7 +35,7 @@ from kubectl_meshdoctor.checks.base import Check, finding
 from kubectl_meshdoctor.checks.context import AnalysisContext, selector_matches
 from kubectl_meshdoctor.checks.port_protocol_unknown import WELL_KNOWN_TCP_PORTS, declared_protocol
 from kubectl_meshdoctor.findings import Finding, Severity
-from kubectl_meshdoctor.workloads import Workload
+from kubectl_meshdoctor.workloads import Workload, dig, listed
 
 SNIFFED = "unrecognised (sniffed)"
 APP_LABELS = ("app", "app.kubernetes.io/name")
@@ -49,7 +49,8 @@ def istio_protocol(port: dict) -> str:
     """
     declared = port.get("appProtocol") or port.get("name")  # appProtocol wins, even one Istio ignores
     protocol = declared_protocol(str(declared)) if declared else None
-    if protocol is None and port.get("port") in WELL_KNOWN_TCP_PORTS:
+    number = port.get("port")
+    if protocol is None and isinstance(number, int) and number in WELL_KNOWN_TCP_PORTS:
         return "tcp"
     return protocol or SNIFFED
 
@@ -61,8 +62,8 @@ def target_port(port: dict, containers: list[dict]) -> str:
         return str(port.get("port"))
     if isinstance(target, str) and not target.isdigit():
         for container in containers:
-            for declared in container.get("ports") or []:
-                if declared.get("name") == target and declared.get("containerPort"):
+            for declared in listed(dig(container).get("ports")):
+                if dig(declared).get("name") == target and declared.get("containerPort"):
                     return str(declared["containerPort"])
     return str(target)
 
@@ -80,19 +81,19 @@ class PortProtocolConflict(Check):
 
     @staticmethod
     def _conflicts(ctx: AnalysisContext, workload: Workload) -> Iterable[Finding]:
-        containers = workload.spec.get("containers") or []
+        containers = listed(workload.spec.get("containers"))
         # container port -> protocol -> [(service name, service port, creationTimestamp)]
-        by_target: dict[str, dict[str, list[tuple[str, object, str]]]] = defaultdict(lambda: defaultdict(list))
+        by_target: dict[str, dict[str, list[tuple[str, str, str]]]] = defaultdict(lambda: defaultdict(list))
         for service in ctx.objects("Service"):
-            meta = service.get("metadata") or {}
-            spec = service.get("spec") or {}
-            if meta.get("namespace") != workload.namespace or not selector_matches(spec.get("selector"),
+            meta, spec = dig(service, "metadata"), dig(service, "spec")
+            if meta.get("namespace") != workload.namespace or not selector_matches(dig(spec, "selector"),
                                                                                      workload.labels):
                 continue
-            for port in spec.get("ports") or []:
+            for port in listed(spec.get("ports")):
+                port = dig(port)
                 if str(port.get("protocol") or "TCP").upper() in ("UDP", "SCTP"):
                     continue
-                entry = (str(meta.get("name")), port.get("port"), str(meta.get("creationTimestamp") or ""))
+                entry = (str(meta.get("name")), str(port.get("port")), str(meta.get("creationTimestamp") or ""))
                 by_target[target_port(port, containers)][istio_protocol(port)].append(entry)
         for target, protocols in sorted(by_target.items()):
             services = {name for entries in protocols.values() for name, _, _ in entries}

@@ -28,13 +28,14 @@ from typing import Iterable
 from kubectl_meshdoctor.checks.base import Check, finding
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.findings import Finding
+from kubectl_meshdoctor.workloads import dig, listed
 
 PROXY_UID = 1337
 PROXY_CONTAINERS = frozenset({"istio-proxy", "istio-operator"})
 
 
-def _run_as_user(security_context: dict | None) -> object:
-    return (security_context or {}).get("runAsUser")
+def _run_as_user(security_context: object) -> object:
+    return dig(security_context).get("runAsUser")
 
 
 class ProxyUidConflict(Check):
@@ -46,7 +47,8 @@ class ProxyUidConflict(Check):
         for workload, _ in ctx.mesh_workloads():
             pod_uid = _run_as_user(workload.spec.get("securityContext"))
             offenders = []
-            for container in workload.spec.get("containers") or []:
+            for container in listed(workload.spec.get("containers")):
+                container = dig(container)
                 name = str(container.get("name") or "?")
                 own = _run_as_user(container.get("securityContext"))
                 uid = own if own is not None else pod_uid
