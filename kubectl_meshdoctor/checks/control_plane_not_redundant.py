@@ -14,8 +14,9 @@ book measured about 5% failed calls during a control-plane upgrade without HA.
 Decisions: looked at only for the revisions the meshed pods in scope use (``istio.io/rev``, else the
 revision the injector recorded, else "default"), through the Deployment named as istiod's Service is
 (``istiod``, ``istiod-<rev>``) in istio-system. An HPA targeting it decides the floor (its
-``minReplicas``, 1 when unset, as in Kubernetes); without one, ``spec.replicas`` (1 when unset). A PDB
-counts when its selector selects the Deployment's pod template. Reported once per revision, without a
+``minReplicas``, 1 when unset, as in Kubernetes); without one, ``spec.replicas`` (1 when unset). A
+Deployment meant to be redundant that has one ready replica now (``status.readyReplicas``; none at
+all is MD0203's istiod unavailable) is reported too. A PDB counts when its selector selects the Deployment's pod template. Reported once per revision, without a
 pod, listing the revision's pods in ``affects``. A revision whose Deployment is not in the evidence is
 not judged (istiod may run elsewhere, e.g. an external control plane).
 """
@@ -83,6 +84,9 @@ class ControlPlaneNotRedundant(Check):
             replicas = _count(dig(deployment, "spec").get("replicas"))
             if replicas < 2:
                 problems.append(f"Deployment runs {replicas} replica and no HorizontalPodAutoscaler targets it")
+        # One ready replica left is this finding; none at all is istiod being unavailable (MD0203).
+        if dig(deployment, "status").get("readyReplicas") == 1 and not problems:
+            problems.append("only 1 replica ready now (status.readyReplicas)")
         budgets = [p for p in ctx.objects("PodDisruptionBudget")
                    if dig(p, "metadata").get("namespace") == CONTROL_PLANE_NAMESPACE
                    and dig(p, "spec").get("selector") is not None
