@@ -181,6 +181,9 @@ class AnalysisContext:
             index[(svc.get("metadata") or {}).get("namespace") or ""].append(svc)
         return index
 
+    def services_in(self, namespace: str) -> list[dict]:
+        return self._services_by_namespace.get(namespace, [])
+
     def services_selecting(self, pod: dict) -> list[dict]:
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
         labels = labels_of(pod)
@@ -317,12 +320,18 @@ class AnalysisContext:
         ``meshed`` is None when the evidence cannot tell (manifests without their Namespace). Istio's own
         workloads and those known to be outside the mesh (never-injected namespaces included) are left out.
         """
+        return iter(self._mesh_workloads)
+
+    @cached_property
+    def _mesh_workloads(self) -> list[tuple[Workload, bool | None]]:
+        found = []
         for workload in workloads(self.objects, self.pods):
             if workload.namespace in NEVER_INJECTED_NAMESPACES or is_istio_control_plane(workload):
                 continue
             meshed = in_mesh(workload, self.namespace_labels(workload.namespace), live=self.live)
             if meshed is not False:
-                yield workload, meshed
+                found.append((workload, meshed))
+        return found
 
     def meshed_pods(self) -> Iterable[tuple[str, dict, ProxyEvidence | None]]:
         """(key, pod, proxy evidence or None) for every pod with an istio-proxy container."""

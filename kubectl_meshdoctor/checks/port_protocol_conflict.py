@@ -74,21 +74,19 @@ class PortProtocolConflict(Check):
     needs: frozenset[str] = frozenset()  # reads whatever workloads and Services the evidence holds
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        index = ServiceIndex(ctx)
         for workload, meshed in ctx.mesh_workloads():
-            yield from self._conflicts(ctx, workload)
+            yield from self._conflicts(index, workload)
             if meshed:  # the label advice only where the mesh is known to apply
                 yield from self._missing_labels(workload)
 
     @staticmethod
-    def _conflicts(ctx: AnalysisContext, workload: Workload) -> Iterable[Finding]:
+    def _conflicts(index: "ServiceIndex", workload: Workload) -> Iterable[Finding]:
         containers = listed(workload.spec.get("containers"))
         # container port -> protocol -> [(service name, service port, creationTimestamp)]
         by_target: dict[str, dict[str, list[tuple[str, str, str]]]] = defaultdict(lambda: defaultdict(list))
-        for service in ctx.objects("Service"):
-            meta, spec = dig(service, "metadata"), dig(service, "spec")
-            if meta.get("namespace") != workload.namespace or not selector_matches(dig(spec, "selector"),
-                                                                                     workload.labels):
-                continue
+        for service in index.selecting(workload.namespace, workload.labels):
+            spec, meta = dig(service, "spec"), dig(service, "metadata")
             for port in listed(spec.get("ports")):
                 port = dig(port)
                 if str(port.get("protocol") or "TCP").upper() in ("UDP", "SCTP"):
@@ -127,6 +125,27 @@ class PortProtocolConflict(Check):
                       severity=Severity.INFO,
                       remediation="Label the pod template with app and version (or app.kubernetes.io/name "
                       "and app.kubernetes.io/version).")
+
+
+class ServiceIndex:
+    """Services by namespace and by one of their selector's pairs, so that finding the Services that
+    select a workload costs a few lookups, not a scan of its namespace (thousands of Services)."""
+
+    def __init__(self, ctx: AnalysisContext):
+        self._ctx = ctx
+        self._by_namespace: dict[str, dict[tuple[str, str], list[dict]]] = {}
+
+    def selecting(self, namespace: str, labels: dict[str, str]) -> list[dict]:
+        index = self._by_namespace.get(namespace)
+        if index is None:
+            index = self._by_namespace[namespace] = defaultdict(list)
+            for service in self._ctx.services_in(namespace):
+                selector = dig(service, "spec", "selector")
+                if selector:  # an empty selector selects nothing here (selector_matches' rule)
+                    key, value = min((str(k), str(v)) for k, v in selector.items())
+                    index[(key, value)].append(service)
+        candidates = [s for pair in labels.items() for s in index.get(pair, ())]
+        return [s for s in candidates if selector_matches(dig(s, "spec", "selector"), labels)]
 
 
 CHECK = PortProtocolConflict()
