@@ -142,11 +142,14 @@ def analyze(
     by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:
         by_pod[item.pod].append(item)
+    mesh_wide = [f for f in findings if f.pod is None and f.code in MESH_WIDE]
     group_members: dict[tuple, list[str]] = defaultdict(list)
     group_cause: dict[tuple, Finding] = {}
     for pod in in_scope:
         own = by_pod.get(pod, [])
-        roots = root_causes_of(pod, findings)
+        # root_causes_of reads only the pod's own findings and mesh-wide ones: give it just those, so a
+        # sweep with thousands of findings stays linear.
+        roots = root_causes_of(pod, own + mesh_wide)
         pods.append(_pod_result(ctx, pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
         for root in roots:
             group_cause.setdefault(root.cause_key, root)
