@@ -69,3 +69,12 @@ def test_an_injection_failure_explains_the_missing_sidecar():
     cause = next(f for f in report.findings if f.code == "MD0103")
     assert cause.root_cause and "revision '1-25'" in cause.message and "1-16, default" in cause.message
     assert report.pods[0].root_causes == ("MD0103",)
+
+
+def test_a_failing_webhook_is_reported_on_its_replicaset_with_the_service_to_fix():
+    bundle, case = load_case(Path(__file__).parent / "cases/MD0103/fires-webhook-fails-replicaset-failedcreate.yaml")
+    (refused,) = [f for f in analyze(bundle, now=case.now).findings if f.code == "MD0103"]
+    assert refused.pod is None and refused.root_cause and str(refused.subject) == \
+        "ReplicaSet checkout-prod/payment-gateway-59d8c7b6f4"
+    assert refused.remediation.startswith("Make Service istio-system/istiod-green ready")
+    assert refused.evidence[0].startswith("2026-11-23T11:52:10Z FailedCreate (x14): Error creating:")

@@ -25,6 +25,7 @@ has been injected yet), and only when the webhook configurations and the namespa
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding, shorten
@@ -37,6 +38,7 @@ from kubectl_meshdoctor.workloads import dig, listed, owner_subject, selector_se
 
 MAX_EVIDENCE_LINE = 300
 MAX_WEBHOOKS_SHOWN = 6
+WEBHOOK_SERVICE = re.compile(r"https://([a-z0-9-]+)\.([a-z0-9-]+)\.svc[:/]")  # Post "https://istiod.istio-system.svc:443/..."
 RESTARTABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})  # kinds `kubectl rollout restart` takes
 
 
@@ -48,7 +50,7 @@ class InjectionFailed(Check):
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
         failures = self._webhook_failures(ctx)
         for subject, (evidence, message) in failures.items():
-            yield finding("MD0103", subject, message, evidence)
+            yield finding("MD0103", subject, message, evidence, remediation=_webhook_fix(message))
         for pod in ctx.pods:
             key = key_of(pod)
             namespace = str(dig(pod, "metadata").get("namespace") or "")
@@ -58,7 +60,7 @@ class InjectionFailed(Check):
             owner = self._owner_with_failures(pod, failures)
             if owner is not None:
                 evidence, message = failures[owner]
-                yield finding("MD0103", owner, message, evidence, pod=key)
+                yield finding("MD0103", owner, message, evidence, pod=key, remediation=_webhook_fix(message))
                 continue
             if Evidence.INJECTION_WEBHOOKS not in ctx.available or namespace_labels is None:
                 continue
@@ -154,6 +156,15 @@ class InjectionFailed(Check):
             if sidecar_container(p) is not None and str(dig(p, "metadata").get("creationTimestamp") or "") > created
         )
         return [f"pod {newer[0][1]} created {newer[0][0]} has istio-proxy"] if created and newer else []
+
+
+def _webhook_fix(message: str) -> str:
+    """Name the Service the failing webhook calls (from the URL the API server reported), when it says."""
+    called = WEBHOOK_SERVICE.search(message)
+    target = f"Service {called.group(2)}/{called.group(1)}" if called else "the Service the webhook calls"
+    return (f"Make {target} ready (its istiod pods: kubectl -n {called.group(2) if called else 'istio-system'} get "
+            "pods -l app=istiod); the controller retries and the pods are created with their sidecar. Do not "
+            "switch the webhook to failurePolicy Ignore: pods would start without a sidecar.")
 
 
 CHECK = InjectionFailed()
