@@ -16,7 +16,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.checks import all_checks
 from kubectl_meshdoctor.checks.base import Check
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
-from kubectl_meshdoctor.evidence import Gap, Skipped
+from kubectl_meshdoctor.evidence import Evidence, Gap, Skipped, evidence_in
 from kubectl_meshdoctor.findings import Finding, Severity
 from kubectl_meshdoctor.tree import MESH_WIDE, link, root_causes_of
 from kubectl_meshdoctor.unmeshed import server_view, why_unmeshed
@@ -32,11 +32,14 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
+    # Those of ``root_causes`` linked only through a probable link (a step of the chain unchecked).
+    probable: tuple[str, ...] = ()
     reason: str | None = None  # a live pod without istio-proxy: why it is outside the mesh
     server: tuple[str, ...] = ()  # such a pod as a server: Services, DestinationRules, PeerAuthentication
 
     def to_dict(self) -> dict:
-        data = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        data = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
+                "probableRootCauses": list(self.probable)}
         if self.reason is not None:
             data.update(reason=self.reason, server=list(self.server))
         return data
@@ -48,6 +51,8 @@ class RootCauseGroup:
 
     cause: Finding
     pods: tuple[str, ...]
+    # The pods linked to this cause only through a probable link (a step of the chain unchecked).
+    probable_pods: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +60,7 @@ class RootCauseGroup:
             "subject": self.cause.subject.to_dict(),
             "message": self.cause.message,
             "pods": list(self.pods),
+            "probablePods": list(self.probable_pods),
         }
 
 
@@ -127,8 +133,9 @@ def analyze(
 ) -> Report:
     now = now or datetime.now(timezone.utc)
     ctx = AnalysisContext(bundle, now_iso=now.isoformat(), ca_warn_days=ca_warn_days)
-    raw, skipped, check_gaps, errors = run_checks(ctx, all_checks() if checks is None else checks)
-    findings = _dedupe(link(raw))
+    checks = tuple(all_checks() if checks is None else checks)
+    raw, skipped, check_gaps, errors = run_checks(ctx, checks)
+    findings = _dedupe(link(raw, _unchecked(bundle, checks, skipped)))
 
     in_scope = scope_pods(bundle)
     scope_set = set(in_scope)
@@ -144,32 +151,59 @@ def analyze(
         by_pod[item.pod].append(item)
     mesh_wide = [f for f in findings if f.pod is None and f.code in MESH_WIDE]
     group_members: dict[tuple, list[str]] = defaultdict(list)
+    group_probable: dict[tuple, list[str]] = defaultdict(list)
     group_cause: dict[tuple, Finding] = {}
     for pod in in_scope:
         own = by_pod.get(pod, [])
         # root_causes_of reads only the pod's own findings and mesh-wide ones: give it just those, so a
         # sweep with thousands of findings stays linear.
         roots = root_causes_of(pod, own + mesh_wide)
-        pods.append(_pod_result(ctx, pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
-        for root in roots:
+        codes = tuple(dict.fromkeys(r.code for r, _ in roots))
+        sure = {r.code for r, probable in roots if not probable}
+        pods.append(_pod_result(ctx, pod, _status(own, pod in gapped), codes,
+                                tuple(c for c in codes if c not in sure)))
+        for root, probable in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)
-    groups = [RootCauseGroup(group_cause[k], tuple(v)) for k, v in group_members.items()]
+            if probable:
+                group_probable[root.cause_key].append(pod)
+    groups = [RootCauseGroup(group_cause[k], tuple(v), tuple(group_probable[k])) for k, v in group_members.items()]
     groups.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
 
 
-def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, ...]) -> PodResult:
+def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, ...],
+                probable: tuple[str, ...]) -> PodResult:
     """A live pod without istio-proxy says why; with nothing wrong it is not "healthy" but "unmeshed"."""
     pod = ctx.pod(key)
     if not ctx.live or pod is None or sidecar_container(pod) is not None:
-        return PodResult(key, status, roots)
+        return PodResult(key, status, roots, probable)
     namespace = (pod.get("metadata") or {}).get("namespace") or ""
     try:
         reason, server = why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod))
     except (TypeError, AttributeError, ValueError) as exc:  # damaged objects in a hand-edited bundle
         reason, server = f"no istio-proxy (not described further: {type(exc).__name__}: {exc})", ()
-    return PodResult(key, UNMESHED if status == HEALTHY else status, roots, reason, server)
+    return PodResult(key, UNMESHED if status == HEALTHY else status, roots, probable, reason, server)
+
+
+def _unchecked(bundle: EvidenceBundle, checks: tuple[Check, ...], skipped: list[Skipped]):
+    """``unchecked(pod, code)``: the check for ``code`` did not run, or lacked that pod's proxy evidence."""
+    skipped_codes = {code for item in skipped for code in item.codes}
+    proxy_needs: dict[str, frozenset[str]] = defaultdict(frozenset)
+    for check in checks:  # a code several checks report (MD0401: client and server side) needs all theirs
+        for code in check.codes:
+            proxy_needs[code] |= check.needs & Evidence.PROXY
+
+    def unchecked(pod: str | None, code: str) -> bool:
+        if code in skipped_codes:
+            return True
+        needs = proxy_needs.get(code)
+        if not needs or pod is None:
+            return False
+        proxy = bundle.proxies.get(pod)
+        return bool(needs - (evidence_in(proxy) if proxy is not None else set()))
+
+    return unchecked
 
 
 def _status(own: list[Finding], gapped: bool) -> str:

@@ -165,7 +165,7 @@ def in_mesh(workload: Workload, namespace_labels: dict[str, str] | None, *, live
     return bool(namespace_labels.get(REVISION_LABEL))
 
 
-def is_istio_control_plane(workload: Workload) -> bool:
+def made_by_istio(workload: Workload) -> bool:
     """istiod, gateways and the operator carry ``istio=...`` or ``release=istio``: not an application."""
     labels = {**workload.labels, **workload.object_labels}
     return "istio" in labels or labels.get("release") == "istio"

@@ -15,7 +15,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.evidence import ProxyEvidence
 from kubectl_meshdoctor.pods import SIDECAR_CONTAINER, sidecar_container
 from kubectl_meshdoctor.pods import pod_key as key_of
-from kubectl_meshdoctor.workloads import Workload, in_mesh, is_istio_control_plane, workloads
+from kubectl_meshdoctor.workloads import Workload, in_mesh, made_by_istio, workloads
 
 __all__ = ["SIDECAR_CONTAINER", "sidecar_container", "key_of"]  # re-exported for the checks
 
@@ -29,6 +29,13 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSe
 
 def labels_of(obj: dict) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def is_istio_control_plane(obj: dict) -> bool:
+    """Made by Istio's own install, not a user workload: labelled ``istio`` (istio: pilot, istio:
+    ingressgateway) or ``release: istio``. The same rule istioctl analyze uses to skip such objects."""
+    labels = labels_of(obj)
+    return "istio" in labels or labels.get("release") == "istio"
 
 
 def selector_matches(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
@@ -326,7 +333,7 @@ class AnalysisContext:
     def _mesh_workloads(self) -> list[tuple[Workload, bool | None]]:
         found = []
         for workload in workloads(self.objects, self.pods):
-            if workload.namespace in NEVER_INJECTED_NAMESPACES or is_istio_control_plane(workload):
+            if workload.namespace in NEVER_INJECTED_NAMESPACES or made_by_istio(workload):
                 continue
             meshed = in_mesh(workload, self.namespace_labels(workload.namespace), live=self.live)
             if meshed is not False:

@@ -72,6 +72,9 @@ RESOLV_CONF = ("cat", "/etc/resolv.conf")
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
 # when READY is refused.
 PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+# `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
+TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
+TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -92,9 +95,11 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
+    TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
 }
 
-ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
+ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
+                                 | frozenset(CURL_FALLBACK.values()))
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output

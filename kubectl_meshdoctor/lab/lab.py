@@ -32,6 +32,7 @@ from kubectl_meshdoctor.lab.controlplane import Redundancy
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
+    CREATED,
     DEFAULT_DNS_IP,
     AddressPool,
     Expanded,
@@ -193,6 +194,7 @@ class Lab:
     def _build(self) -> None:
         clusters = [s.get("cluster") or {} for s in self._scenario_data]
         dns_ip = next((c["dnsServiceIP"] for c in clusters if c.get("dnsServiceIP")), DEFAULT_DNS_IP)
+        dns_created = next((str(c["dnsServiceCreated"]) for c in clusters if c.get("dnsServiceCreated")), CREATED)
         # each revision is ready unless a scenario of that revision says otherwise
         revisions: dict[str, bool] = {}
         for data in self._scenario_data:
@@ -203,7 +205,7 @@ class Lab:
         pool.taken.add(dns_ip)
         redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
                       for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions, redundancy)
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created, redundancy)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}

@@ -18,7 +18,7 @@ def _by_kind(objects: list[dict], kind: str) -> dict[str, dict]:
 
 def test_default_istiod_is_redundant_and_a_single_replica_revision_is_not():
     objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {"solo": True},
-                                       {"solo": Redundancy(replicas=1, pdb=False, hpa_min=None)})
+                                       redundancy={"solo": Redundancy(replicas=1, pdb=False, hpa_min=None)})
     deployments = _by_kind(objects, "Deployment")
     assert deployments["istiod"]["spec"]["replicas"] == 2 and deployments["istiod-solo"]["spec"]["replicas"] == 1
     assert set(_by_kind(objects, "PodDisruptionBudget")) == {"istiod"}
