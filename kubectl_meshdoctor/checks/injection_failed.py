@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, shorten
+from kubectl_meshdoctor.checks.base import Check, created, finding, moment, shorten
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.checks.sidecar_missing import missing_sidecar_reason
 from kubectl_meshdoctor.evidence import Evidence
@@ -49,8 +49,8 @@ class InjectionFailed(Check):
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
         failures = self._webhook_failures(ctx)
-        for subject, (evidence, message) in failures.items():
-            yield finding("MD0103", subject, message, evidence, remediation=_webhook_fix(message))
+        for subject, (evidence, message, since) in failures.items():
+            yield finding("MD0103", subject, message, evidence, remediation=_webhook_fix(message), since=since)
         for pod in ctx.pods:
             key = key_of(pod)
             namespace = str(dig(pod, "metadata").get("namespace") or "")
@@ -59,17 +59,18 @@ class InjectionFailed(Check):
                 continue
             owner = self._owner_with_failures(pod, failures)
             if owner is not None:
-                evidence, message = failures[owner]
-                yield finding("MD0103", owner, message, evidence, pod=key, remediation=_webhook_fix(message))
+                evidence, message, since = failures[owner]
+                yield finding("MD0103", owner, message, evidence, pod=key, remediation=_webhook_fix(message),
+                              since=[*since, created(pod, "created without istio-proxy", key)])
                 continue
             if Evidence.INJECTION_WEBHOOKS not in ctx.available or namespace_labels is None:
                 continue
             yield self._selector_finding(ctx, pod, namespace_labels)
 
     @staticmethod
-    def _webhook_failures(ctx: AnalysisContext) -> dict[Subject, tuple[list[str], str]]:
-        """Objects whose FailedCreate events say an injector webhook failed: evidence and message."""
-        found: dict[Subject, tuple[list[str], str]] = {}
+    def _webhook_failures(ctx: AnalysisContext) -> dict[Subject, tuple[list[str], str, list]]:
+        """Objects whose FailedCreate events say an injector webhook failed: evidence, message, times."""
+        found: dict[Subject, tuple[list[str], str, list]] = {}
         for event in ctx.objects("Event"):
             if event.get("reason") != "FailedCreate":
                 continue
@@ -84,16 +85,20 @@ class InjectionFailed(Check):
                 "creationTimestamp") or "?"
             line = shorten(f"{when} FailedCreate (x{event.get('count') or 1}): {event.get('message')}",
                            MAX_EVIDENCE_LINE)
+            first = moment(event.get("firstTimestamp") or event.get("eventTime"),
+                           f"first FailedCreate: injector webhook {webhook} failed")
             if subject in found:
                 found[subject][0].append(line)
+                found[subject][2].append(first)
                 continue
             message = (f"{subject} cannot create pods: the sidecar injector webhook {webhook} fails "
                        f"({shorten(reason, 160)})")
-            found[subject] = ([line], message)
+            found[subject] = ([line], message, [first, moment(when, f"FailedCreate x{event.get('count') or 1} "
+                                                                 "by then")])
         return found
 
     @staticmethod
-    def _owner_with_failures(pod: dict, failures: dict[Subject, tuple[list[str], str]]) -> Subject | None:
+    def _owner_with_failures(pod: dict, failures: dict[Subject, tuple[list[str], str, list]]) -> Subject | None:
         meta = dig(pod, "metadata")
         namespace = str(meta.get("namespace") or "")
         for owner in listed(meta.get("ownerReferences")):
@@ -121,7 +126,7 @@ class InjectionFailed(Check):
                 "MD0103", subject,
                 f"{subject}: its pods were created before injection applied to them (the injector "
                 f"{first.configuration} selects them now); restart to inject",
-                evidence, pod=key, severity=Severity.WARNING,
+                evidence, pod=key, severity=Severity.WARNING, since=[created(pod, "created without istio-proxy", key)],
                 remediation=(f"kubectl rollout restart {subject.kind.lower()}/{subject.name} -n {namespace}"
                              if subject.kind in RESTARTABLE else f"delete and re-create pod {key}")
                 + " so the injector adds istio-proxy.")
@@ -142,6 +147,7 @@ class InjectionFailed(Check):
         else:
             message = f"{subject}: no injector webhook's namespace and object selectors match its pods"
         return finding("MD0103", subject, message, evidence, pod=key, severity=Severity.WARNING,
+                       since=[created(pod, "created without istio-proxy", key)],
                        remediation="Label the namespace (or pod) with a revision or tag an injector serves "
                        "(kubectl get mutatingwebhookconfigurations -l app=sidecar-injector), or install that "
                        "revision; then kubectl rollout restart the workload.")

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, finding, moment
 from kubectl_meshdoctor.checks.context import AnalysisContext, selector_matches
 from kubectl_meshdoctor.checks.port_protocol_unknown import WELL_KNOWN_TCP_PORTS, declared_protocol
 from kubectl_meshdoctor.findings import Finding, Severity
@@ -102,13 +102,15 @@ class PortProtocolConflict(Check):
             listing = ", ".join(f"{name}:{port} as {protocol}" for name, port, protocol, _ in declared)
             evidence = [f"Service {workload.namespace}/{name} port {port} -> container port {target}: {protocol}"
                         for name, port, protocol, _ in declared]
-            if all(created for *_, created in declared):
-                name, _, protocol, created = min(declared, key=lambda d: (d[3], d[0]))
-                evidence.append(f"istiod keeps the oldest Service's protocol: {name} ({protocol}, created {created})")
+            since = [moment(at, f"Service {workload.namespace}/{name} created ({protocol} on port {target})")
+                     for name, _, protocol, at in declared]
+            if all(at for *_, at in declared):
+                name, _, protocol, at = min(declared, key=lambda d: (d[3], d[0]))
+                evidence.append(f"istiod keeps the oldest Service's protocol: {name} ({protocol}, created {at})")
             message = (f"{workload.describe()}: Services declare different protocols for its port {target} "
                        f"({listing}); istiod builds one inbound listener per port and keeps one protocol")
             for pod in workload.pods or [None]:
-                yield finding("MD0511", workload.subject, message, evidence, pod=pod)
+                yield finding("MD0511", workload.subject, message, evidence, pod=pod, since=since)
 
     @staticmethod
     def _missing_labels(workload: Workload) -> Iterable[Finding]:
