@@ -65,7 +65,8 @@ class InjectionFailed(Check):
                 continue
             if Evidence.INJECTION_WEBHOOKS not in ctx.available or namespace_labels is None:
                 continue
-            yield self._selector_finding(ctx, pod, namespace_labels)
+            failing = [str(f) for f in failures if f.namespace == namespace]
+            yield self._selector_finding(ctx, pod, namespace_labels, failing)
 
     @staticmethod
     def _webhook_failures(ctx: AnalysisContext) -> dict[Subject, tuple[list[str], str, list]]:
@@ -109,7 +110,13 @@ class InjectionFailed(Check):
         return None
 
     @staticmethod
-    def _selector_finding(ctx: AnalysisContext, pod: dict, namespace_labels: dict[str, str]) -> Finding:
+    def _selector_finding(ctx: AnalysisContext, pod: dict, namespace_labels: dict[str, str],
+                          failing: list[str]) -> Finding:
+        """Why no injector acted on a pod: one selects it now (it predates that), or none does.
+
+        ``failing``: objects of the pod's namespace whose pods the injector currently refuses; restarting
+        this pod before that is fixed would leave it not created at all.
+        """
         meta = dig(pod, "metadata")
         namespace = str(meta.get("namespace") or "")
         key = key_of(pod)
@@ -122,14 +129,17 @@ class InjectionFailed(Check):
             evidence = [f"webhook {first.webhook} ({first.configuration}, revision {first.revision}) selects "
                         f"the pod today", f"pod created {meta.get('creationTimestamp') or '?'}"]
             evidence += InjectionFailed._injected_since(ctx, pod)
+            restart = (f"kubectl rollout restart {subject.kind.lower()}/{subject.name} -n {namespace}"
+                       if subject.kind in RESTARTABLE else f"delete and re-create pod {key}")
+            if failing:
+                evidence.append(f"the injector refuses new pods in {namespace} now: {', '.join(failing)} (MD0103)")
+                restart = f"First make the injector work again (see {failing[0]}); then {restart}"
             return finding(
                 "MD0103", subject,
                 f"{subject}: its pods were created before injection applied to them (the injector "
                 f"{first.configuration} selects them now); restart to inject",
                 evidence, pod=key, severity=Severity.WARNING, since=[created(pod, "created without istio-proxy", key)],
-                remediation=(f"kubectl rollout restart {subject.kind.lower()}/{subject.name} -n {namespace}"
-                             if subject.kind in RESTARTABLE else f"delete and re-create pod {key}")
-                + " so the injector adds istio-proxy.")
+                remediation=f"{restart} so the injector adds istio-proxy.")
         revision = pod_labels.get(REVISION_LABEL) or namespace_labels.get(REVISION_LABEL)
         served = served_revisions(found)
         evidence = [f"namespace {namespace} labels: " + (", ".join(
