@@ -24,6 +24,9 @@ class Evidence:
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
     EGRESS_CONFIG = "egress-config"  # the mesh config (ConfigMap istio), Sidecars and ServiceEntries
+    INJECTION_WEBHOOKS = "injection-webhooks"  # MutatingWebhookConfigurations were listed
+    FAILED_CREATE_EVENTS = "failed-create-events"  # Events with reason FailedCreate in scope were listed
+    CONTROL_PLANE_REDUNDANCY = "control-plane-redundancy"  # istiod Deployments, PDBs and HPAs in istio-system
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -35,7 +38,8 @@ class Evidence:
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
     PROXY_ROUTES = "proxy-routes"  # Envoy routes, for the clusters that timed out (UT) or Hosts without route (NR)
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG,
+                     INJECTION_WEBHOOKS, FAILED_CREATE_EVENTS, CONTROL_PLANE_REDUNDANCY})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )

@@ -13,6 +13,7 @@ from kubectl_meshdoctor.findings import Finding, Severity
 
 # symptom code -> codes that can explain it
 CAUSES: dict[str, tuple[str, ...]] = {
+    "MD0101": ("MD0103",),  # sidecar missing <- injection failed (webhook failing, not selected, pod too old)
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403",  # failing requests <- why they fail

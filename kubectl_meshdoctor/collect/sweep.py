@@ -42,6 +42,8 @@ WORKER_PREFIX = "meshdoctor-pod"
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
+# Pods a controller could not create (a failing injector webhook among the reasons): one narrow list.
+FAILED_CREATE_SELECTOR = "reason=FailedCreate"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
 ISTIO_KINDS = (
     (ISTIO_NETWORKING, "destinationrules", "DestinationRule"),
@@ -74,6 +76,8 @@ class Sweep:
         revisions = _revisions(scope_pods, self.bundle.objects)
         self._collect_dns()
         istio_system = self._collect_control_plane(revisions)
+        self._collect_injection()
+        self._collect_control_plane_redundancy(istio_system)
         self._collect_istio_config(istio_system)
         self._collect_egress_config()
         self._collect_proxies(scope_pods)
@@ -95,6 +99,7 @@ class Sweep:
                     raise UsageError(f"namespace {namespace} not found")
                 raise UsageError(f"pod {options.pod} not found in namespace {namespace}")
             self._add([pod])
+            self._namespace_missing(namespace)  # its labels say whether the pod should have a sidecar
             self.bundle.scope = {"kind": "pod", "namespace": namespace, "pod": options.pod}
             return [pod]
         if self._namespace_missing(namespace):
@@ -171,6 +176,28 @@ class Sweep:
         if ok[0]:
             self.bundle.available.add(Evidence.CONTROL_PLANE)
         return True  # present, or refused (which says nothing about its absence)
+
+    def _collect_injection(self) -> None:
+        """Why pods lack a sidecar: the injector webhooks, and the pods that could not be created."""
+        with self._auxiliary("injector webhooks (mutatingwebhookconfigurations)") as ok:
+            self._add(self.api.list("MutatingWebhookConfiguration", None))
+        if ok[0]:
+            self.bundle.available.add(Evidence.INJECTION_WEBHOOKS)
+        with self._auxiliary("FailedCreate events") as ok:
+            self._add(self.api.list("Event", self.namespace, field_selector=FAILED_CREATE_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.FAILED_CREATE_EVENTS)
+
+    def _collect_control_plane_redundancy(self, istio_system: bool) -> None:
+        """istiod's Deployments and the PodDisruptionBudgets and autoscalers that keep it available."""
+        if not istio_system:
+            return
+        with self._auxiliary(f"istiod redundancy ({ISTIO_NAMESPACE})") as ok:
+            self._add(self.api.list("Deployment", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+            self._add(self.api.list("PodDisruptionBudget", ISTIO_NAMESPACE))
+            self._add(self.api.list("HorizontalPodAutoscaler", ISTIO_NAMESPACE))
+        if ok[0]:
+            self.bundle.available.add(Evidence.CONTROL_PLANE_REDUNDANCY)
 
     def _collect_istio_config(self, istio_system: bool) -> None:
         versions: dict[str, str | None] = {}

@@ -30,6 +30,7 @@ from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apps import AppServers
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
+from kubectl_meshdoctor.lab.controlplane import Redundancy
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
@@ -210,12 +211,19 @@ class Lab:
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created)
+        redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
+                      for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created, redundancy)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
+        owners: dict[tuple[str, str], str] = {}
         for data in self._scenario_data:
             expanded = expand(data, pool, dns_ip, istiod_ips[istiod_service_name(scenario_revision(data))])
+            for spec in expanded.sidecars:  # two scenarios naming the same pod would share one Envoy's files
+                first = owners.setdefault((spec.namespace, spec.pod), expanded.name)
+                if first != expanded.name:
+                    raise LabError(f"scenarios {first} and {expanded.name} both define pod {spec.namespace}/{spec.pod}")
             self.expanded.append(expanded)
             self.objects.extend(expanded.objects)
             resolv.update(expanded.resolv)

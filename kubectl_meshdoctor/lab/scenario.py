@@ -11,13 +11,15 @@ into a real Envoy. Format (all keys but `name` optional)::
     description: text
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
               caRemainingHours: null,   # revision: the istiod revision of this scenario's sidecars
-              dnsServiceCreated: 2026-11-20T14:02:00Z}   # the kube-dns Service's creationTimestamp
+              dnsServiceCreated: 2026-11-20T14:02:00Z,   # the kube-dns Service's creationTimestamp
+              istiodReplicas: 2, istiodPdb: true, istiodHpaMin: 2}   # that revision's redundancy (null: no HPA)
     namespaces: [{name: shop, injection: true}]
     sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
          created: 2026-11-20T14:05:00Z,   # the pods' creation, start and last readiness change
+         securityContext: {runAsUser: 1000},            # the application container's
          drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
                                                     # through this pod's Envoy at start; or {external: IP, port, sni}
                                                     # (via virtualOutbound); or {inbound: true, port} (into its own
@@ -25,7 +27,8 @@ into a real Envoy. Format (all keys but `name` optional)::
          serve: {delayMs: 0, listen: pod-ip|localhost}}   # a real HTTP stand-in app for each replica
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
-         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
+         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext,   # a local plain TCP server
+         created: "2026-10-01T08:00:00Z"}   # creationTimestamp, when which Service is older matters
     objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
     expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
 
@@ -45,6 +48,7 @@ from typing import Any, Iterable
 import yaml
 
 from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.lab.controlplane import PILOT_IMAGE, Redundancy, injector_webhook, istiod_objects
 
 ISTIO_REVISION = "default"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
@@ -305,6 +309,18 @@ def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector
     return [service, endpoints, slice_]
 
 
+def _owner(workload: dict, namespace: str, template_hash: str, pod_name: str) -> list[dict]:
+    """The controller a real cluster would name: a Deployment's ReplicaSet, or a StatefulSet for `name-N`."""
+    if not workload.get("podName"):
+        kind, name = "ReplicaSet", f"{workload['name']}-{template_hash}"
+    elif pod_name.rpartition("-")[2].isdigit():
+        kind, name = "StatefulSet", pod_name.rpartition("-")[0]
+    else:
+        return []
+    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": _uid(namespace, kind, name),
+             "controller": True, "blockOwnerDeletion": True}]
+
+
 def resolv_conf(namespace: str, nameservers: Iterable[str]) -> str:
     lines = [f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local"]
     lines += [f"nameserver {ns}" for ns in nameservers]
@@ -345,6 +361,9 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
                        sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision,
                        created=str(w.get("created") or CREATED))
+            pod["metadata"]["ownerReferences"] = _owner(w, ns, hash_, pod_name)
+            if w.get("securityContext"):  # the application container's, e.g. {runAsUser: 1337}
+                pod["spec"]["containers"][0]["securityContext"] = dict(w["securityContext"])
             pods.append(pod)
             if w.get("serve") is not None:
                 out.served[ip] = dict(w.get("serve") or {})
@@ -365,8 +384,11 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     for s in data.get("services") or ():
         ns = s.get("namespace", "default")
         ip = s.get("clusterIP") or pool.cluster_ip()
-        out.objects.extend(_service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
-                                            s.get("labels")))
+        service_objects = _service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
+                                           s.get("labels"))
+        if s.get("created"):  # when it matters which Service is older (istiod keeps the oldest's protocol)
+            service_objects[0]["metadata"]["creationTimestamp"] = s["created"]
+        out.objects.extend(service_objects)
         if s.get("standIn"):
             for p in s["ports"]:
                 out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"]))
@@ -388,10 +410,13 @@ def istiod_service_name(revision: str) -> str:
 
 
 def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool],
-                          dns_created: str = CREATED) -> tuple[list[dict], dict]:
+                          dns_created: str = CREATED, redundancy: dict[str, Redundancy] | None = None
+                          ) -> tuple[list[dict], dict]:
     """kube-system's DNS and istio-system's istiod (one per revision, ready or not); plus their resolv.confs.
 
     The default revision always exists, so a broken canary revision leaves the other pods' istiod intact.
+    Each revision also gets its Deployment, PDB, HPA and injector webhook (``redundancy``: per revision,
+    default two replicas with both).
     """
     objects: list[dict] = []
     for ns, labels in (("kube-system", {}), ("istio-system", {})):
@@ -422,21 +447,26 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
     for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
         name = istiod_service_name(revision)
         selector = {"app": "istiod", "istio.io/rev": revision}
-        istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, '0', length=5)}", "istio-system",
-                      {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod", pool.pod_ip(),
-                      "docker.io/istio/pilot:1.24.2",
-                      15010, sidecar=False, proxy_ready=True, app_ready=ready)
-        if not ready:
-            status = istiod["status"]["containerStatuses"][0]
-            status.update(ready=False, started=False, restartCount=14,
-                          state={"waiting": {"reason": "CrashLoopBackOff",
-                                             "message": "back-off 5m0s restarting failed container=discovery"}})
-        objects.append(istiod)
+        kept = (redundancy or {}).get(revision) or Redundancy()
+        istiods = []
+        for index in range(max(1, kept.replicas)):
+            istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, str(index), length=5)}", "istio-system",
+                          {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod",
+                          pool.pod_ip(), PILOT_IMAGE, 15010, sidecar=False, proxy_ready=True, app_ready=ready)
+            if not ready:
+                status = istiod["status"]["containerStatuses"][0]
+                status.update(ready=False, started=False, restartCount=14,
+                              state={"waiting": {"reason": "CrashLoopBackOff",
+                                                 "message": "back-off 5m0s restarting failed container=discovery"}})
+            istiods.append(istiod)
+            resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+        objects += istiods
         objects += _service_objects(name, "istio-system", [
             {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
             {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
-            selector, pool.cluster_ip(), [istiod], {**selector, "istio": "pilot"})
-        resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+            selector, pool.cluster_ip(), istiods, {**selector, "istio": "pilot"})
+        objects += istiod_objects(name, revision, selector, len(istiods) if ready else 0, kept, _meta)
+        objects.append(injector_webhook(revision, name, _meta))
     return objects, resolv
 
 
