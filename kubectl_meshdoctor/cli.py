@@ -315,12 +315,12 @@ def explain_command(ctx: typer.Context, code: Annotated[str, typer.Argument(help
 @app.command("version")
 def version_command(ctx: typer.Context) -> None:
     """Print the plugin version."""
-    from kubectl_meshdoctor import report
-
     options = _globals(ctx)
     if options.output is OutputFormat.TABLE:
         _write(f"kubectl-meshdoctor v{__version__}\n")
     else:
+        from kubectl_meshdoctor import report  # rich and the analysis: not worth loading for one line
+
         _write(report.structured({"version": f"v{__version__}"}, options.output.value))
 
 
