@@ -53,27 +53,23 @@ def assert_isolated_script(bin_dir: Path, tool_home: Path) -> None:
     assert shebang.startswith(f"#!{tool_home}"), shebang
 
 
-@pytest.mark.skipif(shutil.which("pipx", path=str(TOOLS)) is None, reason="pipx is not installed (dev extra)")
-def test_pipx_install_then_kubectl_meshdoctor(project_wheel, tmp_path):
-    python_bin = bare_python(tmp_path / "python")
-    home, pipx_home, pipx_bin = tmp_path / "home", tmp_path / "pipx", tmp_path / "pipx-bin"
-    home.mkdir()
-    env = host_env(home, python_bin)
-    env.update(PIPX_HOME=str(pipx_home), PIPX_BIN_DIR=str(pipx_bin), PIPX_MAN_DIR=str(tmp_path / "man"),
-               PIP_CACHE_DIR=user_cache("pip"))
-    install([str(TOOLS / "pipx"), "install", "--python", str(python_bin / "python3"), str(project_wheel)], env)
-    assert_isolated_script(pipx_bin, pipx_home)
-    assert_plugin_works(host_env(home, pipx_bin), tmp_path, __version__)
+def tool_settings(tool: str, root: Path) -> dict[str, str]:
+    """Where ``tool`` puts its virtualenvs (root/venvs) and commands (root/bin); the shared download cache."""
+    if tool == "pipx":
+        return {"PIPX_HOME": str(root / "venvs"), "PIPX_BIN_DIR": str(root / "bin"), "PIPX_MAN_DIR": str(root / "man"),
+                "PIP_CACHE_DIR": user_cache("pip")}
+    return {"UV_TOOL_DIR": str(root / "venvs"), "UV_TOOL_BIN_DIR": str(root / "bin"), "UV_CACHE_DIR": user_cache("uv"),
+            "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
 
 
-@pytest.mark.skipif(shutil.which("uv", path=str(TOOLS)) is None, reason="uv is not installed (dev extra)")
-def test_uv_tool_install_then_kubectl_meshdoctor(project_wheel, tmp_path):
+@pytest.mark.parametrize("command", [["pipx", "install"], ["uv", "tool", "install"]], ids=["pipx", "uv"])
+def test_tool_install_then_kubectl_meshdoctor(command, project_wheel, tmp_path):
+    if shutil.which(command[0], path=str(TOOLS)) is None:
+        pytest.skip(f"{command[0]} is not installed (dev extra)")
     python_bin = bare_python(tmp_path / "python")
-    home, tool_dir, tool_bin = tmp_path / "home", tmp_path / "uv-tools", tmp_path / "uv-bin"
+    home, root = tmp_path / "home", tmp_path / command[0]
     home.mkdir()
-    env = host_env(home, python_bin)
-    env.update(UV_TOOL_DIR=str(tool_dir), UV_TOOL_BIN_DIR=str(tool_bin), UV_CACHE_DIR=user_cache("uv"),
-               UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1")
-    install([str(TOOLS / "uv"), "tool", "install", "--python", str(python_bin / "python3"), str(project_wheel)], env)
-    assert_isolated_script(tool_bin, tool_dir)
-    assert_plugin_works(host_env(home, tool_bin), tmp_path, __version__)
+    env = {**host_env(home, python_bin), **tool_settings(command[0], root)}
+    install([str(TOOLS / command[0]), *command[1:], "--python", str(python_bin / "python3"), str(project_wheel)], env)
+    assert_isolated_script(root / "bin", root / "venvs")
+    assert_plugin_works(host_env(home, root / "bin"), tmp_path, __version__)
