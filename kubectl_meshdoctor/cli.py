@@ -367,7 +367,7 @@ def _collect(collect_options):
     try:
         return collect.collect_evidence(collect_options)
     except ModuleNotFoundError as exc:
-        # A broken install (the zipapp leaves pydantic to the host python3): say what to install.
+        # A broken install (a dependency missing from this environment): say what to install.
         if (exc.name or "").split(".")[0] in {"pydantic", "pydantic_core", "kubernetes"}:
             raise MeshDoctorError(
                 f"live collection needs the Python module {exc.name!r}, which is not installed: "
