@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([str(KUBECTL), "meshdoctor", "version"], env=krew_env, check=True, stdout=subprocess.DEVNULL)
         first_run = time.perf_counter() - started
 
-        print(f"| install | command | mean | median | min | CPU (user+sys) |\n|---|---|---|---|---|---|")
+        print("| install | command | mean | median | min | CPU (user+sys) |\n|---|---|---|---|---|---|")
         for label, bin_dir in installs.items():
             env = host_env(work / "home", bin_dir, python_bin)
             for command in COMMANDS:
