@@ -111,7 +111,7 @@ def test_repo_manifest_follows_the_krew_schema():
     assert len({p["sha256"] for p in platforms(manifest)}) == len(PLATFORM_TAGS)
 
 
-def test_repo_manifest_matches_the_archives_make_dist_builds(built):
+def test_repo_manifest_matches_the_archive_make_dist_builds(built):
     # The build is reproducible (pinned wheels and PEX, normalised sources, fixed archive metadata), so
     # the committed manifest must name exactly the archives this tree builds, from any checkout.
     archives, _ = built
