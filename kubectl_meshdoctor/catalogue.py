@@ -110,6 +110,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "events, resources) until its endpoints are ready.",
     ),
     CatalogueEntry(
+        code="MD0205",
+        name="ProxyVersionSkew",
+        severity=Severity.WARNING,
+        title="The sidecar's Istio release is outside the skew its istiod supports",
+        symptom="After a control-plane upgrade (or a proxy image pinned by hand), some proxies run another "
+        "Istio release than their istiod: configuration may be rejected (MD0202) or behave differently.",
+        cause="The workload was not restarted after istiod was upgraded, or its proxy image is newer than "
+        "the istiod revision that serves it. Istio supports a data plane up to one minor release older "
+        "than its control plane, never newer.",
+        detection="The proxy's release (node metadata ISTIO_VERSION from /server_info, else the istio-proxy "
+        "image tag) against the release of its revision's istiod pods (discovery image tag, else the "
+        "app.kubernetes.io/version label). Newer minor, or two or more minors older: warning; same minor, "
+        "another patch: info.",
+        fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
+        "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
+        "istio.io/rev=<revision of that release>).",
+    ),
+    CatalogueEntry(
         code="MD0301",
         name="ClusterDnsChanged",
         severity=Severity.ERROR,

@@ -23,6 +23,7 @@ class Evidence:
     ISTIO_CONFIG = "istio-config"  # DestinationRules, VirtualServices, PeerAuthentications
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
+    ISTIOD_PODS = "istiod-pods"  # the istiod pods (app=istiod) of the control-plane namespace were listed
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -31,7 +32,7 @@ class Evidence:
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, ISTIOD_PODS})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
     )
@@ -103,6 +104,7 @@ class ServerInfo:
     state: str  # LIVE, DRAINING, PRE_INITIALIZING, INITIALIZING
     version: str
     uptime_seconds: int | None = None
+    istio_version: str = ""  # node.metadata.ISTIO_VERSION: the Istio release of the proxy (pilot-agent sets it)
 
 
 @dataclass(frozen=True)

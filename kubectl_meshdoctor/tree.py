@@ -14,6 +14,7 @@ from kubectl_meshdoctor.findings import Finding, Severity
 CAUSES: dict[str, tuple[str, ...]] = {
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
+    "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
 }
 

@@ -143,3 +143,18 @@ def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, swe
     for query in execs:
         assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
         assert query["container"] == ["istio-proxy"]
+
+
+def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
+    name = lab.pods("reports", "report-gen")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "reports", "-o", "json", "--fail-on", "warning")
+    assert result.returncode == 1, result.stdout + result.stderr
+    skew = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+    assert [f["severity"] for f in skew] == ["warning"], skew
+    assert skew[0]["message"].startswith("istio-proxy 1.22.1 against istiod 1.24.2 (revision default): 2 minor")
+    assert "/server_info node metadata ISTIO_VERSION: 1.22.1" in skew[0]["evidence"]
+    assert "kubectl rollout restart deployment/report-gen -n reports" in skew[0]["remediation"]
+    # one minor behind is supported: nothing said about ledger-export
+    ledger = lab.pods("reports", "ledger-export")[0]
+    result = kubectl_meshdoctor(lab, "pod", ledger, "-n", "reports", "-o", "json")
+    assert result.returncode == 0 and not [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]

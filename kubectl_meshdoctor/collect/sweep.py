@@ -168,7 +168,16 @@ class Sweep:
                         self._add([endpoints])
         if ok[0]:
             self.bundle.available.add(Evidence.CONTROL_PLANE)
+        self._collect_istiod_pods()
         return True  # present, or refused (which says nothing about its absence)
+
+    def _collect_istiod_pods(self) -> None:
+        """istiod's pods: their image gives each revision's version (MD0205), their names the syncz exec."""
+        with self._auxiliary("istiod pods (istio-system)") as ok:
+            if self.namespace is not None:  # all-namespaces scope: every pod is listed already
+                self._add(self.api.list("Pod", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.ISTIOD_PODS)
 
     def _collect_istio_config(self, istio_system: bool) -> None:
         versions: dict[str, str | None] = {}

@@ -16,6 +16,7 @@ into a real Envoy. Format (all keys but `name` optional)::
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
+         proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
          drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
@@ -42,6 +43,7 @@ from kubectl_meshdoctor.errors import UsageError
 
 ISTIO_REVISION = "default"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
+ISTIOD_CONTAINER = "discovery"
 DEFAULT_DNS_IP = "10.96.0.10"
 CREATED = "2026-11-20T09:00:00Z"
 
@@ -164,7 +166,7 @@ def _running(name: str, image: str, ready: bool) -> dict:
 
 def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
          sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1",
-         revision: str = ISTIO_REVISION) -> dict:
+         revision: str = ISTIO_REVISION, proxy_image: str = PROXY_IMAGE) -> dict:
     ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
     containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
                    "imagePullPolicy": "IfNotPresent"}]
@@ -189,7 +191,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
             "prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true",
         }
         containers.append({
-            "name": "istio-proxy", "image": PROXY_IMAGE,
+            "name": "istio-proxy", "image": proxy_image,
             "args": ["proxy", "sidecar", "--domain", f"{namespace}.svc.cluster.local", "--proxyLogLevel=warning",
                      "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
             "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
@@ -199,9 +201,9 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
                              "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600},
             "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True},
         })
-        init_containers.append({"name": "istio-init", "image": PROXY_IMAGE,
+        init_containers.append({"name": "istio-init", "image": proxy_image,
                                 "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]})
-        statuses.append(_running("istio-proxy", PROXY_IMAGE, proxy_ready))
+        statuses.append(_running("istio-proxy", proxy_image, proxy_ready))
     ready = all(s["ready"] for s in statuses)
     condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": CREATED}
     if not ready:
@@ -226,7 +228,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
     if init_containers:
         pod["spec"]["initContainers"] = init_containers
         pod["status"]["initContainerStatuses"] = [{
-            "name": "istio-init", "image": PROXY_IMAGE, "ready": True, "restartCount": 0, "started": False,
+            "name": "istio-init", "image": proxy_image, "ready": True, "restartCount": 0, "started": False,
             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": CREATED,
                                      "finishedAt": CREATED}}}]
     return pod
@@ -333,7 +335,8 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             ip = pool.pod_ip()
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
-                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision)
+                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision,
+                       proxy_image=proxy_image(w.get("proxyVersion")))
             pods.append(pod)
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
             out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
@@ -363,6 +366,11 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                            **obj["metadata"]}
         out.objects.append(obj)
     return out
+
+
+def proxy_image(istio_version: str | None) -> str:
+    """The proxyv2 image of an Istio release (a workload's `proxyVersion`), the lab's own by default."""
+    return f"{PROXY_IMAGE.rpartition(':')[0]}:{istio_version}" if istio_version else PROXY_IMAGE
 
 
 def scenario_revision(data: dict) -> str:
@@ -405,6 +413,8 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
                       {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod", pool.pod_ip(),
                       "docker.io/istio/pilot:1.24.2",
                       15010, sidecar=False, proxy_ready=True, app_ready=ready)
+        # istiod's one container is called `discovery` (the istio-discovery chart), whatever the app label
+        istiod["spec"]["containers"][0]["name"] = istiod["status"]["containerStatuses"][0]["name"] = ISTIOD_CONTAINER
         if not ready:
             status = istiod["status"]["containerStatuses"][0]
             status.update(ready=False, started=False, restartCount=14,

@@ -526,6 +526,12 @@ class BootstrapPorts:
 XDS_REST_CLUSTER = "xds-rest"
 
 
+def _proxy_release(pod: dict) -> str:
+    """The Istio release pilot-agent reports in the node metadata: its own image's tag."""
+    proxy = next((c for c in pod.get("spec", {}).get("containers", ()) if c.get("name") == "istio-proxy"), {})
+    return str(proxy.get("image", "")).rpartition(":")[2] or "1.24.2"
+
+
 def node_id(pod: dict) -> str:
     """Istio's sidecar node id: sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local."""
     meta = pod["metadata"]
@@ -554,7 +560,7 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
     node = {
         "id": node_id(pod),
         "cluster": f"{labels.get('app', meta['name'])}.{ns}",
-        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": ns, "NAME": meta["name"],
+        "metadata": {"ISTIO_VERSION": _proxy_release(pod), "NAMESPACE": ns, "NAME": meta["name"],
                      "POD_PORTS": "[]", "LABELS": labels, "CLUSTER_ID": "Kubernetes",
                      "SERVICE_ACCOUNT": pod.get("spec", {}).get("serviceAccountName", "default")},
     }

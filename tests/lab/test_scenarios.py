@@ -18,7 +18,8 @@ from kubectl_meshdoctor.lab.scenario import (
 )
 
 REQUIRED = {"bookinfo-healthy", "dns-clusterip-changed", "istiod-no-endpoints", "redis-headless-no-sidecar",
-            "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid"}
+            "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid",
+            "proxy-version-skew"}
 CODES = {entry.code for entry in CATALOGUE}
 
 
@@ -154,3 +155,16 @@ def test_sidecar_egress_scopes_clusters_to_the_namespace_and_control_plane():
     unscoped_objects = [o for o in objects if o["kind"] != "Sidecar"]
     unscoped = {c["name"] for c in xds.sidecar_resources(xds.MeshModel(unscoped_objects), client, wiring).clusters}
     assert any("storefront" in name for name in unscoped)
+
+
+def test_skewed_workloads_run_the_proxy_image_and_node_release_of_their_version():
+    expanded = _expand("proxy-version-skew")
+    pods = {o["metadata"]["labels"]["app"]: o for o in expanded.objects if o["kind"] == "Pod"}
+    proxy = next(c for c in pods["report-gen"]["spec"]["containers"] if c["name"] == "istio-proxy")
+    assert proxy["image"] == "docker.io/istio/proxyv2:1.22.1"
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pods["report-gen"], ports, mode="ads", cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    assert boot["node"]["metadata"]["ISTIO_VERSION"] == "1.22.1"
+    objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {})
+    istiod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "istiod")
+    assert [c["name"] for c in istiod["spec"]["containers"]] == ["discovery"]
