@@ -18,6 +18,7 @@ from kubectl_meshdoctor.checks.base import Check
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of
 from kubectl_meshdoctor.evidence import Gap, Skipped
 from kubectl_meshdoctor.findings import Finding, Severity
+from kubectl_meshdoctor.proxy_status import proxy_status
 from kubectl_meshdoctor.tree import link, root_causes_of
 
 REPORT_API_VERSION = "meshdoctor/v1"
@@ -30,9 +31,13 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
+    proxy_status: dict | None = None  # what istioctl proxy-status shows for it, from Envoy and istiod
 
     def to_dict(self) -> dict:
-        return {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        result = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        if self.proxy_status is not None:
+            result["proxyStatus"] = self.proxy_status
+        return result
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ def analyze(
     for pod in in_scope:
         own = by_pod.get(pod, [])
         roots = root_causes_of(pod, findings)
-        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots))))
+        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots)),
+                              proxy_status(bundle.proxies.get(pod))))
         for root in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)

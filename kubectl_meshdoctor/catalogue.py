@@ -110,6 +110,25 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "events, resources) until its endpoints are ready.",
     ),
     CatalogueEntry(
+        code="MD0204",
+        name="ProxyDisconnected",
+        severity=Severity.ERROR,
+        title="Envoy was configured by istiod but no longer receives updates",
+        symptom="The pod stays 2/2 READY and serves with the configuration it got, but new endpoints, routes "
+        "and policies no longer reach it; it is missing from istioctl proxy-status (or STALE there).",
+        cause="The proxy's stream to istiod broke after it was configured: istiod went away or has no "
+        "ready endpoint, the pod can no longer resolve or reach istiod (DNS, NetworkPolicy, firewall), or "
+        "istiod is too loaded to get acknowledgements (STALE).",
+        detection="From the stats Istio's bootstrap keeps: cds and lds update_success above 0 with "
+        "update_failure above 0, and no open cluster.xds-grpc connection (or pilot-agent's xdsproxy log "
+        "shows the upstream stream broke after it last connected, or no istiod pod lists the proxy in "
+        "/debug/syncz). A proxy istiod lists with a type sent but not acknowledged is STALE (warning). "
+        "Envoy's CDS/LDS/RDS versions and update times, and istiod's sent/acked per type, are in each "
+        "pod's proxyStatus (-o json).",
+        fix="Restore the path to istiod (see the linked cause: MD0203 istiod, MD0301 DNS); the sidecar "
+        "reconnects by itself. If it stays STALE, scale istiod and restart the pod.",
+    ),
+    CatalogueEntry(
         code="MD0205",
         name="ProxyVersionSkew",
         severity=Severity.WARNING,

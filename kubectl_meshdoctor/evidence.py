@@ -29,12 +29,17 @@ class Evidence:
     PROXY_SERVER_INFO = "proxy-server-info"
     PROXY_CONFIG = "proxy-config"
     PROXY_CERTS = "proxy-certs"
+    PROXY_XDS_STATUS = "proxy-xds-status"  # Envoy's own record of its xDS stream: update counters, times
+    PROXY_ROUTE_VERSIONS = "proxy-route-versions"  # version and last update of each RDS route config
+    PROXY_XDS_LOG = "proxy-xds-log"  # pilot-agent's xdsproxy and Envoy's xDS stream lines in the log
+    ISTIOD_SYNC = "istiod-sync"  # every istiod pod answered /debug/syncz: its view of each proxy
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
 
     API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, ISTIOD_PODS})
     PROXY = frozenset(
-        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
+        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
+         PROXY_XDS_STATUS, PROXY_ROUTE_VERSIONS, PROXY_XDS_LOG, ISTIOD_SYNC}
     )
 
 
@@ -135,6 +140,59 @@ class AccessLog:
 
 
 @dataclass(frozen=True)
+class XdsTypeStatus:
+    """Envoy's record of one subscription (CDS or LDS), from the stats Istio's bootstrap keeps."""
+
+    update_success: int = 0
+    update_failure: int = 0  # stream failures: each refused (re)connect to istiod counts one
+    update_rejected: int = 0
+    update_time_ms: int = 0  # when the last accepted update arrived, ms since the epoch (0: never)
+    version: str = ""  # version_info of the last accepted update ("" when Envoy printed none)
+
+
+@dataclass(frozen=True)
+class XdsStatus:
+    """Envoy's side of `istioctl proxy-status`: its CDS and LDS subscriptions and its istiod connection."""
+
+    cds: XdsTypeStatus = XdsTypeStatus()
+    lds: XdsTypeStatus = XdsTypeStatus()
+    # cluster.xds-grpc counters (Envoy's connection toward istiod, through pilot-agent); None: not printed
+    connections_active: int | None = None
+    connections_total: int | None = None
+    connect_failures: int | None = None
+
+
+@dataclass(frozen=True)
+class RouteVersions:
+    """RDS as Envoy holds it: how many route configurations, the newest version and update time."""
+
+    count: int = 0
+    version: str = ""
+    last_updated: str = ""  # RFC 3339, as config_dump prints it
+
+
+@dataclass(frozen=True)
+class XdsLog:
+    """What the istio-proxy log says about the stream to istiod (pilot-agent's xdsproxy, Envoy's gRPC mux)."""
+
+    last_connected: str = ""  # time of the last "connected to upstream XDS server" line
+    upstream_errors: int = 0  # lines saying the stream to istiod failed or closed
+    last_error: str = ""  # the newest such line, trimmed
+    last_error_time: str = ""
+
+
+@dataclass(frozen=True)
+class IstiodSync:
+    """istiod's side of `istioctl proxy-status` for one proxy (from /debug/syncz of every istiod pod)."""
+
+    connected: bool  # False: no istiod pod lists this proxy
+    istiod: str = ""  # "namespace/name" of the istiod pod holding its stream
+    istio_version: str = ""
+    # per type (cds, lds, rds, eds): (nonce sent, nonce acked); "" = nothing sent / acked
+    sent_acked: tuple[tuple[str, str, str], ...] = ()  # (type, sent, acked)
+
+
+@dataclass(frozen=True)
 class ProxyEvidence:
     """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
 
@@ -147,6 +205,10 @@ class ProxyEvidence:
     certs: tuple[Certificate, ...] | None = None
     resolv_conf: ResolvConf | None = None
     access_log: AccessLog | None = None
+    xds_status: XdsStatus | None = None
+    route_versions: RouteVersions | None = None
+    xds_log: XdsLog | None = None
+    istiod_sync: IstiodSync | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +310,10 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "certs": Evidence.PROXY_CERTS,
     "resolv_conf": Evidence.RESOLV_CONF,
     "access_log": Evidence.ACCESS_LOG,
+    "xds_status": Evidence.PROXY_XDS_STATUS,
+    "route_versions": Evidence.PROXY_ROUTE_VERSIONS,
+    "xds_log": Evidence.PROXY_XDS_LOG,
+    "istiod_sync": Evidence.ISTIOD_SYNC,
 }
 
 

@@ -15,6 +15,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
     "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
+    "MD0204": ("MD0203", "MD0301"),  # configured once, no updates now <- istiod unavailable / pod DNS broken
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
 }
 

@@ -23,8 +23,11 @@ from kubectl_meshdoctor.collect.proxy import (
     READY,
     READY_AGENT,
     RESOLV_CONF,
+    ROUTE_VERSIONS,
     SERVER_INFO,
     STATS,
+    SYNCZ,
+    XDS_STATS,
 )
 from kubectl_meshdoctor.lab.apiserver import (
     AccessPolicy,
@@ -45,6 +48,23 @@ MINIMAL_SERVER_INFO = json.dumps({"state": "LIVE", "version": "0/1.40.0/Clean/RE
                                   "uptime_current_epoch": "97s"}).encode()
 STATS_TEXT = (b"cluster_manager.cds.update_success: 3\nlistener_manager.lds.update_success: 3\n"
               b"listener_manager.workers_started: 1\nserver.state: 0\n")
+# Envoy's answer to XDS_STATS and ROUTE_VERSIONS on a configured lab sidecar (real Envoy 1.40, Istio's stats_matcher)
+XDS_STATS_TEXT = (b'cluster_manager.cds.version_text: "2026-11-20T09:00:00Z/1"\n'
+                  b'listener_manager.lds.version_text: "2026-11-20T09:00:00Z/1"\n'
+                  b"cluster.xds-grpc.upstream_cx_active: 1\ncluster.xds-grpc.upstream_cx_connect_fail: 0\n"
+                  b"cluster.xds-grpc.upstream_cx_total: 1\ncluster_manager.cds.update_failure: 0\n"
+                  b"cluster_manager.cds.update_rejected: 0\ncluster_manager.cds.update_success: 1\n"
+                  b"cluster_manager.cds.update_time: 1796059608740\nlistener_manager.lds.update_failure: 0\n"
+                  b"listener_manager.lds.update_rejected: 0\nlistener_manager.lds.update_success: 1\n"
+                  b"listener_manager.lds.update_time: 1796059608785\n")
+ROUTE_VERSIONS_JSON = json.dumps({"configs": [
+    {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig",
+     "version_info": "2026-11-20T09:00:00Z/1", "last_updated": "2026-11-30T17:26:48.796Z"}]}).encode()
+# istiod's /debug/syncz holding both shop sidecars' streams, fully acknowledged
+SYNCZ_JSON = json.dumps([
+    {"cluster_id": "Kubernetes", "proxy": f"sidecar~10.0.0.5~{name}.shop~shop.svc.cluster.local",
+     "istio_version": "1.24.2", "cluster_sent": "n1", "cluster_acked": "n1", "listener_sent": "n2",
+     "listener_acked": "n2", "route_sent": "n3", "route_acked": "n3"} for name in ("web-1", "web-2")]).encode()
 RESOLV_TEXT = b"search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
 ACCESS_LOG_LINE = ('[2025-01-01T00:00:00.000Z] "GET /reviews HTTP/1.1" 503 UF,URX upstream_reset_before_response_'
                    'started{connection_failure} - "-" 0 91 3 - "-" "curl/8" "abc" "reviews:9080" '
@@ -71,6 +91,9 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CERTS: ExecResult(0, captured("exp2-certs.json", MINIMAL_CERTS)),
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
+        XDS_STATS: ExecResult(0, XDS_STATS_TEXT),
+        ROUTE_VERSIONS: ExecResult(0, ROUTE_VERSIONS_JSON),
+        SYNCZ: ExecResult(0, SYNCZ_JSON),
     }
 
 
@@ -140,6 +163,15 @@ def pod(name: str, ns: str = "shop", *, meshed: bool = True, native: bool = Fals
             "spec": spec, "status": {"phase": phase, "podIP": "10.0.0.5"}}
 
 
+def istiod_pod(name: str = "istiod-6d8f7c9b5-abcde", running: bool = True) -> dict:
+    state = {"running": {}} if running else {"waiting": {"reason": "CrashLoopBackOff"}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"app": "istiod", "istio": "pilot"}},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.24.2"}]},
+            "status": {"phase": "Running", "podIP": "10.0.9.9",
+                       "containerStatuses": [{"name": "discovery", "ready": running, "state": state}]}}
+
+
 def service(name: str, ns: str, *, selector: dict | None = None, labels: dict | None = None,
             cluster_ip: str = "10.96.1.1", port: int = 9080) -> dict:
     return {"apiVersion": "v1", "kind": "Service",
@@ -175,6 +207,7 @@ def shop_objects(*, istio: bool = True) -> list[dict]:
     if istio:
         objects += [
             namespace("istio-system"),
+            istiod_pod(),
             service("istiod", "istio-system", labels={"app": "istiod"}, selector={"app": "istiod"},
                     cluster_ip="10.96.5.5", port=15012),
             endpoints("istiod", "istio-system", ["10.0.9.9"], labels={"app": "istiod"}),
@@ -231,4 +264,5 @@ def lab_cluster(tmp_path: Path, objects: list[dict] | None = None, *, istio: boo
         yield LabCluster(thread, kubeconfig, proxies)
 
 
-ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF}
+ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF, XDS_STATS,
+                      ROUTE_VERSIONS}

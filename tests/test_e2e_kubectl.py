@@ -29,6 +29,7 @@ STORIES = [
     ("storefront", "MD0501", "web"),
     ("billing", "MD0402", "invoicer"),
     ("inventory", "MD0403", "warehouse"),
+    ("orders", "MD0203", "checkout"),  # configured, then istiod-stable crashed: MD0204 <- MD0203
 ]
 
 
@@ -131,7 +132,7 @@ def test_unknown_pod_is_a_usage_error_through_kubectl(lab):
 
 
 def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
-    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS
+    from kubectl_meshdoctor.collect.proxy import ALLOWED_EXEC, ISTIOD_CONTAINER
 
     # every test above ran first (module order); their requests are all in the lab's log
     requests = list(lab.requests)
@@ -141,8 +142,10 @@ def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, swe
     execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
     assert execs, "the sweep must have exec'd into istio-proxy"
     for query in execs:
-        assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
-        assert query["container"] == ["istio-proxy"]
+        (container,) = query["container"]
+        assert tuple(query["command"]) in ALLOWED_EXEC[container], (container, query["command"])
+    # istiod's discovery container is asked for /debug/syncz only, and only where it runs
+    assert [q for q in execs if q["container"] == [ISTIOD_CONTAINER]]
 
 
 def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
@@ -158,3 +161,29 @@ def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
     ledger = lab.pods("reports", "ledger-export")[0]
     result = kubectl_meshdoctor(lab, "pod", ledger, "-n", "reports", "-o", "json")
     assert result.returncode == 0 and not [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+
+
+def test_disconnected_sidecars_stay_ready_and_lead_to_the_istiod_that_went_away(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("orders/")]
+    assert len(pods) == 3
+    for pod in pods:
+        chain = {f["code"]: f for f in sweep_all["findings"] if f["pod"] == pod["pod"]}
+        assert "MD0201" not in chain and "MD0102" not in chain  # configured and READY: not the 1/2 story
+        assert chain["MD0204"]["causedBy"] == ["MD0203"] and not chain["MD0204"]["rootCause"]
+        evidence = "\n".join(chain["MD0204"]["evidence"])
+        assert "update_success 1, update_failure " in evidence and "readiness still 200" in evidence
+        assert "no istiod pod lists this proxy in /debug/syncz" in evidence
+        status = pod["proxyStatus"]
+        assert status["istiod"] == {"connected": False, "istiod": None}
+        assert status["envoy"]["CDS"]["updateFailure"] > 0 and status["envoy"]["istiodConnections"] == 0
+        assert status["envoy"]["RDS"]["routeConfigs"] > 0
+
+
+def test_healthy_pods_are_synced_from_both_sides(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("bookinfo/")]
+    assert len(pods) == 6
+    for pod in pods:
+        istiod, envoy = pod["proxyStatus"]["istiod"], pod["proxyStatus"]["envoy"]
+        assert istiod["connected"] and istiod["istiod"].startswith("istio-system/istiod-")
+        assert (istiod["CDS"], istiod["LDS"], istiod["RDS"]) == ("SYNCED", "SYNCED", "SYNCED")
+        assert envoy["CDS"]["updateFailure"] == 0 and envoy["CDS"]["version"] and envoy["LDS"]["lastUpdated"]

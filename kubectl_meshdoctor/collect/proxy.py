@@ -41,6 +41,10 @@ from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
+from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
+from kubectl_meshdoctor.envoy.xds_status import (
+    ROUTE_VERSIONS_QUERY, XDS_STATS_FILTER, parse_route_versions, parse_xds_stats,
+)
 from kubectl_meshdoctor.errors import ExecError, ParseError
 from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
@@ -68,10 +72,14 @@ STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
 CERTS = _agent("certs")
 CONFIG_DUMP = _agent("config_dump")
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
+# Envoy's side of proxy-status (MD0204): the xDS stream's counters and times, and the route versions.
+XDS_STATS = _agent(f"stats?filter={XDS_STATS_FILTER}")
+ROUTE_VERSIONS = _agent(ROUTE_VERSIONS_QUERY)
 
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
 # when READY is refused.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
+                                    XDS_STATS, ROUTE_VERSIONS)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -92,9 +100,17 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
+    XDS_STATS: _curl_admin(f"stats?filter={XDS_STATS_FILTER}"),
+    ROUTE_VERSIONS: _curl_admin(ROUTE_VERSIONS_QUERY),
 }
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
+
+# istiod's view of the proxies (the data of `istioctl proxy-status`), read in its discovery container.
+ISTIOD_CONTAINER = "discovery"
+SYNCZ: Argv = ("pilot-discovery", "request", "GET", "/debug/syncz")
+# The only commands the plugin ever runs, per container.
+ALLOWED_EXEC: dict[str, frozenset[Argv]] = {SIDECAR: ALL_COMMANDS, ISTIOD_CONTAINER: frozenset({SYNCZ})}
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
@@ -126,6 +142,8 @@ STEPS: tuple[Step, ...] = (
     Step("certs", "certs", CERTS, parse_certs),
     Step("config", "config_dump", CONFIG_DUMP, summarize_config_dump),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
+    Step("xds_status", "xds stats", XDS_STATS, parse_xds_stats),
+    Step("route_versions", "route versions", ROUTE_VERSIONS, parse_route_versions),
 )
 
 
@@ -185,8 +203,8 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     ``kubernetes.stream``: that helper validates every argument, builds a new SSL context and loads
     the CA for each call, which cost a sweep about as much CPU as parsing the config_dumps.
     """
-    if argv not in ALL_COMMANDS:  # the read-only promise is enforced, not just documented
-        raise ValueError(f"not one of the proxy commands: {argv!r}")
+    if argv not in ALLOWED_EXEC.get(container, ()):  # the read-only promise is enforced, not just documented
+        raise ValueError(f"not one of the commands allowed in {container}: {argv!r}")
     ws = _open_exec_stream(api_client, namespace, pod, container, argv, timeout)
     if cancellation is not None:
         cancellation.track(ws)
@@ -524,6 +542,7 @@ class PodReader:
             self.reading.fields["access_log"] = summarize_access_log(raw)
         except ParseError as exc:
             self.reading.gap("access log", str(exc))
+        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
 
 
 class _SharedValues:

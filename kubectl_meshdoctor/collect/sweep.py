@@ -13,6 +13,7 @@ import concurrent.futures
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -30,6 +31,7 @@ from kubectl_meshdoctor.collect.api import (
     ApiReader,
 )
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
+from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
 from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
@@ -222,11 +224,33 @@ class Sweep:
         if log_refused:
             single = readings[0].pod if self.bundle.scope["kind"] == "pod" else None
             self.bundle.add_gap("access log", LOG_REFUSED, pod=single, affects=[] if single else log_refused)
+        syncs = self._istiod_syncs([r.pod for r in readings if not r.exec_refused]) if not refused else {}
         for reading in readings:
             evidence = reading.evidence()
+            if syncs.get(reading.pod) is not None:
+                evidence = replace(evidence, istiod_sync=syncs[reading.pod])
             self.bundle.proxies[reading.pod] = evidence
             self.bundle.available |= evidence_in(evidence)
             self.bundle.gaps.extend(reading.gaps)
+
+    def _istiod_syncs(self, pods: list[str]) -> dict:
+        """Each pod's entry in istiod's /debug/syncz (None: unknown); a failed or refused read is a gap."""
+        if not pods or Evidence.ISTIOD_PODS not in self.bundle.available:
+            return {}
+        istiods = [o for o in self.bundle.objects if o.get("kind") == "Pod"
+                   and o["metadata"].get("namespace") == ISTIO_NAMESPACE
+                   and (o["metadata"].get("labels") or {}).get("app") == "istiod"]
+        client = self.kube.new_api_client()
+        try:
+            view = read_istiod_views(client, istiods, self.options.pod_timeout)
+        finally:
+            client.close()
+        syncs = {pod: view.sync_of(pod) for pod in pods}
+        if view.failures:
+            reasons = "; ".join(f"{istiod}: {reason}" for istiod, reason in view.failures)
+            # Not tied to the pods: istiod's view adds to their own evidence, which is complete without it.
+            self.bundle.add_gap(ISTIOD_SYNC_WHAT, reasons)
+        return syncs
 
     def _read_pods(self, pods: list[dict]) -> list[ProxyReading]:
         options = self.options

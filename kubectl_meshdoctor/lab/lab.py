@@ -29,6 +29,7 @@ from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
+from kubectl_meshdoctor.lab.istiod import ConnectedProxy, IstiodDebug
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
     DEFAULT_DNS_IP,
@@ -41,6 +42,14 @@ from kubectl_meshdoctor.lab.scenario import (
     load_scenario,
     scenario_revision,
 )
+from kubectl_meshdoctor.pods import pod_revision
+
+# Sidecar states whose Envoy got its configuration (a "disconnected" one lost istiod afterwards).
+CONFIGURED = ("healthy", "disconnected")
+# pilot-agent's xdsproxy lines (pkg/istio-agent/xds_proxy.go) when its stream to istiod opens and breaks.
+XDS_CONNECTED = "connected to upstream XDS server: {address}"
+XDS_LOST = ("upstream terminated with unexpected error rpc error: code = Unavailable desc = error reading from "
+            "server: EOF")
 
 # What a plain-text server (Redis here) answers a TLS ClientHello with before closing.
 _STAND_IN_REPLY = b"-ERR Protocol error: invalid multibulk length\r\n"
@@ -92,6 +101,8 @@ class Lab:
         self._stand_ins: list[_PlainTextServer] = []
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
+        self._xds_lost: XdsRestServer | None = None  # serves "disconnected" sidecars, stopped once they are LIVE
+        self._istiod = IstiodDebug()
         self._exec: SidecarExec | None = None
         self._ports = PortAllocator()
         self.startup_seconds: float | None = None
@@ -141,13 +152,15 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = self._exec = SidecarExec(self.agents)
+            sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
             self._store = ObjectStore((), istio_installed=True)
             self._xds = XdsRestServer()
+            self._xds_lost = XdsRestServer()
             self._thread = KubeApiServerThread(
                 lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
             self._thread.start()
             self._thread.call(self._xds.start)
+            self._thread.call(self._xds_lost.start)
             self._build()
             for obj in self.objects:
                 self._store.add(obj)
@@ -156,9 +169,10 @@ class Lab:
                 proxy.envoy.start()
             for proxy in self.proxies:
                 proxy.envoy.wait_admin()
-                if proxy.pods[0].state == "healthy":
+                if proxy.pods[0].state in CONFIGURED:
                     proxy.envoy.wait_live()
             self._thread.call(self._start_agents)
+            self._lose_istiod()
             self._drive_traffic()
             self.server.write_kubeconfig(self.kubeconfig)
         except BaseException:
@@ -173,8 +187,9 @@ class Lab:
         if thread is not None:
             try:
                 thread.call(self._stop_agents, timeout=10)
-                if self._xds is not None:
-                    thread.call(self._xds.stop, timeout=10)
+                for server in (self._xds, self._xds_lost):
+                    if server is not None:
+                        thread.call(server.stop, timeout=10)
             except Exception:  # noqa: BLE001 - the loop may be gone already; the processes matter more
                 pass
             thread.stop()
@@ -229,6 +244,23 @@ class Lab:
             groups.extend(shared.values())
             for group in groups:
                 self.proxies.append(self._make_proxy(model, pods, group))
+        self._wire_istiod(pods)
+
+    def _wire_istiod(self, pods: dict) -> None:
+        """Each istiod pod, whether it runs, and the streams it holds: its revision's connected sidecars."""
+        by_revision: dict[str, tuple[str, str]] = {}
+        for (ns, name), pod in pods.items():
+            labels = pod["metadata"].get("labels", {})
+            if ns == "istio-system" and labels.get("app") == "istiod":
+                self._istiod.running[(ns, name)] = pod["status"]["containerStatuses"][0].get("ready", False)
+                by_revision[labels.get("istio.io/rev", "default")] = (ns, name)
+        for proxy in self.proxies:
+            for spec in proxy.pods:
+                pod = pods[(spec.namespace, spec.pod)]
+                istiod = by_revision.get(pod_revision(pod))
+                if spec.state == "healthy" and istiod is not None and self._istiod.running[istiod]:
+                    self._istiod.connected.setdefault(istiod, []).append(
+                        ConnectedProxy(xds.node_id(pod), xds.proxy_release(pod)))
 
     def _make_proxy(self, model: xds.MeshModel, pods: dict, group: list[SidecarSpec]) -> LabProxy:
         first = group[0]
@@ -237,7 +269,7 @@ class Lab:
         directory.mkdir(parents=True, exist_ok=True)
         access_log = directory / "access.log"
         access_log.touch()
-        drives = self._plan_drives(model, first) if first.state == "healthy" else []
+        drives = self._plan_drives(model, first) if first.state in CONFIGURED else []
         admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
         bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports)}
@@ -250,18 +282,19 @@ class Lab:
         leaf = self._ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
                                        Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
         ports = xds.BootstrapPorts(admin=admin, health=health, agent_status=status_ports[0], xds=xds_port)
-        if first.state == "healthy":
+        xds_server = self._xds_lost if first.state == "disconnected" else self._xds
+        if first.state in CONFIGURED:
             wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
                                        virtual_inbound_port=vin)
             resources = xds.sidecar_resources(model, pod, wiring)
-            self._xds.register(xds.node_id(pod), resources)
-            mode = "rest"
+            xds_server.register(xds.node_id(pod), resources)
+            mode = "rest" if first.state == "healthy" else "lost"
         elif first.state == "no-xds":
             mode = "ads"
         else:
             raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
-        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=self._xds.port, cert_chain_pem=leaf.cert_pem,
+        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=xds_server.port, cert_chain_pem=leaf.cert_pem,
                                   key_pem=leaf.key_pem, root_pem=self._ca.cert_pem)
         envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
         return LabProxy(envoy, group, access_log, bound,
@@ -307,6 +340,9 @@ class Lab:
                 for line in spec.log:
                     level, _, message = line.partition("\t") if "\t" in line else ("warn", "", line)
                     agent.log(level, message)
+                if spec.state in CONFIGURED:
+                    address = f"{istiod_service_name(spec.revision)}.istio-system.svc:15012"
+                    agent.log("info", XDS_CONNECTED.format(address=address), "xdsproxy")
                 await agent.start()
                 verdict = await agent.readiness()
                 if verdict is None:
@@ -314,6 +350,24 @@ class Lab:
                     agent.log("info", "Envoy proxy is ready")
                 else:
                     agent.log("warn", f"Envoy proxy is NOT ready: {verdict}")
+
+    def _lose_istiod(self) -> None:
+        """Stop the server of the "disconnected" sidecars now that they are configured, as if istiod went away,
+        and wait until each Envoy has counted a failed retry (its cds update_failure)."""
+        lost = [p for p in self.proxies if p.pods[0].state == "disconnected"]
+        if not lost or self._thread is None or self._xds_lost is None:
+            return
+        self._thread.call(self._xds_lost.stop)
+        for proxy in lost:
+            for spec in proxy.pods:
+                self.agents[(spec.namespace, spec.pod)].log("warn", XDS_LOST, "xdsproxy")
+        deadline = time.monotonic() + 15
+        for proxy in lost:
+            while time.monotonic() < deadline:
+                status, body = proxy.envoy.get("stats?filter=^cluster_manager.cds.update_failure$", timeout=2)
+                if status == 200 and not body.strip().endswith(b": 0"):
+                    break
+                time.sleep(0.1)
 
     async def _stop_agents(self) -> None:
         for agent in self.agents.values():

@@ -12,7 +12,7 @@ into a real Envoy. Format (all keys but `name` optional)::
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
               caRemainingHours: null}   # revision: the istiod revision of this scenario's sidecars
     namespaces: [{name: shop, injection: true}]
-    sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
+    sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
@@ -54,7 +54,9 @@ class SidecarSpec:
 
     namespace: str
     pod: str
-    state: str  # "healthy" (config from files) or "no-xds" (ADS to an address where nothing answers)
+    # "healthy" (config from the lab's xDS server), "no-xds" (ADS to an address where nothing answers) or
+    # "disconnected" (configured, then its xDS server stops: istiod went away after configuring it)
+    state: str
     nameservers: tuple[str, ...]
     log: tuple[str, ...] = ()
     cert_lifetime_hours: float = 24.0
@@ -62,6 +64,7 @@ class SidecarSpec:
     drive: tuple[dict, ...] = ()
     # Pods of one scenario that may share a single Envoy (benchmarks: identical outbound config).
     share_envoy: bool = False
+    revision: str = ISTIO_REVISION
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             ip = pool.pod_ip()
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
-                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision,
+                       sidecar=has_sidecar, proxy_ready=(state in ("healthy", "disconnected")), revision=revision,
                        proxy_image=proxy_image(w.get("proxyVersion")))
             pods.append(pod)
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
@@ -350,6 +353,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                     cert_remaining_hours=cert.get("remainingHours"),
                     drive=tuple(w.get("drive") or ()),
                     share_envoy=bool(settings.get("shareEnvoy")),
+                    revision=revision,
                 ))
     out.objects.extend(pods)
     for s in data.get("services") or ():

@@ -19,7 +19,7 @@ from kubectl_meshdoctor.lab.scenario import (
 
 REQUIRED = {"bookinfo-healthy", "dns-clusterip-changed", "istiod-no-endpoints", "redis-headless-no-sidecar",
             "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid",
-            "proxy-version-skew"}
+            "proxy-version-skew", "istiod-gone-after-config"}
 CODES = {entry.code for entry in CATALOGUE}
 
 
@@ -168,3 +168,26 @@ def test_skewed_workloads_run_the_proxy_image_and_node_release_of_their_version(
     objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {})
     istiod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "istiod")
     assert [c["name"] for c in istiod["spec"]["containers"]] == ["discovery"]
+
+
+def test_lab_envoys_keep_only_the_stats_istios_bootstrap_keeps(shared_dir):
+    golden = json.loads((shared_dir / "istio-data" / "bootstrap" / "default_golden.json").read_text())
+    assert xds.ISTIO_STATS_INCLUSION == golden["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
+    pod = next(o for o in _expand("bookinfo-healthy").objects if o["kind"] == "Pod")
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pod, ports, mode="rest", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    assert boot["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"] == xds.ISTIO_STATS_INCLUSION
+
+
+def test_a_lost_sidecar_asks_its_server_through_xds_grpc_and_keeps_retrying():
+    expanded = _expand("istiod-gone-after-config")
+    assert {s.state for s in expanded.sidecars} == {"disconnected"}
+    pod = next(o for o in expanded.objects if o["kind"] == "Pod")
+    assert all(s["ready"] for s in pod["status"]["containerStatuses"])  # READY: the point of the story
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pod, ports, mode="lost", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    cds = boot["dynamic_resources"]["cds_config"]["api_config_source"]
+    assert cds["cluster_names"] == ["xds-grpc"] and cds["refresh_delay"] == xds.LOST_RETRY
+    grpc = next(c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc")
+    assert grpc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
+        "port_value"] == 5
