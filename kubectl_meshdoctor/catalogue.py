@@ -206,6 +206,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "the root CA before it expires (plug-in CA procedure).",
     ),
     CatalogueEntry(
+        code="MD0404",
+        name="RootCaMismatch",
+        severity=Severity.ERROR,
+        title="Pods trust different root CAs: mutual TLS between them fails",
+        symptom="Calls between some meshed pods fail with CERTIFICATE_VERIFY_FAILED (UF,URX in the "
+        "client's access log) although every pod is READY and every certificate is valid.",
+        cause="A root rotation without a transition period: istiod signs with a new root and publishes "
+        "only it in istio-ca-root-cert, restarted pods trust the new root, the others still the old one "
+        "(or a second istiod / plug-in CA issues from another root).",
+        detection="The ROOTCA entries of each pod's /certs, grouped by root (serial and expiry) across the "
+        "sweep, against the root-cert.pem of the istio-ca-root-cert ConfigMap of the pod's namespace; a "
+        "pod sharing no root with the ConfigMap (or, without it, with the larger group of pods) is "
+        "reported, and so is a pod whose access log shows CERTIFICATE_VERIFY_FAILED while such pods exist.",
+        fix="Give both sides a common root: put the old and the new root in the cacerts root-cert.pem "
+        "(combined bundle) so istiod distributes both, kubectl rollout restart the workloads still on the "
+        "old root, and drop the old root only once every pod trusts the new one (Istio's root transition).",
+    ),
+    CatalogueEntry(
         code="MD0501",
         name="SubsetNotDefined",
         severity=Severity.ERROR,

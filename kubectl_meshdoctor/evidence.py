@@ -24,6 +24,7 @@ class Evidence:
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
     ISTIOD_PODS = "istiod-pods"  # the istiod pods (app=istiod) of the control-plane namespace were listed
+    ROOT_CERT_CONFIGMAPS = "root-cert-configmaps"  # istio-ca-root-cert was looked for in each meshed namespace
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -36,7 +37,8 @@ class Evidence:
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, ISTIOD_PODS})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, ISTIOD_PODS,
+                     ROOT_CERT_CONFIGMAPS})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
          PROXY_XDS_STATUS, PROXY_ROUTE_VERSIONS, PROXY_XDS_LOG, ISTIOD_SYNC}

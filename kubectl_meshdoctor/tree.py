@@ -16,7 +16,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
     "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
     "MD0204": ("MD0203", "MD0301"),  # configured once, no updates now <- istiod unavailable / pod DNS broken
-    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403"),  # failing requests <- why they fail
+    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403", "MD0404"),  # failing requests <- why they fail
 }
 
 # Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod they affect

@@ -448,3 +448,23 @@ def test_a_crash_looping_istiod_is_not_asked_and_a_listed_proxy_is_synced(tmp_pa
     assert status["envoy"]["CDS"]["lastUpdated"] == "2026-11-30T17:26:48Z"
     assert status["envoy"]["RDS"] == {"version": "2026-11-20T09:00:00Z/1", "lastUpdated": "2026-11-30T17:26:48.796Z",
                                       "routeConfigs": 1}
+
+
+def test_root_cert_configmap_is_read_by_name_and_its_refusal_is_a_gap(tmp_path):
+    from test_collect_support import shop_objects
+
+    root = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert", "namespace": "shop"},
+            "data": {"root-cert.pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-settings", "namespace": "shop"},
+             "data": {"password": "hunter2"}}
+    with lab_cluster(tmp_path, shop_objects() + [root, other]) as lab:
+        bundle = collect_evidence(lab.options())
+        paths = [(r.verb, r.path) for r in lab.server.requests if "configmaps" in r.path]
+    assert paths == [("get", "/api/v1/namespaces/shop/configmaps/istio-ca-root-cert")]
+    assert [o["metadata"]["name"] for o in bundle.objects if o["kind"] == "ConfigMap"] == ["istio-ca-root-cert"]
+    assert Evidence.ROOT_CERT_CONFIGMAPS in bundle.available
+    with lab_cluster(tmp_path, shop_objects() + [root], policy=AccessPolicy(forbidden_resources={"configmaps"})) as lab:
+        refused = collect_evidence(lab.options())
+    gaps = [g for g in refused.gaps if g.what == "istio-ca-root-cert ConfigMaps"]
+    assert len(gaps) == 1 and "configmaps" in gaps[0].reason
+    assert Evidence.ROOT_CERT_CONFIGMAPS not in refused.available and refused.proxies["shop/web-1"].certs is not None

@@ -80,6 +80,11 @@ class ApiReader:
         return self._get_or_none("endpoints", namespace,
                                  f"{_collection('/api/v1', namespace, 'endpoints')}/{_q(name)}", "v1", "Endpoints")
 
+    def get_configmap(self, namespace: str, name: str) -> dict | None:
+        """One ConfigMap by name (the plugin reads only istio-ca-root-cert; never lists ConfigMaps)."""
+        return self._get_or_none("configmaps", namespace,
+                                 f"{_collection('/api/v1', namespace, 'configmaps')}/{_q(name)}", "v1", "ConfigMap")
+
     # --- Istio resources ------------------------------------------------------------------------------
 
     def served_version(self, group: str) -> str | None:

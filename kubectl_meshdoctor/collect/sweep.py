@@ -40,6 +40,7 @@ from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
 WORKER_PREFIX = "meshdoctor-pod"
+ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every namespace (key root-cert.pem)
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
@@ -76,6 +77,7 @@ class Sweep:
         self._collect_dns()
         istio_system = self._collect_control_plane(revisions)
         self._collect_istio_config(istio_system)
+        self._collect_root_certs(scope_pods)
         self._collect_proxies(scope_pods)
         self.bundle.collected_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self.bundle
@@ -201,6 +203,19 @@ class Sweep:
                 complete = complete and ok[0]
         if complete:
             self.bundle.available.add(Evidence.ISTIO_CONFIG)
+
+    def _collect_root_certs(self, scope_pods: list[dict]) -> None:
+        """istiod's istio-ca-root-cert ConfigMap of each namespace with meshed pods in scope (MD0404)."""
+        pods = scope_pods or [o for o in self.bundle.objects if o.get("kind") == "Pod"
+                              and (self.namespace is None or o["metadata"].get("namespace") == self.namespace)]
+        namespaces = sorted({p["metadata"].get("namespace") or "" for p in pods if sidecar_container(p) is not None})
+        with self._auxiliary(f"{ROOT_CERT_CONFIGMAP} ConfigMaps") as ok:
+            for namespace in namespaces:
+                found = self.api.get_configmap(namespace, ROOT_CERT_CONFIGMAP)
+                if found is not None:
+                    self._add([found])
+        if ok[0]:
+            self.bundle.available.add(Evidence.ROOT_CERT_CONFIGMAPS)
 
     # --- proxy evidence -------------------------------------------------------------------------------
 

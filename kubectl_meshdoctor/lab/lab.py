@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import socket
 import socketserver
+import ssl
 import tempfile
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Sequence
 from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
-from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
+from kubectl_meshdoctor.lab.certs import CertificateAuthority, KeyPair, Validity
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.istiod import ConnectedProxy, IstiodDebug
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
@@ -36,6 +37,7 @@ from kubectl_meshdoctor.lab.scenario import (
     AddressPool,
     Expanded,
     SidecarSpec,
+    StandIn,
     control_plane_objects,
     expand,
     istiod_service_name,
@@ -50,6 +52,8 @@ CONFIGURED = ("healthy", "disconnected")
 XDS_CONNECTED = "connected to upstream XDS server: {address}"
 XDS_LOST = ("upstream terminated with unexpected error rpc error: code = Unavailable desc = error reading from "
             "server: EOF")
+
+ROOT_CERT_CONFIG_MAP = "istio-ca-root-cert"
 
 # What a plain-text server (Redis here) answers a TLS ClientHello with before closing.
 _STAND_IN_REPLY = b"-ERR Protocol error: invalid multibulk length\r\n"
@@ -68,6 +72,32 @@ class _PlainTextHandler(socketserver.BaseRequestHandler):
             self.request.sendall(_STAND_IN_REPLY)
         except OSError:
             pass
+
+
+class _TlsHandler(socketserver.BaseRequestHandler):
+    """Completes a TLS handshake with the server pod's certificate, as its sidecar would inbound; a client
+    that does not trust that certificate's root aborts the handshake, which is the failure to reproduce."""
+
+    def handle(self) -> None:
+        context: ssl.SSLContext = self.server.tls_context  # type: ignore[attr-defined]
+        try:
+            self.request.settimeout(5)
+            with context.wrap_socket(self.request, server_side=True) as tls:
+                tls.recv(4096)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def _start_tls_stand_in(port: int, leaf: KeyPair, directory: Path) -> _PlainTextServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "cert.pem").write_bytes(leaf.cert_pem)
+    (directory / "key.pem").write_bytes(leaf.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    server = _PlainTextServer(("127.0.0.1", port), _TlsHandler)
+    server.tls_context = context  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, name="lab-tls-stand-in", daemon=True).start()
+    return server
 
 
 @dataclass
@@ -228,12 +258,17 @@ class Lab:
             self.agents[(ns, pod)] = PodAgent(namespace=ns, pod=pod, resolv_conf=text, has_sidecar=False)
         self._ca = CertificateAuthority(Validity.around_now(
             float(ca_cfg.get("caLifetimeHours", 24 * 365 * 10)), ca_cfg.get("caRemainingHours")))
+        self._cas: dict[str, CertificateAuthority] = {"": self._ca}
+        self.objects.extend(self._root_cert_config_maps())
         model = xds.MeshModel(self.objects)
         pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}
         self._stand_in_ports: dict[str, int] = {}
+        self._stand_in_specs: dict[int, StandIn] = {}
+        self._leaves: dict[tuple[str, str], KeyPair] = {}
         for expanded in self.expanded:
             for stand_in in expanded.stand_ins:
-                self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
+                port = self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
+                self._stand_in_specs.setdefault(port, stand_in)
             groups: list[list[SidecarSpec]] = []
             shared: dict[str, list[SidecarSpec]] = {}
             for spec in expanded.sidecars:
@@ -279,8 +314,11 @@ class Lab:
             agent.has_sidecar = True
             agent.admin_port, agent.health_port, agent.status_port = admin, health, status_port
             agent.access_log_path = access_log
-        leaf = self._ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
-                                       Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
+        ca = self._ca_named(first.ca)
+        leaf = ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
+                                 Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
+        for spec in group:
+            self._leaves[(spec.namespace, spec.pod)] = leaf
         ports = xds.BootstrapPorts(admin=admin, health=health, agent_status=status_ports[0], xds=xds_port)
         xds_server = self._xds_lost if first.state == "disconnected" else self._xds
         if first.state in CONFIGURED:
@@ -295,7 +333,7 @@ class Lab:
         else:
             raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
         bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=xds_server.port, cert_chain_pem=leaf.cert_pem,
-                                  key_pem=leaf.key_pem, root_pem=self._ca.cert_pem)
+                                  key_pem=leaf.key_pem, root_pem=ca.cert_pem)
         envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
         return LabProxy(envoy, group, access_log, bound,
                         [(kind, port, spec) for (_, _, _, (kind, spec)), port in zip(drives, drive_ports)])
@@ -322,8 +360,33 @@ class Lab:
 
     # -- running ----------------------------------------------------------------------------------
 
+    def _ca_named(self, name: str) -> CertificateAuthority:
+        """The mesh's CA (""), or another root by name: a second root, as after a botched root rotation."""
+        if name not in self._cas:
+            self._cas[name] = CertificateAuthority()
+        return self._cas[name]
+
+    def _root_cert_config_maps(self) -> list[dict]:
+        """istiod's istio-ca-root-cert ConfigMap in every namespace but kube-*: the root new pods trust."""
+        roots = {ns: ca for e in self.expanded for ns, ca in e.namespace_roots.items()}
+        maps = []
+        for obj in self.objects:
+            name = obj["metadata"]["name"]
+            if obj["kind"] != "Namespace" or name.startswith("kube-"):
+                continue
+            maps.append({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": ROOT_CERT_CONFIG_MAP, "namespace": name, "resourceVersion": "1",
+                                      "labels": {"istio.io/config": "true"}},
+                         "data": {"root-cert.pem": self._ca_named(roots.get(name, "")).cert_pem.decode()}})
+        return maps
+
     def _start_stand_ins(self) -> None:
         for port in self._stand_in_ports.values():
+            spec = self._stand_in_specs[port]
+            if spec.kind == "mtls":
+                self._stand_ins.append(_start_tls_stand_in(port, self._leaves[spec.server_pod],
+                                                           self.workdir / "stand-ins" / str(port)))
+                continue
             server = _PlainTextServer(("127.0.0.1", port), _PlainTextHandler)
             threading.Thread(target=server.serve_forever, name="lab-stand-in", daemon=True).start()
             self._stand_ins.append(server)

@@ -11,16 +11,18 @@ into a real Envoy. Format (all keys but `name` optional)::
     description: text
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
               caRemainingHours: null}   # revision: the istiod revision of this scenario's sidecars
-    namespaces: [{name: shop, injection: true}]
+    namespaces: [{name: shop, injection: true, rootCa: new-root}]   # rootCa: CA in its istio-ca-root-cert
     sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
          proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
+         sidecar: {ca: new-root},   # its certificate and trusted root come from a second CA named new-root
          drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
          ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
+                                  # (standIn: mtls: a TLS server with the certificate of a pod behind it)
     objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
     expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
 
@@ -65,14 +67,18 @@ class SidecarSpec:
     # Pods of one scenario that may share a single Envoy (benchmarks: identical outbound config).
     share_envoy: bool = False
     revision: str = ISTIO_REVISION
+    ca: str = ""  # the lab CA that issued its certificate and root ("": the mesh's; any other name: a second root)
 
 
 @dataclass(frozen=True)
 class StandIn:
-    """A plain TCP server on 127.0.0.1 standing in for a Service's pods (for example Redis)."""
+    """A server on 127.0.0.1 standing in for a Service's pods: plain TCP (Redis) or, with kind "mtls", a TLS
+    server presenting the certificate of ``server_pod``'s sidecar (what its Envoy would serve inbound)."""
 
     service_host: str
     port: int
+    kind: str = "plaintext"
+    server_pod: tuple[str, str] = ("", "")  # (namespace, name)
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Expanded:
     resolv: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> resolv.conf
     stand_ins: list[StandIn] = field(default_factory=list)
     expect: list[dict] = field(default_factory=list)
+    namespace_roots: dict[str, str] = field(default_factory=dict)  # namespace -> CA name in istio-ca-root-cert
 
 
 def scenario_names() -> list[str]:
@@ -313,6 +320,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     defaults = dict(data.get("sidecarDefaults") or {})
     revision = scenario_revision(data)
     injected = {ns["name"]: bool(ns.get("injection", True)) for ns in data.get("namespaces") or ()}
+    out.namespace_roots = {ns["name"]: str(ns["rootCa"]) for ns in data.get("namespaces") or () if ns.get("rootCa")}
     for ns, inject in injected.items():
         # a revisioned control plane is selected with istio.io/rev, the default one with istio-injection
         injection = {"istio.io/rev": revision} if revision != ISTIO_REVISION else {"istio-injection": "enabled"}
@@ -354,6 +362,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                     drive=tuple(w.get("drive") or ()),
                     share_envoy=bool(settings.get("shareEnvoy")),
                     revision=revision,
+                    ca=str(settings.get("ca") or ""),
                 ))
     out.objects.extend(pods)
     for s in data.get("services") or ():
@@ -362,8 +371,12 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
         out.objects.extend(_service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
                                             s.get("labels")))
         if s.get("standIn"):
+            behind = next((p for p in pods if p["metadata"]["namespace"] == ns and s.get("selector") and all(
+                p["metadata"].get("labels", {}).get(k) == v for k, v in s["selector"].items())), None)
+            server = (ns, behind["metadata"]["name"]) if behind else ("", "")
             for p in s["ports"]:
-                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"]))
+                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"], str(s["standIn"]),
+                                             server))
     for obj in data.get("objects") or ():
         obj = dict(obj)
         obj["metadata"] = {**_meta(obj["metadata"]["name"], obj["metadata"].get("namespace")),

@@ -19,7 +19,7 @@ from kubectl_meshdoctor.lab.scenario import (
 
 REQUIRED = {"bookinfo-healthy", "dns-clusterip-changed", "istiod-no-endpoints", "redis-headless-no-sidecar",
             "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid",
-            "proxy-version-skew", "istiod-gone-after-config"}
+            "proxy-version-skew", "istiod-gone-after-config", "root-ca-mismatch"}
 CODES = {entry.code for entry in CATALOGUE}
 
 
@@ -191,3 +191,13 @@ def test_a_lost_sidecar_asks_its_server_through_xds_grpc_and_keeps_retrying():
     grpc = next(c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc")
     assert grpc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
         "port_value"] == 5
+
+
+def test_root_rotation_scenario_names_a_second_root_for_the_server_and_the_namespace():
+    expanded = _expand("root-ca-mismatch")
+    specs = {s.pod.split("-")[0]: s for s in expanded.sidecars}
+    assert specs["vault"].ca == "new-root" and specs["teller"].ca == ""
+    assert expanded.namespace_roots == {"treasury": "new-root"}
+    (stand_in,) = expanded.stand_ins
+    assert stand_in.kind == "mtls" and stand_in.server_pod[0] == "treasury"
+    assert stand_in.server_pod[1].startswith("vault-ledger-")
