@@ -14,10 +14,17 @@ Best practice: read what a real sidecar keeps (Istio's bootstrap drops ``control
 - istiod's own view (/debug/syncz of every istiod pod): no istiod lists the proxy.
 Then link it below, to istiod unavailable (MD0203) or the pod's DNS (MD0301), as MD0201 is.
 
+Observed (real Envoy 1.40 on Istio's stats_matcher, a real gRPC ADS server killed after configuring it):
+20 s later ``update_success`` 1, ``update_failure`` 7 for CDS and LDS (one per refused reconnect),
+``update_time`` unchanged, ``cluster.xds-grpc.upstream_cx_active`` 0 (``connect_fail`` 6), ``server.state``
+LIVE and /ready 200; Envoy logged one ``StreamAggregatedResources gRPC config stream to xds-grpc closed``
+warning. In a real pod xds-grpc reaches pilot-agent over a local socket, so ``connect_fail`` stays 0 there:
+the failure counters and the agent's log carry the signal, the connection gauge confirms it.
+
 Decisions: the proxy is disconnected when it was configured and its stream failures are current (no open
 xds-grpc connection, or a failure logged after the last connection), or when no istiod lists it and its
-stream failed. The age of the last accepted update is evidence, not a condition: a quiet mesh sends no
-updates for hours. A proxy istiod lists with a type sent but not acknowledged is STALE (warning), unless
+stream failed, or when its stream failures outnumber its accepted CDS updates. The age of the last
+accepted update is evidence, not a condition: a quiet mesh sends no updates for hours. A proxy istiod lists with a type sent but not acknowledged is STALE (warning), unless
 Envoy rejected that update, which is MD0202's.
 """
 
@@ -85,7 +92,10 @@ class ProxyDisconnected(Check):
             log_broken = bool(log and log.upstream_errors and log.last_error_time >= log.last_connected)
             no_connection = status.connections_active == 0
             unlisted = proxy.istiod_sync is not None and not proxy.istiod_sync.connected
-            if failures and (no_connection or log_broken or unlisted):
+            # Each reconnect after an istiod restart brings a full push (a success): failures outnumbering
+            # successes means retries that never got through, even when no other signal is at hand.
+            outnumbered = status.cds.update_failure > status.cds.update_success
+            if failures and (no_connection or log_broken or unlisted or outnumbered):
                 yield self._disconnected(key, proxy, now, log_broken, unlisted)
                 continue
             stale = stale_types(proxy)
