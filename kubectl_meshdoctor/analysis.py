@@ -16,7 +16,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.checks import all_checks
 from kubectl_meshdoctor.checks.base import Check
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of
-from kubectl_meshdoctor.evidence import Gap, Skipped
+from kubectl_meshdoctor.evidence import Evidence, Gap, Skipped, evidence_in
 from kubectl_meshdoctor.findings import Finding, Severity
 from kubectl_meshdoctor.proxy_status import proxy_status
 from kubectl_meshdoctor.tree import link, root_causes_of
@@ -31,10 +31,13 @@ class PodResult:
     pod: str
     status: str
     root_causes: tuple[str, ...]
+    # Those of ``root_causes`` linked only through a probable link (a step of the chain unchecked).
+    probable: tuple[str, ...] = ()
     proxy_status: dict | None = None  # what istioctl proxy-status shows for it, from Envoy and istiod
 
     def to_dict(self) -> dict:
-        result = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes)}
+        result = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
+                  "probableRootCauses": list(self.probable)}
         if self.proxy_status is not None:
             result["proxyStatus"] = self.proxy_status
         return result
@@ -46,6 +49,8 @@ class RootCauseGroup:
 
     cause: Finding
     pods: tuple[str, ...]
+    # The pods linked to this cause only through a probable link (a step of the chain unchecked).
+    probable_pods: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +58,7 @@ class RootCauseGroup:
             "subject": self.cause.subject.to_dict(),
             "message": self.cause.message,
             "pods": list(self.pods),
+            "probablePods": list(self.probable_pods),
         }
 
 
@@ -125,8 +131,9 @@ def analyze(
 ) -> Report:
     now = now or datetime.now(timezone.utc)
     ctx = AnalysisContext(bundle, now_iso=now.isoformat(), ca_warn_days=ca_warn_days)
-    raw, skipped, check_gaps, errors = run_checks(ctx, all_checks() if checks is None else checks)
-    findings = _dedupe(link(raw))
+    checks = tuple(all_checks() if checks is None else checks)
+    raw, skipped, check_gaps, errors = run_checks(ctx, checks)
+    findings = _dedupe(link(raw, _unchecked(bundle, checks, skipped)))
 
     in_scope = scope_pods(bundle)
     scope_set = set(in_scope)
@@ -141,18 +148,40 @@ def analyze(
     for item in findings:
         by_pod[item.pod].append(item)
     group_members: dict[tuple, list[str]] = defaultdict(list)
+    group_probable: dict[tuple, list[str]] = defaultdict(list)
     group_cause: dict[tuple, Finding] = {}
     for pod in in_scope:
         own = by_pod.get(pod, [])
         roots = root_causes_of(pod, findings)
-        pods.append(PodResult(pod, _status(own, pod in gapped), tuple(dict.fromkeys(r.code for r in roots)),
+        codes = tuple(dict.fromkeys(r.code for r, _ in roots))
+        sure = {r.code for r, probable in roots if not probable}
+        pods.append(PodResult(pod, _status(own, pod in gapped), codes, tuple(c for c in codes if c not in sure),
                               proxy_status(bundle.proxies.get(pod))))
-        for root in roots:
+        for root, probable in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)
-    groups = [RootCauseGroup(group_cause[k], tuple(v)) for k, v in group_members.items()]
+            if probable:
+                group_probable[root.cause_key].append(pod)
+    groups = [RootCauseGroup(group_cause[k], tuple(v), tuple(group_probable[k])) for k, v in group_members.items()]
     groups.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
+
+
+def _unchecked(bundle: EvidenceBundle, checks: tuple[Check, ...], skipped: list[Skipped]):
+    """``unchecked(pod, code)``: the check for ``code`` did not run, or lacked that pod's proxy evidence."""
+    skipped_codes = {code for item in skipped for code in item.codes}
+    proxy_needs = {code: check.needs & Evidence.PROXY for check in checks for code in check.codes}
+
+    def unchecked(pod: str | None, code: str) -> bool:
+        if code in skipped_codes:
+            return True
+        needs = proxy_needs.get(code)
+        if not needs or pod is None:
+            return False
+        proxy = bundle.proxies.get(pod)
+        return bool(needs - (evidence_in(proxy) if proxy is not None else set()))
+
+    return unchecked
 
 
 def _status(own: list[Finding], gapped: bool) -> str:

@@ -50,7 +50,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "(sidecar.istio.io/inject=false, hostNetwork), or the injector webhook did not run.",
         detection="The pod's namespace has istio-injection=enabled or an istio.io/rev label, or the pod "
         "is labelled sidecar.istio.io/inject=true, yet no istio-proxy container or native-sidecar init "
-        "container exists. kube-system, kube-public and hostNetwork pods are ignored.",
+        "container exists. kube-system, kube-public and hostNetwork pods are ignored, and so are Istio's "
+        "own pods (labelled istio=... or release=istio; in istio-system a pod's istio.io/rev label names "
+        "the revision it serves), as istioctl analyze does.",
         fix="Restart the workload (kubectl rollout restart) so the injector adds the sidecar; if that "
         "does not help, check the istio-sidecar-injector webhook and the pod's inject labels.",
     ),
@@ -246,7 +248,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         cause="Istio selects the protocol from appProtocol, else the port name `<protocol>[-<suffix>]`; "
         "a name like `http2foo` or `web` is not recognised.",
         detection="A Service port whose appProtocol, or else whose name prefix, is none of http, http2, "
-        "https, grpc, grpc-web, mongo, mysql, redis, tcp, tls, udp.",
+        "https, grpc, grpc-web, mongo, mysql, redis, tcp, tls, udp. A port with neither name nor "
+        "appProtocol is reported at info (protocol detection applies, as istioctl's IST0118 says), except "
+        "on an ExternalName Service (a warning, as IST0150). Istio's own Services are skipped.",
         fix="Rename the port `<protocol>-<suffix>` (for example http-web) or set appProtocol.",
     ),
     CatalogueEntry(

@@ -41,6 +41,7 @@ GLOBAL_FLAGS: dict[str, bool] = {
     "--request-timeout": True,
     "--no-color": False,
     "--debug": False,
+    "--verbose": False,
 }
 _SHORT_WITH_VALUE = tuple(flag for flag, takes in GLOBAL_FLAGS.items() if takes and len(flag) == 2)
 
@@ -138,6 +139,7 @@ class OutputFormat(str, Enum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    SARIF = "sarif"  # analyze only: results point at lines of files
 
 
 class FailOn(str, Enum):
@@ -154,6 +156,7 @@ class GlobalOptions:
     request_timeout: float | None = None
     no_color: bool = False
     debug: bool = False
+    verbose: bool = False
 
     @property
     def color(self) -> bool:
@@ -205,6 +208,12 @@ SaveOption = Annotated[
 SinceOption = Annotated[str, typer.Option("--since", help="istio-proxy log window, e.g. 15m.")]
 ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, help="Pods examined at once.")]
 PodTimeoutOption = Annotated[str, typer.Option("--pod-timeout", help="Time allowed for all execs into one pod.")]
+TraceOption = Annotated[str | None, typer.Option(
+    "--trace", metavar="HOST[:PORT][/PATH]",
+    help="Walk one request from this pod's sidecar: listener, route, cluster, endpoints, TLS, server.")]
+MethodOption = Annotated[str, typer.Option("--method", help="HTTP method of the traced request.")]
+HeaderOption = Annotated[list[str] | None, typer.Option(
+    "-H", "--header", help="'Name: value' header of the traced request (repeatable).")]
 
 
 @app.callback()
@@ -221,14 +230,21 @@ def root(
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every skipped check in the table (JSON always lists them).")
+    ] = False,
 ) -> None:
     """Diagnose an Istio mesh from the symptom to the root cause.
 
-    Global flags (--kubeconfig, --context, -n, -o, --request-timeout, --no-color, --debug) are
-    accepted before or after the subcommand.
+    Global flags (--kubeconfig, --context, -n, -o, --request-timeout, --no-color, --debug, --verbose)
+    are accepted before or after the subcommand.
     """
     timeout = parse_duration(request_timeout, "--request-timeout") if request_timeout is not None else None
-    ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug)
+    if output is OutputFormat.SARIF and ctx.invoked_subcommand not in (None, "analyze"):
+        # Checked before anything is collected: a live run has no files for SARIF results to point at.
+        raise UsageError("-o sarif is for analyze (its results point at lines of manifest files); "
+                         "the other commands take -o json or -o yaml")
+    ctx.obj = GlobalOptions(kubeconfig, context, namespace, output, timeout, no_color, debug, verbose)
 
 
 # --- commands ------------------------------------------------------------------------------------------
@@ -243,9 +259,19 @@ def pod_command(
     since: SinceOption = "15m",
     pod_timeout: PodTimeoutOption = "60s",
     ca_warn_days: CaWarnDaysOption = 30,
+    trace: TraceOption = None,
+    method: MethodOption = "GET",
+    header: HeaderOption = None,
 ) -> None:
-    """Diagnose one pod: from its symptom to the root cause."""
+    """Diagnose one pod: from its symptom to the root cause (or, with --trace, walk one request)."""
     options = _globals(ctx)
+    if trace is not None:
+        if save:
+            raise UsageError("--save keeps a sweep's evidence; it does not apply to --trace")
+        raise typer.Exit(trace_live(options, pod=name, target=trace, method=method, headers=header or [],
+                                    fail_on=fail_on, pod_timeout=pod_timeout))
+    if method != "GET" or header:
+        raise UsageError("--method and --header describe a traced request: use them with --trace")
     code = diagnose_live(options, pod=name, all_namespaces=False, fail_on=fail_on, save=save, since=since,
                          concurrency=1, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days)
     raise typer.Exit(code)
@@ -361,10 +387,42 @@ def diagnose_live(
                               now=datetime.now(timezone.utc))
 
 
-def _collect(collect_options):
+def trace_live(options: GlobalOptions, *, pod: str, target: str, method: str, headers: list[str],
+               fail_on: FailOn, pod_timeout: str) -> int:
+    """``pod NAME --trace``: walk one request from the pod's sidecar and print the hops; returns the exit code."""
+    from kubectl_meshdoctor.bundle import EvidenceBundle
+    from kubectl_meshdoctor.checks.context import AnalysisContext
+    from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
+    from kubectl_meshdoctor.trace import FAIL, WARN, parse_target, trace_request
+
+    parsed = parse_target(target, method, headers)  # bad input fails before the cluster is contacted
+    collect_options = CollectOptions(
+        cluster=ClusterOptions(options.kubeconfig, options.context, options.request_timeout),
+        namespace=options.namespace, pod=pod, pod_timeout=parse_duration(pod_timeout, "--pod-timeout"),
+        progress=False)
+    evidence = _collect(collect_options, trace=parsed)
+    context = AnalysisContext(EvidenceBundle(scope={"kind": "pod"}, objects=evidence.objects))
+    result = trace_request(evidence.index, context, evidence.pod, parsed, evidence.gaps)
+    if options.output is OutputFormat.TABLE:
+        from kubectl_meshdoctor.report.trace import print_trace
+
+        print_trace(result, _console(options))
+    else:
+        from kubectl_meshdoctor import report as render
+
+        _write(render.structured(result.to_dict(), options.output.value))
+    failing = {FAIL} | ({WARN} if fail_on is FailOn.WARNING else set())
+    return 1 if result.verdict in failing else 0
+
+
+def _collect(collect_options, trace=None):
     from kubectl_meshdoctor import collect
 
     try:
+        if trace is not None:
+            from kubectl_meshdoctor.collect.trace import collect_trace
+
+            return collect_trace(collect_options, trace)
         return collect.collect_evidence(collect_options)
     except ModuleNotFoundError as exc:
         # A broken install (the zipapp leaves pydantic to the host python3): say what to install.
@@ -390,20 +448,33 @@ def analyze_paths(
         if len(paths) > 1:
             raise UsageError("analyze takes one evidence bundle, or any number of manifest files and directories")
         bundle = EvidenceBundle.load(bundles[0])
+        locator = None
+        if options.output is OutputFormat.SARIF:
+            from kubectl_meshdoctor.report.sarif import WholeFile
+
+            saved = Path(bundles[0])
+            locator = WholeFile(saved / "bundle.json" if saved.is_dir() else saved)
     else:
-        from kubectl_meshdoctor.manifests import load_manifests
+        from kubectl_meshdoctor.manifests import read_manifests
 
-        bundle = load_manifests(paths)
-    return _analyze_and_print(options, bundle, fail_on=fail_on, ca_warn_days=ca_warn_days, now=now)
+        locator = read_manifests(paths)
+        bundle = locator.bundle
+    return _analyze_and_print(options, bundle, fail_on=fail_on, ca_warn_days=ca_warn_days, now=now,
+                              locator=locator)
 
 
-def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_warn_days: int, now: datetime) -> int:
+def _analyze_and_print(options: GlobalOptions, bundle, *, fail_on: FailOn, ca_warn_days: int, now: datetime,
+                       locator=None) -> int:
     from kubectl_meshdoctor import report as render
     from kubectl_meshdoctor.analysis import analyze
 
     result = analyze(bundle, now=now, ca_warn_days=ca_warn_days)
     if options.output is OutputFormat.TABLE:
-        render.print_report(result, _console(options))
+        render.print_report(result, _console(options), verbose=options.verbose)
+    elif options.output is OutputFormat.SARIF:
+        from kubectl_meshdoctor.report.sarif import sarif_log
+
+        _write(render.structured(sarif_log(result, locator, Path.cwd()), "json"))
     else:
         _write(render.structured(result.to_dict(), options.output.value))
     if options.debug:

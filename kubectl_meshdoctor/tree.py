@@ -7,6 +7,7 @@ finding whose possible causes were not found is the deepest cause found: ``rootC
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 from kubectl_meshdoctor.findings import Finding, Severity
 
@@ -17,6 +18,20 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
     "MD0204": ("MD0203", "MD0301"),  # configured once, no updates now <- istiod unavailable / pod DNS broken
     "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403", "MD0404"),  # failing requests <- why they fail
+}
+
+# When a link of the chain could not be checked for a pod (its check was skipped, or that pod's proxy
+# evidence is missing: exec refused or timed out), a symptom may still point past it to a deeper cause
+# that other evidence shows: that link is *probable*, not confirmed. For each possible cause: what would
+# have confirmed it, and the evidence that says so.
+EXEC = "exec into istio-proxy"
+WOULD_CONFIRM: dict[str, tuple[str, str]] = {
+    "MD0201": (EXEC, "Envoy's CDS/LDS update counters at 0, state PRE_INITIALIZING (no config from istiod, MD0201)"),
+    "MD0202": (EXEC, "the update_rejected counters and config_dump error_state (config rejected, MD0202)"),
+    "MD0203": ("reading istio-system", "istiod's Service and its ready endpoints (MD0203)"),
+    "MD0301": (EXEC, "/etc/resolv.conf against the kube-dns Service (MD0301)"),
+    "MD0401": (EXEC, "the clusters' TLS settings in config_dump (MD0401)"),
+    "MD0403": (EXEC, "the certificates' validity from /certs (MD0403)"),
 }
 
 # Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod they affect
@@ -32,15 +47,21 @@ def _concerns(cause: Finding, pod: str | None) -> bool:
     return not cause.affects or pod in cause.affects
 
 
-def link(findings: list[Finding]) -> list[Finding]:
+def link(findings: list[Finding], unchecked: Callable[[str | None, str], bool] = lambda pod, code: False
+         ) -> list[Finding]:
     """Set ``caused_by`` and ``root_cause`` on every finding, following ``CAUSES``.
 
     A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide. An info
     finding is an observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
+
+    ``unchecked(pod, code)`` says that ``code`` could not be looked for in ``pod``. When no cause of a
+    symptom was found but some of its possible causes were unchecked, the symptom records them
+    (``Finding.unchecked``), and the causes found *below* them become its probable causes.
     """
     codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
     for item in findings:
-        codes_by_pod[item.pod].add(item.code)
+        if item.severity is not Severity.INFO:  # an observation explains nothing either (MD0205's patch skew)
+            codes_by_pod[item.pod].add(item.code)
     mesh_wide = _mesh_wide_causes(findings)
 
     linked = []
@@ -48,12 +69,43 @@ def link(findings: list[Finding]) -> list[Finding]:
         present = codes_by_pod[item.pod] | {c.code for c in mesh_wide if _concerns(c, item.pod)}
         candidates = () if item.severity is Severity.INFO else CAUSES.get(item.code, ())
         causes = tuple(code for code in candidates if code in present and code != item.code)
-        linked.append(item.with_links(root_cause=not causes, caused_by=causes))
+        missing: tuple[str, ...] = ()
+        if candidates and not causes:
+            missing = tuple(code for code in candidates if unchecked(item.pod, code))
+            causes = _probable_causes(item, missing, present, unchecked)
+        linked.append(item.with_links(root_cause=not causes, caused_by=causes, unchecked=missing,
+                                      would_confirm=would_confirm(missing) if missing else ""))
     return linked
 
 
-def root_causes_of(pod: str, findings: list[Finding]) -> list[Finding]:
-    """The deepest findings reachable from ``pod``'s findings, in tree order."""
+def _probable_causes(item: Finding, missing: tuple[str, ...], present: set[str],
+                     unchecked: Callable[[str | None, str], bool]) -> tuple[str, ...]:
+    """The causes found below the unchecked links ``missing`` (through further unchecked links)."""
+    causes: list[str] = []
+    frontier = list(missing)
+    seen = {item.code, *frontier}
+    while frontier:
+        below = CAUSES.get(frontier.pop(0), ())
+        causes.extend(c for c in below if c in present and c not in causes)
+        for deeper in below:
+            if deeper not in seen and deeper not in present and unchecked(item.pod, deeper):
+                seen.add(deeper)
+                frontier.append(deeper)
+    return tuple(causes)
+
+
+def would_confirm(codes: tuple[str, ...]) -> str:
+    """One line: what would have confirmed (or ruled out) these unchecked causes, by how to get it."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for code in codes:
+        source, shows = WOULD_CONFIRM.get(code, ("its evidence", code))
+        by_source[source].append(shows)
+    return "; ".join(f"{source} would have shown {', '.join(shows)}" for source, shows in by_source.items())
+
+
+def root_causes_of(pod: str, findings: list[Finding]) -> list[tuple[Finding, bool]]:
+    """The deepest findings reachable from ``pod``'s findings, in tree order, each with True when it
+    was reached only through a probable link (a symptom's ``caused_by`` below ``unchecked`` links)."""
     own = [f for f in findings if f.pod == pod]
     by_code: dict[str, list[Finding]] = defaultdict(list)
     for item in findings:
@@ -62,12 +114,14 @@ def root_causes_of(pod: str, findings: list[Finding]) -> list[Finding]:
     for item in _mesh_wide_causes(findings):
         if _concerns(item, pod):
             by_code[item.code].append(item)
-    seen: dict[tuple, Finding] = {}
-    stack = list(own)
+    seen: dict[tuple, tuple[Finding, bool]] = {}
+    stack = [(item, False) for item in own]
     while stack:
-        item = stack.pop()
+        item, probable = stack.pop()
         if item.root_cause:
-            seen.setdefault(item.cause_key, item)
+            known = seen.get(item.cause_key)
+            if known is None or known[1] and not probable:
+                seen[item.cause_key] = (item, probable)
         for code in item.caused_by:
-            stack.extend(by_code.get(code, []))
-    return sorted(seen.values(), key=lambda f: f.code)
+            stack.extend((below, probable or bool(item.unchecked)) for below in by_code.get(code, []))
+    return sorted(seen.values(), key=lambda pair: pair[0].code)

@@ -14,7 +14,7 @@ from kubectl_meshdoctor.checks.certificate_expiring import CHECK as CERTS_CHECK
 from kubectl_meshdoctor.checks.cluster_dns_changed import CHECK as DNS_CHECK
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.checks.mtls_to_plaintext_endpoint import tls_failure_reason
-from kubectl_meshdoctor.checks.sidecar_not_ready import describe_readiness, ready_count
+from kubectl_meshdoctor.checks.sidecar_not_ready import describe_readiness, readiness_detail, ready_count
 from kubectl_meshdoctor.checks.xds_config_not_received import config_verdict, readiness_verdict
 from kubectl_meshdoctor.evidence import (
     TLS_BY_ENDPOINT_LABEL, TLS_ISTIO_ALWAYS, AccessLog, Certificate, ClusterSummary, Evidence, ProxyConfig,
@@ -168,6 +168,29 @@ def test_readiness_lines_say_which_port_answered_what():
     assert describe_readiness(Readiness(False, 15021, None, "connection refused")) == (
         "GET :15021/healthz/ready refused (connection refused)")
     assert describe_readiness(Readiness(False, 15021, 503, "PRE_INITIALIZING")) == "GET :15021 answered 503: PRE_INITIALIZING"
+
+
+def test_readiness_answer_is_said_once_without_pilot_agents_logged_repeat():
+    verdict = readiness_verdict({})
+    # what the collector keeps: cobra's "Error: ..." body, then the logger's line repeating it (trimmed)
+    logged = f"{verdict} 2026-11-30T14:05:01.123456Z error received unsuccessful status code 503: {verdict[:120]}…"
+    assert readiness_detail(Readiness(False, 15020, 503, logged)) == verdict
+    assert describe_readiness(Readiness(False, 15020, 503, logged)).count("config not received") == 1
+    # a different text after the same marker is not a repeat: kept whole
+    other = "server is not live 2026-11-30T14:05:01Z error received unsuccessful status code 503: something else"
+    assert readiness_detail(Readiness(False, 15021, 503, other)) == other
+
+
+def test_config_verdict_is_not_repeated_as_the_readiness_answer():
+    verdict = readiness_verdict({})
+    logged = f"{verdict} 2026-11-30T14:05:01Z error received unsuccessful status code 503: {verdict}"
+    proxy = ProxyEvidence(pod="shop/cart-1", readiness=Readiness(False, 15020, 503, logged), stats={},
+                          server_info=ServerInfo(state="PRE_INITIALIZING", version="1.32.3"))
+    report = analyze(bundle_of([pod("shop", "cart-1", ready=False), *istiod([])], [proxy]), now=NOW)
+    found = by_code_and_pod(report)
+    no_config = found[("MD0201", "shop/cart-1")].evidence
+    assert sum(verdict in line for line in no_config) == 1, no_config
+    assert sum(verdict in line for line in found[("MD0102", "shop/cart-1")].evidence) == 1
 
 
 @pytest.mark.parametrize(
@@ -407,3 +430,126 @@ def test_real_access_log_with_only_successes_gives_no_failure_finding(shared_dir
     proxy = ProxyEvidence(pod="default/web-1", access_log=access_log.summarize_access_log(ok_only))
     assert proxy.access_log.access_lines == 1
     assert [f for f in analyze(bundle_of([], [proxy]), now=NOW).findings if f.code == "MD0601"] == []
+
+
+# --- degraded runs: probable causes ----------------------------------------------------------------
+
+
+def api_only_proxy(key: str) -> ProxyEvidence:
+    """What a sweep keeps when exec is refused: the istio-proxy log (read through the API), nothing else."""
+    return ProxyEvidence(pod=key, access_log=AccessLog(lines_read=3, access_lines=0))
+
+
+def test_without_exec_istiod_down_is_the_probable_cause_of_each_not_ready_pod():
+    objects = [pod("shop", "cart-1", ready=False), pod("shop", "web-2", ready=False), *istiod([])]
+    report = analyze(bundle_of(objects, [api_only_proxy("shop/cart-1"), api_only_proxy("shop/web-2")]), now=NOW)
+    found = by_code_and_pod(report)
+    assert {s.check for s in report.skipped} >= {"XdsConfigNotReceived", "XdsConfigRejected"}
+    for key in ("shop/cart-1", "shop/web-2"):
+        symptom = found[("MD0102", key)]
+        assert symptom.caused_by == ("MD0203",) and not symptom.root_cause
+        assert symptom.confidence == "probable" and symptom.unchecked == ("MD0201", "MD0202")
+        assert symptom.would_confirm.startswith("exec into istio-proxy would have shown Envoy's CDS/LDS")
+        assert symptom.to_dict()["confidence"] == "probable"
+    istiod_down = [(g.pods, g.probable_pods) for g in report.groups if g.cause.code == "MD0203"]
+    assert istiod_down == [(("shop/cart-1", "shop/web-2"), ("shop/cart-1", "shop/web-2"))]
+    assert "MD0102" not in {g.cause.code for g in report.groups}  # no longer a root cause per pod
+    assert {(p.pod, p.root_causes, p.probable) for p in report.pods} == {
+        ("shop/cart-1", ("MD0203", "MD0601"), ("MD0203",)), ("shop/web-2", ("MD0203", "MD0601"), ("MD0203",))}
+
+
+def test_a_pod_examined_fully_links_for_sure_and_one_not_examined_probably():
+    # exec worked for cart-1 (its stats show no config) but timed out for web-2: one run, two confidences
+    objects = [pod("shop", "cart-1", ready=False), pod("shop", "web-2", ready=False), kube_dns("10.96.0.10"),
+               *istiod([])]
+    report = analyze(bundle_of(objects, [not_ready_proxy("shop/cart-1", "10.96.0.10"), api_only_proxy("shop/web-2")]),
+                     now=NOW)
+    found = by_code_and_pod(report)
+    assert found[("MD0102", "shop/cart-1")].caused_by == ("MD0201",)
+    assert found[("MD0102", "shop/cart-1")].confidence == "confirmed" and not found[("MD0102", "shop/cart-1")].unchecked
+    assert found[("MD0102", "shop/web-2")].caused_by == ("MD0203",)
+    assert found[("MD0102", "shop/web-2")].confidence == "probable"
+    istiod_down = [(g.pods, g.probable_pods) for g in report.groups if g.cause.code == "MD0203"]
+    assert istiod_down == [(("shop/cart-1", "shop/web-2"), ("shop/web-2",))]
+
+
+def test_checked_and_absent_is_not_probable():
+    # exec worked and Envoy is configured: MD0201 was looked for and is absent, so istiod being down
+    # does not explain this pod's readiness failure (the probe fails for another reason).
+    configured = ProxyEvidence(pod="shop/cart-1", readiness=Readiness(False, 15021, 503, "workers have not yet started"),
+                               stats={"cluster_manager.cds.update_success": 1, "listener_manager.lds.update_success": 1})
+    report = analyze(bundle_of([pod("shop", "cart-1", ready=False), *istiod([])], [configured]), now=NOW)
+    symptom = by_code_and_pod(report)[("MD0102", "shop/cart-1")]
+    assert symptom.root_cause and symptom.caused_by == () and symptom.unchecked == () and symptom.confidence is None
+
+
+def test_without_exec_and_without_a_cause_below_the_symptom_says_what_was_not_checked():
+    objects = [pod("shop", "cart-1", ready=False), kube_dns("172.19.9.54"), *istiod(["10.0.0.5"])]
+    report = analyze(bundle_of(objects, [api_only_proxy("shop/cart-1")]), now=NOW)
+    symptom = by_code_and_pod(report)[("MD0102", "shop/cart-1")]
+    assert symptom.root_cause and symptom.caused_by == () and symptom.confidence is None
+    assert symptom.unchecked == ("MD0201", "MD0202") and "MD0201" in symptom.would_confirm
+
+
+# --- when it started ------------------------------------------------------------------------------------
+
+
+def started_at(obj: dict, at: str, *, not_ready_since: str | None = None) -> dict:
+    """``obj`` created and started at ``at``; a pod not ready since ``not_ready_since`` says so in its conditions."""
+    obj["metadata"]["creationTimestamp"] = at
+    if obj["kind"] == "Pod":
+        obj["status"]["startTime"] = at
+        if not_ready_since:
+            obj["status"]["conditions"] = [{"type": "Ready", "status": "False", "lastTransitionTime": not_ready_since}]
+    return obj
+
+
+def moments(item) -> list[tuple[str, str, str | None]]:
+    return [(m.at, m.what, m.pod) for m in item.since]
+
+
+def test_dns_chain_carries_when_the_service_changed_and_when_each_pod_failed():
+    objects = [started_at(pod("shop", "cart-1", ready=False), "2026-11-20T14:05:00Z", not_ready_since="2026-11-20T14:05:40Z"),
+               started_at(kube_dns("172.19.9.54"), "2026-11-20T14:02:00+00:00"), *istiod(["10.0.0.5"])]
+    report = analyze(bundle_of(objects, [not_ready_proxy("shop/cart-1", "172.19.0.10")]), now=NOW)
+    found = by_code_and_pod(report)
+    assert moments(found[("MD0301", "shop/cart-1")]) == [
+        ("2026-11-20T14:02:00Z", "kube-dns Service created with ClusterIP 172.19.9.54", None),  # normalised to Z
+        ("2026-11-20T14:05:00Z", "started with nameserver 172.19.0.10", "shop/cart-1"),
+    ]
+    assert moments(found[("MD0102", "shop/cart-1")]) == [("2026-11-20T14:05:40Z", "1/2 READY", "shop/cart-1")]
+    assert found[("MD0301", "shop/cart-1")].to_dict()["since"][0] == {
+        "at": "2026-11-20T14:02:00Z", "what": "kube-dns Service created with ClusterIP 172.19.9.54", "pod": None}
+
+
+def test_istiod_down_carries_when_its_pod_turned_not_ready_and_last_crashed():
+    istiod_pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "istiod-5f4d-abcde", "namespace": "istio-system", "labels": {"app": "istiod"}},
+        "spec": {"containers": [{"name": "discovery"}]},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-20T13:58:00Z"}],
+                   "containerStatuses": [{"name": "discovery", "ready": False, "restartCount": 7,
+                                          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                          "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                                                       "finishedAt": "2026-11-20T14:31:10Z"}}}]},
+    }
+    objects = [pod("shop", "cart-1", ready=False), kube_dns("10.96.0.10"), *istiod([]), istiod_pod]
+    report = analyze(bundle_of(objects, [not_ready_proxy("shop/cart-1", "10.96.0.10")]), now=NOW)
+    assert moments(by_code_and_pod(report)[("MD0203", None)]) == [
+        ("2026-11-20T13:58:00Z", "istiod pod istiod-5f4d-abcde not ready", None),
+        ("2026-11-20T14:31:10Z", "discovery container of istiod-5f4d-abcde exited (Error; 7 restarts)", None),
+    ]
+
+
+def test_certificate_findings_carry_the_validity_and_findings_without_times_carry_none():
+    cert = Certificate(role="workload", serial="abc123", subject_alt_names=("spiffe://cluster.local/ns/shop/sa/default",),
+                       valid_from="2026-11-22T12:00:00Z", expiration_time="2026-11-23T11:00:00Z")
+    proxy = ProxyEvidence(pod="shop/cart-1", certs=(cert,))
+    report = analyze(bundle_of([pod("shop", "cart-1")], [proxy]), now=NOW)
+    expired = by_code_and_pod(report)[("MD0403", "shop/cart-1")]
+    assert moments(expired) == [("2026-11-22T12:00:00Z", "workload certificate issued (valid from)", "shop/cart-1"),
+                                ("2026-11-23T11:00:00Z", "workload certificate expires", "shop/cart-1")]
+    # a pod without timestamps in its status: nothing is invented
+    report = analyze(bundle_of([pod("shop", "web-1", ready=False), *istiod(["10.0.0.5"])], []), now=NOW)
+    assert by_code_and_pod(report)[("MD0102", "shop/web-1")].since == ()

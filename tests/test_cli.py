@@ -21,7 +21,8 @@ from kubectl_meshdoctor.findings import Subject
 
 REPO = Path(__file__).resolve().parents[1]
 EMIT = "test.meshdoctor/emit"
-FINDING_KEYS = {"code", "severity", "pod", "subject", "rootCause", "causedBy", "affects", "message", "remediation", "evidence"}
+FINDING_KEYS = {"code", "severity", "pod", "subject", "rootCause", "causedBy", "confidence", "unchecked", "wouldConfirm",
+                "affects", "message", "remediation", "evidence", "since"}
 
 
 class EmitAnnotated(Check):
@@ -169,8 +170,10 @@ def test_json_report_shape(tmp_path, fake_checks):
     assert by_code["MD0301"]["rootCause"] is True
     assert document["rootCauseGroups"] == [
         {"code": "MD0301", "subject": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
-         "message": "MD0301 seen on web-1 [v1]", "pods": ["shop/web-1"]}
+         "message": "MD0301 seen on web-1 [v1]", "pods": ["shop/web-1"], "probablePods": []}
     ]
+    assert by_code["MD0102"]["confidence"] == "confirmed" and by_code["MD0301"]["confidence"] is None
+    assert by_code["MD0102"]["unchecked"] == [] and by_code["MD0102"]["wouldConfirm"] is None
 
 
 def test_yaml_is_the_same_document_as_json(tmp_path, fake_checks):

@@ -133,25 +133,210 @@ def test_unknown_pod_is_a_usage_error_through_kubectl(lab):
     assert "Traceback" not in result.stderr
 
 
-def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
-    from kubectl_meshdoctor.collect.proxy import ALLOWED_EXEC, ISTIOD_CONTAINER
+# --- pod NAME --trace: one request walked hop by hop, through the real kubectl ---------------------------
 
-    # every test above ran first (module order); their requests are all in the lab's log
-    requests = list(lab.requests)
-    verbs = {r.verb for r in requests}
-    assert verbs <= {"get", "list", "log", "exec", "discovery"}, verbs
-    assert not [r for r in requests if r.method not in ("GET",)], "only GETs (exec upgrades over GET)"
-    execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
-    assert execs, "the sweep must have exec'd into istio-proxy"
-    for query in execs:
-        (container,) = query["container"]
-        assert tuple(query["command"]) in ALLOWED_EXEC[container], (container, query["command"])
-    # ConfigMaps: only istio-ca-root-cert, by name, never listed
-    config_maps = [r for r in requests if "/configmaps" in r.path]
-    assert config_maps and all(r.verb == "get" and r.path.endswith("/configmaps/istio-ca-root-cert")
-                               for r in config_maps), [(r.verb, r.path) for r in config_maps]
-    # istiod's discovery container is asked for /debug/syncz only, and only where it runs
-    assert [q for q in execs if q["container"] == [ISTIOD_CONTAINER]]
+
+def trace(lab, namespace: str, app: str, target: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = kubectl_meshdoctor(lab, "pod", lab.pods(namespace, app)[0], "-n", namespace, "--trace", target,
+                                "-o", "json", *extra)
+    assert "Traceback" not in result.stderr
+    return result, json.loads(result.stdout)
+
+
+def by_step(document: dict) -> dict[str, dict]:
+    return {hop["step"]: hop for hop in document["hops"]}
+
+
+@pytest.mark.parametrize("target, cluster", [
+    ("details:9080/details/0", "outbound|9080||details.bookinfo.svc.cluster.local"),
+    ("reviews.bookinfo.svc.cluster.local:9080/reviews/0", "outbound|9080|v1|reviews.bookinfo.svc.cluster.local"),
+    ("ratings/ratings/0", "outbound|9080|v1|ratings.bookinfo.svc.cluster.local"),
+])
+def test_trace_on_healthy_bookinfo_passes_every_hop_to_a_ready_endpoint(lab, target, cluster):
+    result, document = trace(lab, "bookinfo", "productpage", target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = by_step(document)
+    assert document["verdict"] == "ok" and [h["verdict"] for h in document["hops"]] == ["ok"] * 6
+    assert steps["listener"]["data"]["listener"] == "0.0.0.0_9080"
+    assert steps["cluster"]["data"]["cluster"] == cluster
+    pods = {p["metadata"]["name"]: p for p in lab.objects if p["kind"] == "Pod"}
+    for endpoint in steps["endpoints"]["data"]["endpoints"]:
+        conditions = pods[endpoint["pod"]]["status"]["conditions"]
+        assert {"type": "Ready", "status": "True"} in [{k: c[k] for k in ("type", "status")} for c in conditions]
+    assert "Istio mTLS" in steps["tls"]["summary"] and "STRICT" in steps["server"]["evidence"][0]
+
+
+def test_trace_follows_the_header_route_of_the_virtual_service(lab):
+    _, document = trace(lab, "bookinfo", "productpage", "reviews:9080/reviews/0", "-H", "end-user: jason")
+    assert by_step(document)["cluster"]["data"]["cluster"] == "outbound|9080|v2|reviews.bookinfo.svc.cluster.local"
+
+
+def test_trace_stops_at_the_missing_subset_cluster_that_real_envoy_answered_nc_for(lab, sweep_all):
+    result, document = trace(lab, "storefront", "web", "catalog:8080/api/items")
+    assert result.returncode == 1
+    assert (document["failedAt"], document["code"]) == ("cluster", "MD0501")
+    missing = by_step(document)["cluster"]["data"]["missing"]
+    assert set(missing) == {"outbound|8080|v1|catalog.storefront.svc.cluster.local",
+                            "outbound|8080|v2|catalog.storefront.svc.cluster.local"}
+    # the same Envoy, driven with real requests by the lab, logged NC for those clusters
+    logged = [f for f in sweep_all["findings"] if f["code"] == "MD0601" and f["pod"].startswith("storefront/web-")]
+    assert logged and any("NC" in line for f in logged for line in f["evidence"]), logged
+
+
+def test_trace_to_headless_redis_without_sidecar_stops_at_the_tls_hop(lab):
+    result, document = trace(lab, "cache-demo", "session-api", "redis")
+    assert result.returncode == 1
+    assert (document["failedAt"], document["code"]) == ("tls", "MD0401")
+    steps = by_step(document)
+    assert document["request"]["port"] == 6379 and document["destination"]["headless"]
+    assert steps["cluster"]["summary"].endswith("ORIGINAL_DST") and steps["route"]["verdict"] == "n/a"
+    assert "redis-0" in steps["tls"]["summary"] and "DestinationRule cache-demo/redis sets trafficPolicy.tls.mode ISTIO_MUTUAL" \
+        in steps["tls"]["evidence"]
+
+
+def test_trace_of_plain_text_toward_strict_stops_at_the_server_hop(lab):
+    result, document = trace(lab, "billing", "invoicer", "accounts:8000/")
+    assert result.returncode == 1
+    assert (document["failedAt"], document["code"]) == ("server", "MD0402")
+    steps = by_step(document)
+    assert steps["tls"]["verdict"] == "ok" and steps["tls"]["summary"].startswith("plain text")
+    assert "DestinationRule billing/accounts-no-tls sets trafficPolicy.tls.mode DISABLE" in steps["server"]["evidence"]
+
+
+def test_trace_table_shows_one_line_per_hop_and_the_answer(lab):
+    name = lab.pods("storefront", "web")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "storefront", "--trace", "catalog:8080/api/items")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"TRACE storefront/{name} -> GET catalog:8080/api/items")
+    rows = [line.split()[:2] for line in lines[2:8]]
+    assert rows == [["listener", "ok"], ["route", "ok"], ["cluster", "fail"], ["endpoints", "not-reached"],
+                    ["tls", "not-reached"], ["server", "not-reached"]]
+    assert any(line.startswith("ANSWER: the request stops at the cluster hop (MD0501 SubsetNotDefined)") for line in lines)
+
+
+@pytest.mark.parametrize("namespace, app, target, failed_at, code, verdicts", [
+    # no configuration from istiod (stale DNS, istiod without endpoints): nothing to walk past the listener
+    ("shop", "cart", "catalog", "listener", None, ["fail"] + ["not-reached"] * 5),
+    ("payments-prod", "ledger", "fx-rates/rates", "listener", None, ["fail"] + ["not-reached"] * 5),
+    # an expiring certificate does not change the path
+    ("inventory", "warehouse", "stock:8080/items", None, None, ["ok"] * 6),
+    # "http2foo" is not a protocol: the port is plain TCP, HTTP routing does not apply (real Istio would sniff)
+    ("media", "player", "transcoder:9443/", None, "MD0502", ["warn", "n/a", "ok", "ok", "ok", "ok"]),
+])
+def test_trace_answers_on_the_other_scenarios(lab, namespace, app, target, failed_at, code, verdicts):
+    result, document = trace(lab, namespace, app, target)
+    assert result.returncode == (1 if failed_at else 0), result.stderr
+    assert document["failedAt"] == failed_at and [h["verdict"] for h in document["hops"]] == verdicts
+    assert code is None or code in [h["code"] for h in document["hops"]]
+    if failed_at == "listener":
+        assert document["hops"][0]["summary"].startswith("Envoy holds no listener from istiod")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pod", "no-such-pod", "-n", "bookinfo", "--trace", "reviews"], "no-such-pod"),
+    (["pod", "POD", "-n", "bookinfo", "--trace", "reviews:http"], "invalid --trace"),
+    (["pod", "REDIS", "-n", "cache-demo", "--trace", "session-api"], "no istio-proxy container"),
+])
+def test_trace_bad_input_is_a_usage_error_through_kubectl(lab, args, message):
+    args = [lab.pods("bookinfo", "productpage")[0] if a == "POD" else "redis-0" if a == "REDIS" else a for a in args]
+    result = kubectl_meshdoctor(lab, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error:") and message in result.stderr and "Traceback" not in result.stderr
+
+
+# --- what a user sees in the table ----------------------------------------------------------------------
+
+
+def test_table_says_each_cause_once_and_each_readiness_answer_once(lab):
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-A")
+    assert result.returncode == 1, result.stderr
+    roots = result.stdout.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    # the two missing subsets of one VirtualService are one root cause line
+    assert roots.count("VirtualService storefront/catalog-split routes to") == 1, roots
+    assert "3 pods: VirtualService storefront/catalog-split routes to subsets v1, v2 of catalog" in roots
+    # pilot-agent's readiness answer, logged twice by pilot-agent itself, is shown once per line, and
+    # MD0201 does not repeat its verdict as the "readiness answer"
+    assert "error received unsuccessful status code" not in result.stdout
+    assert "readiness answer: config not received" not in result.stdout
+    assert "pilot-agent verdict: config not received from XDS server" in result.stdout
+
+
+def test_dns_story_says_when_it_started(lab, sweep_all):
+    # the lab's kube-dns Service was re-created at 14:02; the shop pods started from 14:05 on
+    table = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "shop").stdout
+    roots = table.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert ("when (UTC, 2026-11-20): 14:02 kube-dns Service created with ClusterIP 172.19.9.54; "
+            "14:05 first pod started with nameserver 172.19.0.10, 1/2 READY; 8 pods since") in roots, roots
+    # JSON carries the times on each finding
+    dns = [f for f in sweep_all["findings"] if f["code"] == "MD0301"]
+    assert len(dns) == 8
+    assert all({"at": "2026-11-20T14:02:00Z", "what": "kube-dns Service created with ClusterIP 172.19.9.54",
+                "pod": None} in f["since"] for f in dns)
+    starts = sorted(m["at"] for f in dns for m in f["since"] if m["pod"])
+    assert starts[0] == "2026-11-20T14:05:00Z" and starts[-1] == "2026-11-20T14:31:00Z"
+    not_ready = [f for f in sweep_all["findings"] if f["code"] == "MD0102" and f["pod"].startswith("shop/")]
+    assert all(f["since"] and f["since"][0]["what"] == "1/2 READY" for f in not_ready)
+
+
+def test_analyze_on_manifests_says_the_live_checks_in_one_line(lab):
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "bookinfo-broken")
+    table = kubectl_meshdoctor(lab, "analyze", example)
+    assert table.returncode == 1, table.stderr
+    assert "skipped:" not in table.stdout
+    assert "12 live checks need a cluster or a bundle: --verbose lists them" in table.stdout
+    verbose = kubectl_meshdoctor(lab, "analyze", example, "--verbose")
+    assert len([line for line in verbose.stdout.splitlines() if line.startswith("skipped: ")]) == 12
+    assert verbose.stdout.replace("\n", "").count("evidence not available") == 12
+    as_json = json.loads(kubectl_meshdoctor(lab, "--verbose", "analyze", example, "-o", "json").stdout)
+    assert len(as_json["skipped"]) == 12
+
+
+@pytest.fixture(scope="module")
+def lab_without_exec():
+    """The istiod-down and DNS stories for a user whom RBAC refuses pods/exec."""
+    if not (BIN_DIR / "kubectl-meshdoctor").exists():
+        pytest.skip("the kubectl-meshdoctor script is not installed next to this Python (pip install .)")
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from kubectl_meshdoctor.lab.lab import Lab
+
+    with Lab(["istiod-no-endpoints", "dns-clusterip-changed"], policy=AccessPolicy(forbid_exec=True)) as running:
+        yield running
+
+
+def test_without_exec_istiod_down_is_the_probable_cause_not_one_cause_per_pod(lab_without_exec):
+    result = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "payments-prod", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert any("exec refused" in g["reason"] for g in report["gaps"])
+    pods = [p["pod"] for p in report["pods"]]
+    assert len(pods) == 4
+    group = next(g for g in report["rootCauseGroups"] if g["code"] == "MD0203")
+    assert group["subject"]["name"] == "istiod-canary" and sorted(group["pods"]) == sorted(pods)
+    assert sorted(group["probablePods"]) == sorted(pods)
+    assert not [g for g in report["rootCauseGroups"] if g["code"] == "MD0102"]
+    assert all(p["probableRootCauses"] == ["MD0203"] for p in report["pods"])
+    for item in (f for f in report["findings"] if f["code"] == "MD0102"):
+        assert item["causedBy"] == ["MD0203"] and item["confidence"] == "probable" and not item["rootCause"]
+        assert "MD0201" in item["unchecked"] and item["wouldConfirm"].startswith("exec into istio-proxy would have shown")
+
+    table = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "payments-prod").stdout
+    roots = table.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0].strip().splitlines()
+    assert roots[0].strip().startswith("[ERROR] 4 pods: istiod has no ready endpoints")
+    assert roots[1].strip().startswith("probable for all of these pods, not confirmed: exec into istio-proxy would "
+                                       "have shown Envoy's CDS/LDS update counters at 0")
+    assert "is not ready" not in "\n".join(roots)
+    assert "failing  MD0203 (probable)" in table
+
+
+def test_without_exec_not_ready_pods_are_one_line_with_their_count(lab_without_exec):
+    result = kubectl_meshdoctor(lab_without_exec, "namespace", "sweep", "-n", "shop")
+    assert result.returncode == 1, result.stderr
+    roots = result.stdout.split("ROOT CAUSES", 1)[1].split("DIAGNOSIS", 1)[0]
+    assert roots.count("SidecarNotReady") == 1, roots
+    assert "[ERROR] 8 pods: istio-proxy is not ready (1/2 READY) (MD0102 SidecarNotReady, 8 Pods)" in roots
+    assert "its causes were not checked: exec into istio-proxy would have shown" in roots
+    assert "checks skipped, their evidence is missing" in result.stdout and "skipped:" not in result.stdout
 
 
 def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
@@ -206,3 +391,29 @@ def test_root_rotation_story_groups_pods_by_root_and_explains_the_tls_failures(s
     assert "pods by trusted root across the sweep" in evidence and "CERTIFICATE_VERIFY_FAILED" in evidence
     ledger = next(p for p in sweep_all["pods"] if p["pod"].startswith("treasury/vault-ledger-"))
     assert not [f for f in sweep_all["findings"] if f["pod"] == ledger["pod"] and f["code"] == "MD0404"]
+
+
+# --- last: the whole module's requests ------------------------------------------------------------
+
+
+def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
+    from kubectl_meshdoctor.collect.proxy import ALLOWED_EXEC, ISTIOD_CONTAINER, TRACE_CONFIG_DUMP
+
+    # every test above ran first (module order); their requests are all in the lab's log
+    requests = list(lab.requests)
+    verbs = {r.verb for r in requests}
+    assert verbs <= {"get", "list", "log", "exec", "discovery"}, verbs
+    assert not [r for r in requests if r.method not in ("GET",)], "only GETs (exec upgrades over GET)"
+    execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
+    assert execs, "the sweep must have exec'd into istio-proxy"
+    for query in execs:
+        (container,) = query["container"]
+        assert tuple(query["command"]) in ALLOWED_EXEC[container], (container, query["command"])
+    # ConfigMaps: only istio-ca-root-cert, by name, never listed
+    config_maps = [r for r in requests if "/configmaps" in r.path]
+    assert config_maps and all(r.verb == "get" and r.path.endswith("/configmaps/istio-ca-root-cert")
+                               for r in config_maps), [(r.verb, r.path) for r in config_maps]
+    # istiod's discovery container is asked for /debug/syncz only, and only where it runs
+    assert [q for q in execs if q["container"] == [ISTIOD_CONTAINER]]
+
+    assert list(TRACE_CONFIG_DUMP) in [q["command"] for q in execs], "the --trace tests above read config_dump?include_eds"

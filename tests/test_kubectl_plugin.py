@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_meshdoctor import __version__
+from manifest_trees import write_app_tree
 
 KUBECTL = Path("/usr/bin/kubectl")
 pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl is not installed at /usr/bin/kubectl")
@@ -29,9 +30,9 @@ def plugin_env(tmp_path):
             "NO_COLOR": "1"}
 
 
-def kubectl(env, *args):
+def kubectl(env, *args, cwd=None):
     return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 def test_plugin_list_finds_meshdoctor(plugin_env):
@@ -59,3 +60,41 @@ def test_analyze_json_and_exit_codes_pass_through(plugin_env, tmp_path):
 
     unknown = kubectl(plugin_env, "meshdoctor", "explain", "MD9999")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: ")
+
+
+def test_analyze_a_repository_tree_skips_what_is_no_manifest(plugin_env, tmp_path):
+    tree = write_app_tree(tmp_path / "repo" / "k8s")
+    done = kubectl(plugin_env, "meshdoctor", "analyze", "k8s", "-o", "json", cwd=tmp_path / "repo")
+    assert done.returncode == 1, done.stderr  # MD0501 is an error; the skipped files do not change that
+    report = json.loads(done.stdout)
+    assert {f["code"] for f in report["findings"]} == {"MD0501", "MD0502"}
+    skipped = {g["what"].removeprefix("file k8s/") for g in report["gaps"] if g["what"].startswith("file ")}
+    assert skipped == set(tree.skipped)
+    assert report["scope"]["paths"] == ["k8s/app.yaml"]
+
+    template = kubectl(plugin_env, "meshdoctor", "analyze", "k8s/chart/templates/service.yaml", cwd=tmp_path / "repo")
+    assert template.returncode == 2 and "Traceback" not in template.stderr
+    assert template.stderr.strip().splitlines() == [
+        "error: k8s/chart/templates/service.yaml: a Helm/Go template ({{ ... }}), not a manifest: "
+        "analyse what it renders (helm template, ...)"]
+
+
+def test_analyze_sarif_through_kubectl(plugin_env, tmp_path):
+    tree = write_app_tree(tmp_path / "repo" / "k8s")
+    done = kubectl(plugin_env, "meshdoctor", "analyze", "k8s", "-o", "sarif", cwd=tmp_path / "repo")
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert document["version"] == "2.1.0"
+    located = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in document["runs"][0]["results"]}
+    assert located == {
+        "MD0501": {"artifactLocation": {"uri": "k8s/app.yaml", "uriBaseId": "SRCROOT"},
+                   "region": {"startLine": tree.virtual_service_line}},
+        "MD0502": {"artifactLocation": {"uri": "k8s/app.yaml", "uriBaseId": "SRCROOT"},
+                   "region": {"startLine": tree.legacy_line}},
+    }
+
+    sweep = kubectl(plugin_env, "meshdoctor", "namespace", "sweep", "-o", "sarif")
+    assert sweep.returncode == 2 and sweep.stdout == ""
+    assert sweep.stderr.strip().splitlines() == [
+        "error: -o sarif is for analyze (its results point at lines of manifest files); "
+        "the other commands take -o json or -o yaml"]

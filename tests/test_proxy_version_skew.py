@@ -47,3 +47,18 @@ def test_server_info_keeps_the_istio_release_of_the_node_metadata(shared_dir):
     assert info.istio_version == "1.28.0"
     assert parse_server_info(b'{"state": "LIVE", "version": "x", "node": {"metadata": {}}}').istio_version == ""
     assert parse_server_info(b'{"state": "LIVE", "version": "x", "node": "odd"}').istio_version == ""
+
+
+def test_skew_explains_a_rejection_only_when_it_is_outside_support():
+    from kubectl_meshdoctor.findings import Finding, Severity, Subject
+    from kubectl_meshdoctor.tree import link
+
+    def found(code, severity):
+        return Finding(code=code, severity=severity, subject=Subject("Pod", "web-1", "shop"), message=code,
+                       remediation="", pod="shop/web-1")
+
+    rejected = found("MD0202", Severity.ERROR)
+    linked = {f.code: f for f in link([rejected, found("MD0205", Severity.WARNING)])}
+    assert linked["MD0202"].caused_by == ("MD0205",) and linked["MD0205"].root_cause
+    linked = {f.code: f for f in link([rejected, found("MD0205", Severity.INFO)])}
+    assert linked["MD0202"].caused_by == () and linked["MD0202"].root_cause  # a patch difference explains nothing

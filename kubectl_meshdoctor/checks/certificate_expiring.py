@@ -23,22 +23,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
+from kubectl_meshdoctor.checks.base import Check, finding, moment, parse_time, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Certificate, Evidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
 
 SPIFFE_PREFIX = "spiffe://"
 RENEWAL_FRACTION_LEFT = 0.25  # Istio renews near half life; a quarter left means renewal is stuck
-
-
-def parse_time(text: str) -> datetime | None:
-    """Envoy's RFC 3339 timestamps (``2026-11-24T12:30:16Z``); None when unreadable."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def spiffe_identity(cert: Certificate) -> tuple[str, str, str] | None:
@@ -71,6 +62,14 @@ def _describe(cert: Certificate) -> str:
     return f"{cert.role} certificate serial {cert.serial}: valid {cert.valid_from} to {cert.expiration_time} ({sans})"
 
 
+def _validity(cert: Certificate, key: str) -> list:
+    """The certificate's validity as moments: a workload certificate's are its pod's; a CA's are its own."""
+    pod = key if cert.role != "ca" else None
+    name = "workload certificate" if pod else f"CA certificate {cert.serial[:12]}"
+    return [moment(cert.valid_from, f"{name} issued (valid from)", pod),
+            moment(cert.expiration_time, f"{name} expires", pod)]
+
+
 class CertificateExpiring(Check):
     name = "CertificateExpiring"
     codes = ("MD0403",)
@@ -96,16 +95,16 @@ class CertificateExpiring(Check):
         subject = pod_subject(key)
         if end is not None and end <= now:
             yield finding("MD0403", subject, f"workload certificate of {key} expired {span(now - end)} ago",
-                          evidence, pod=key, severity=Severity.ERROR)
+                          evidence, pod=key, since=_validity(cert, key), severity=Severity.ERROR)
         elif start is not None and start > now:
             yield finding("MD0403", subject, f"workload certificate of {key} is not valid for another {span(start - now)}",
                           evidence + ["a certificate from the future usually means clock skew between istiod and the node"],
-                          pod=key, severity=Severity.ERROR)
+                          pod=key, since=_validity(cert, key), severity=Severity.ERROR)
         elif start is not None and end is not None and end - now < (end - start) * RENEWAL_FRACTION_LEFT:
             yield finding("MD0403", subject,
                           f"workload certificate of {key} expires in {span(end - now)} and was not renewed",
                           evidence + [f"lifetime {span(end - start)}; Istio renews at about half of it"],
-                          pod=key, severity=Severity.WARNING)
+                          pod=key, since=_validity(cert, key), severity=Severity.WARNING)
         identity = spiffe_identity(cert)
         pod = ctx.pod(key)
         if identity is None or pod is None:
@@ -123,7 +122,7 @@ class CertificateExpiring(Check):
             yield finding("MD0403", subject,
                           f"workload certificate of {key} names {' and '.join(wrong)}",
                           [_describe(cert), f"pod spec.serviceAccountName: {pod_sa}"],
-                          pod=key, severity=Severity.WARNING)
+                          pod=key, since=_validity(cert, key), severity=Severity.WARNING)
 
     @staticmethod
     def _ca(key: str, cert: Certificate, now: datetime, warn_days: int) -> Iterable[Finding]:
@@ -132,14 +131,14 @@ class CertificateExpiring(Check):
         evidence = [_describe(cert)]
         if end is not None and end <= now:
             yield finding("MD0403", subject, f"CA certificate {cert.serial} expired at {cert.expiration_time}",
-                          evidence, pod=key, severity=Severity.ERROR)
+                          evidence, pod=key, since=_validity(cert, key), severity=Severity.ERROR)
         elif start is not None and start > now:
             yield finding("MD0403", subject, f"CA certificate {cert.serial} is not valid before {cert.valid_from}",
-                          evidence, pod=key, severity=Severity.ERROR)
+                          evidence, pod=key, since=_validity(cert, key), severity=Severity.ERROR)
         elif end is not None and end - now <= timedelta(days=warn_days):
             yield finding("MD0403", subject,
                           f"CA certificate {cert.serial} expires at {cert.expiration_time} (within {warn_days} days)",
-                          evidence + [f"time left: {span(end - now)}"], pod=key, severity=Severity.WARNING)
+                          evidence + [f"time left: {span(end - now)}"], pod=key, since=_validity(cert, key), severity=Severity.WARNING)
 
 
 CHECK = CertificateExpiring()

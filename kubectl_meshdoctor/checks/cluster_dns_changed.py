@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding, moment
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, labels_of
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
@@ -99,11 +99,14 @@ class ClusterDnsChanged(Check):
             meta = dns_service["metadata"]
             new = cluster_ips(dns_service)
             new_text = ", ".join(new) or "none"
+            started = ((ctx.pod(key) or {}).get("status") or {}).get("startTime")
             yield finding(
                 "MD0301", Subject("Service", meta["name"], meta.get("namespace")),
                 f"cluster DNS ClusterIP changed ({meta['name']} {nameservers[0]} → {new_text})",
                 resolv_lines + [f"Service {key_of(dns_service)} clusterIP {new_text}"],
                 pod=key,
+                since=[created(dns_service, f"{meta['name']} Service created with ClusterIP {new_text}"),
+                       moment(started, f"started with nameserver {nameservers[0]}", key)],
             )
 
 

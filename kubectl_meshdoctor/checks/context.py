@@ -30,6 +30,13 @@ def labels_of(obj: dict) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
+def is_istio_control_plane(obj: dict) -> bool:
+    """Made by Istio's own install, not a user workload: labelled ``istio`` (istio: pilot, istio:
+    ingressgateway) or ``release: istio``. The same rule istioctl analyze uses to skip such objects."""
+    labels = labels_of(obj)
+    return "istio" in labels or labels.get("release") == "istio"
+
+
 def selector_matches(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
     """Service/PeerAuthentication style equality selector; an empty selector selects nothing here."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, condition_since, finding, last_exit
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, labels_of
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
@@ -63,19 +63,38 @@ class IstiodUnavailable(Check):
             if ctx.ready_endpoint_count(service) > 0:
                 continue
             meta = service["metadata"]
+            selector = (service.get("spec") or {}).get("selector")
             evidence = [f"Service {key_of(service)}: 0 ready endpoints"]
-            evidence += self._istiod_pods(ctx, meta.get("namespace") or "", (service.get("spec") or {}).get("selector"))
+            evidence += self._istiod_pods(ctx, meta.get("namespace") or "", selector)
             yield finding(
                 "MD0203", Subject("Service", meta["name"], meta.get("namespace")),
                 f"istiod has no ready endpoints (Service {key_of(service)})", evidence, affects=affected,
+                since=self._istiod_moments(ctx, meta.get("namespace") or "", selector),
             )
 
     @staticmethod
-    def _istiod_pods(ctx: AnalysisContext, namespace: str, selector: dict | None) -> list[str]:
+    def _selected(ctx: AnalysisContext, namespace: str, selector: dict | None) -> list[dict]:
+        if not selector:
+            return []
+        return [p for p in ctx.pods_in(namespace) if all(labels_of(p).get(k) == v for k, v in selector.items())]
+
+    @classmethod
+    def _istiod_moments(cls, ctx: AnalysisContext, namespace: str, selector: dict | None) -> list:
+        """When each istiod pod turned not ready, and when its containers last exited (restarts)."""
+        moments = []
+        for pod in cls._selected(ctx, namespace, selector)[:MAX_PODS_SHOWN]:
+            name = (pod.get("metadata") or {}).get("name")
+            moments.append(condition_since(pod, "Ready", "False", f"istiod pod {name} not ready"))
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                moments.append(last_exit(status, f"{status.get('name')} container of {name}"))
+        return moments
+
+    @classmethod
+    def _istiod_pods(cls, ctx: AnalysisContext, namespace: str, selector: dict | None) -> list[str]:
         """What the istiod pods are doing, when the bundle holds them: why the endpoints are empty."""
         if not selector:
             return []
-        pods = [p for p in ctx.pods_in(namespace) if all(labels_of(p).get(k) == v for k, v in selector.items())]
+        pods = cls._selected(ctx, namespace, selector)
         if not pods and Evidence.PODS in ctx.available:
             return [f"no pod in {namespace} matches the Service selector {selector}"]
         lines = []

@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding
 from kubectl_meshdoctor.checks.context import (
     ROOT_NAMESPACE, AnalysisContext, IstioClusterName, key_of, labels_of, resolve_host, selector_matches,
     sidecar_container,
@@ -258,15 +258,16 @@ class MtlsModeConflict(Check):
         evidence += [f"{w.workload} is STRICT by {w.policy}" for w in strict[:5]]
         if len(strict) > 5:
             evidence.append(f"... and {len(strict) - 5} more STRICT workloads")
+        since = [created(rule, f"DestinationRule {key_of(rule)} created")]
         if not clients:
-            yield finding("MD0402", subject, message, evidence)
+            yield finding("MD0402", subject, message, evidence, since=since)
         # Each client proxy that really sends plain text shows the same cause (one message, so a sweep
         # groups them), with its own cluster as evidence.
         for pod, cluster in clients:
             yield finding(
                 "MD0402", subject, message,
                 [f"this client's cluster {cluster} carries no TLS (plain text to a STRICT server)", *evidence[:3]],
-                pod=pod,
+                pod=pod, since=since,
             )
 
 

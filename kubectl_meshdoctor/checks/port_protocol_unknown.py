@@ -14,16 +14,24 @@ matches it case-insensitively. Anything else is "unsupported": the sidecar falls
 sniffing or plain TCP, so VirtualService HTTP routes, retries and HTTP metrics silently do not apply,
 and server-first protocols can stall while the proxy waits for the client to speak first.
 
-Decisions, following Istio's ``kube.ConvertProtocol`` and ``protocol.Parse``:
-- An unnamed port is not reported: Kubernetes allows a single unnamed port, and the author declared
-  nothing, so auto-detection is what they asked for. A *present but unrecognised* name or appProtocol
-  shows an intent Istio ignores, which is what this check is for.
+Decisions, following Istio's ``kube.ConvertProtocol`` and ``protocol.Parse``, and agreeing with
+``istioctl analyze`` (IST0118, IST0150) where the two overlap:
+- An unnamed port (no name, no appProtocol) is reported at *info*: nothing was declared, so Istio
+  applies protocol detection, which is what istioctl says (IST0118, level Info). It stays MD0502, not
+  a new code: the cause (Istio cannot read a protocol from the port) and the fix (name it) are the
+  same; only the intent differs, and severity carries that. A *present but unrecognised* name or
+  appProtocol is a warning: it shows an intent Istio ignores. (istioctl reports both at Info.)
+- An ExternalName Service's unnamed port is a warning, as istioctl's IST0150: such a Service has no
+  cluster IP, so sidecars listen on 0.0.0.0:<port> for it and may send unmatched TCP traffic on that
+  port to the external host.
 - An ``appProtocol`` wins over the name even when the name is valid, exactly as in Istio: ``name: http``
   with ``appProtocol: HTTP/1.1`` is unsupported.
 - UDP and SCTP ports are skipped (Istio maps UDP itself; the sidecar does not proxy SCTP), and so are
   the well-known ports Istio forces to TCP when the name is unrecognised (25, 53, 3306, 27017).
 - Services in kube-system and kube-public are skipped (never meshed), and so are ports 15000-15099,
   Istio's own range (an ingress gateway's ``status-port`` 15021 is named by Istio, not by the user).
+- Istio's own Services are skipped, as istioctl does: labelled ``istio`` (``istio: ingressgateway``)
+  or ``release: istio``, or managed by Istio's gateway controllers (``gateway.istio.io/managed``).
 - Services without a selector are *checked*: sidecars still pick the outbound protocol from them.
 """
 
@@ -31,10 +39,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
-from kubectl_meshdoctor.checks.context import NEVER_INJECTED_NAMESPACES, AnalysisContext
+from kubectl_meshdoctor.checks.base import Check, created, finding
+from kubectl_meshdoctor.checks.context import (
+    NEVER_INJECTED_NAMESPACES, AnalysisContext, is_istio_control_plane, labels_of,
+)
 from kubectl_meshdoctor.evidence import Evidence
-from kubectl_meshdoctor.findings import Finding, Subject
+from kubectl_meshdoctor.findings import Finding, Severity, Subject
 
 # protocol.Parse's vocabulary (lower-cased); http_proxy is accepted by Istio although a port name
 # cannot contain "_", an appProtocol can.
@@ -46,6 +56,11 @@ KUBERNETES_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "kubernetes.io/ws", "
 # Ports Istio treats as TCP when their protocol is unrecognised (SMTP, DNS, MySQL, MongoDB).
 WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
 ISTIO_PORT_RANGE = range(15000, 15100)
+# Services Istio's gateway controllers create (Gateway API gateways, waypoints, east-west gateways).
+GATEWAY_MANAGED_LABEL = "gateway.istio.io/managed"
+ISTIO_GATEWAY_CONTROLLERS = frozenset(
+    {"istio.io-gateway-controller", "istio.io-mesh-controller", "istio.io-eastwest-controller"}
+)
 
 
 def declared_protocol(value: str) -> str | None:
@@ -73,36 +88,65 @@ class PortProtocolUnknown(Check):
         for service in ctx.objects("Service"):
             meta = service.get("metadata") or {}
             namespace = meta.get("namespace") or ""
-            if namespace in NEVER_INJECTED_NAMESPACES:
+            if namespace in NEVER_INJECTED_NAMESPACES or self._made_by_istio(service):
                 continue
-            bad = [port for port in (service.get("spec") or {}).get("ports") or [] if self._unrecognised(port)]
-            if not bad:
-                continue
-            described = ", ".join(self._label(port) for port in bad)
-            yield finding(
-                "MD0502",
-                Subject("Service", meta.get("name") or "", namespace),
-                f"Service {namespace}/{meta.get('name')}: Istio does not recognise the protocol of port "
-                f"{described}; traffic there is sniffed or treated as plain TCP, without HTTP routing",
-                [self._evidence(port) for port in bad],
-            )
+            spec = service.get("spec") or {}
+            ports = [port for port in spec.get("ports") or [] if self._checked(port)]
+            subject = Subject("Service", meta.get("name") or "", namespace)
+            key = f"{namespace}/{meta.get('name')}"
+            external = spec.get("type") == "ExternalName"
+            since = [created(service, f"Service {key} created")]
+            bad = [port for port in ports if self._declared(port) and self._unrecognised(port)]
+            unnamed = [port for port in ports if not self._declared(port)]
+            if external:
+                bad, unnamed = bad + unnamed, []
+            if bad:
+                described = ", ".join(self._label(port) for port in bad)
+                consequence = ("sidecars listen on 0.0.0.0 for this ExternalName Service and may send other "
+                               "TCP traffic on that port to it" if external else
+                               "traffic there is sniffed or treated as plain TCP, without HTTP routing")
+                yield finding(
+                    "MD0502", subject,
+                    f"Service {key}: Istio does not recognise the protocol of port {described}; {consequence}",
+                    [self._evidence(port) for port in bad], since=since,
+                )
+            if unnamed:
+                numbers = ", ".join(str(port.get("port")) for port in unnamed)
+                which = f"ports {numbers} have" if len(unnamed) > 1 else f"port {numbers} has"
+                yield finding(
+                    "MD0502", subject,
+                    f"Service {key}: {which} no name or appProtocol; protocol detection is applied",
+                    [self._evidence(port) for port in unnamed],
+                    severity=Severity.INFO, since=since,
+                    remediation="Name the port `<protocol>-<suffix>` (for example http-web) or set appProtocol "
+                    "if you want Istio to know the protocol rather than detect it.",
+                )
 
     @staticmethod
-    def _unrecognised(port: dict) -> bool:
+    def _made_by_istio(service: dict) -> bool:
+        return (is_istio_control_plane(service)
+                or labels_of(service).get(GATEWAY_MANAGED_LABEL) in ISTIO_GATEWAY_CONTROLLERS)
+
+    @staticmethod
+    def _checked(port: dict) -> bool:
+        """A TCP port outside Istio's range whose protocol Istio would derive from name/appProtocol."""
         if str(port.get("protocol") or "TCP").upper() != "TCP":
             return False
         number = _port_number(port)
-        if number in WELL_KNOWN_TCP_PORTS or number in ISTIO_PORT_RANGE:
-            return False
-        app_protocol = port.get("appProtocol")
-        if app_protocol:
-            return declared_protocol(str(app_protocol)) is None
-        name = port.get("name")
-        return bool(name) and declared_protocol(str(name)) is None
+        return number not in WELL_KNOWN_TCP_PORTS and number not in ISTIO_PORT_RANGE
+
+    @staticmethod
+    def _declared(port: dict) -> bool:
+        return bool(port.get("appProtocol") or port.get("name"))
+
+    @staticmethod
+    def _unrecognised(port: dict) -> bool:
+        value = port.get("appProtocol") or port.get("name")
+        return declared_protocol(str(value)) is None
 
     @staticmethod
     def _label(port: dict) -> str:
-        return f"{port.get('port')} ({port.get('appProtocol') or port.get('name')})"
+        return f"{port.get('port')} ({port.get('appProtocol') or port.get('name') or 'unnamed'})"
 
     @staticmethod
     def _evidence(port: dict) -> str:

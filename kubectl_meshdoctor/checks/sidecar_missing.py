@@ -17,6 +17,12 @@ or an ``istio.io/rev`` label (unless its namespace says ``istio-injection=disabl
 whose label or annotation ``sidecar.istio.io/inject`` is ``false``, a ``hostNetwork`` pod, a pod in
 kube-system or kube-public, or a finished pod (phase Succeeded/Failed, e.g. a completed Job).
 
+Control-plane pods are not user workloads, as for ``istioctl analyze`` (IST0103): a pod labelled
+``istio`` (istiod's ``istio: pilot``, a gateway's ``istio: ingressgateway``) or ``release: istio`` is
+never reported, and in the control-plane namespace a pod's own ``istio.io/rev`` label names the
+revision it belongs to (``istiod-canary-...`` carries ``istio.io/rev: canary``), not a request to be
+injected.
+
 Without the Namespace objects in the evidence (the user may not list namespaces, or a manifest set
 has none), the namespace's labels are unknown: only the pod's own labels can then show that injection
 was expected. The check then stays silent about namespace-level injection rather than guess.
@@ -26,9 +32,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding
 from kubectl_meshdoctor.checks.context import (
-    NEVER_INJECTED_NAMESPACES, AnalysisContext, key_of, labels_of, sidecar_container,
+    NEVER_INJECTED_NAMESPACES, ROOT_NAMESPACE, AnalysisContext, is_istio_control_plane, key_of, labels_of,
+    sidecar_container,
 )
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Subject
@@ -57,7 +64,7 @@ def injection_reason(namespace: str, namespace_labels: dict[str, str] | None, po
         return f"namespace {namespace}: {REVISION_LABEL}={ns_labels[REVISION_LABEL]}"
     if str(pod_labels.get(INJECT_LABEL)).lower() == "true":
         return f"pod label {INJECT_LABEL}=true"
-    if pod_labels.get(REVISION_LABEL):
+    if pod_labels.get(REVISION_LABEL) and namespace != ROOT_NAMESPACE:
         return f"pod label {REVISION_LABEL}={pod_labels[REVISION_LABEL]}"
     return None
 
@@ -77,6 +84,7 @@ class SidecarMissing(Check):
                 or spec.get("hostNetwork") is True
                 or (pod.get("status") or {}).get("phase") in FINISHED_PHASES
                 or sidecar_container(pod) is not None
+                or is_istio_control_plane(pod)
             ):
                 continue
             reason = injection_reason(namespace, ctx.namespace_labels(namespace), pod)
@@ -90,6 +98,7 @@ class SidecarMissing(Check):
                 f"Pod {key} should be in the mesh ({reason}) but has no istio-proxy sidecar",
                 [reason, f"containers: {', '.join(containers) or '(none)'} (no istio-proxy)"],
                 pod=key,
+                since=[created(pod, "created without istio-proxy", key)],
             )
 
 

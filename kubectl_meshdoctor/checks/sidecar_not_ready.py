@@ -19,9 +19,10 @@ reported, with the reason.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, condition_since, finding, last_exit
 from kubectl_meshdoctor.checks.context import (
     SIDECAR_CONTAINER, AnalysisContext, key_of, sidecar_container, sidecar_status,
 )
@@ -44,9 +45,25 @@ def ready_count(pod: dict) -> tuple[int, int]:
     return ready, len(names) + len(restartable)
 
 
+# pilot-agent says a failed answer twice: cobra's "Error: ..." on stderr, then its logger's
+# "<time> error received unsuccessful status code 503: ..." line; the collector keeps both.
+_LOGGED_AGAIN = re.compile(r"\s+\S+\s+error\s+received unsuccessful status code \d{3}:\s*(.*)$", re.S)
+
+
+def readiness_detail(readiness: Readiness) -> str:
+    """The readiness answer on one line, said once (without pilot-agent's log line repeating it)."""
+    detail = " ".join(readiness.detail.split())
+    repeat = _LOGGED_AGAIN.search(detail)
+    if repeat:
+        head, again = detail[: repeat.start()], repeat.group(1).rstrip("…")
+        if head.startswith(again) or again.startswith(head):
+            return head
+    return detail
+
+
 def describe_readiness(readiness: Readiness) -> str:
     """One line saying what the readiness endpoint answered, port by port."""
-    detail = " ".join(readiness.detail.split())
+    detail = readiness_detail(readiness)
     if readiness.status is None:
         return f"GET :{readiness.port}/healthz/ready refused" + (f" ({detail})" if detail else "")
     answer = f":{readiness.port} answered {readiness.status}" + (f": {detail}" if detail else "")
@@ -97,7 +114,9 @@ class SidecarNotReady(Check):
             if waiting:
                 message = f"istio-proxy in pod {key} is not running ({waiting})"
             subject = Subject("Pod", meta.get("name") or "", meta.get("namespace"))
-            yield finding("MD0102", subject, message, evidence, pod=key)
+            since = [condition_since(pod, "Ready", "False", f"{ready}/{total} READY", key),
+                     last_exit(status, SIDECAR_CONTAINER, key)]
+            yield finding("MD0102", subject, message, evidence, pod=key, since=since)
 
 
 CHECK = SidecarNotReady()

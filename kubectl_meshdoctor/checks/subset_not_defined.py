@@ -32,7 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from kubectl_meshdoctor.checks.base import Check, finding
+from kubectl_meshdoctor.checks.base import Check, created, finding
 from kubectl_meshdoctor.checks.context import (
     ROOT_NAMESPACE, AnalysisContext, IstioClusterName, key_of, resolve_host,
 )
@@ -175,6 +175,7 @@ class SubsetNotDefined(Check):
             f"VirtualService {key_of(vs)} routes to subset {subset} of {fqdn}, which no DestinationRule "
             f"visible to it defines: Envoy has no cluster for it and answers 503 NC",
             evidence,
+            since=[created(vs, f"VirtualService {key_of(vs)} created")],
         )
 
     def _live(
@@ -212,7 +213,8 @@ class SubsetNotDefined(Check):
                     evidence += list(static[key].evidence)[:4]
                 else:
                     message = f"proxies route to {what}, but have no cluster {cluster}: those requests get 503 NC"
-                yield key, finding("MD0501", subject, message, evidence, pod=pod_key)
+                since = static[key].since if key in static else ()
+                yield key, finding("MD0501", subject, message, evidence, pod=pod_key, since=since)
 
 
 CHECK = SubsetNotDefined()

@@ -22,10 +22,11 @@ Flags that report no failure (DI delay injected, RFCF served from cache) are not
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Callable, Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject, shorten
+from kubectl_meshdoctor.checks.base import Check, finding, moment, pod_subject, shorten
 from kubectl_meshdoctor.checks.context import ROOT_NAMESPACE, AnalysisContext
 from kubectl_meshdoctor.evidence import AccessLog, Evidence, ProxyEvidence
 from kubectl_meshdoctor.findings import Finding, Severity, Subject
@@ -87,6 +88,16 @@ def _trim(line: str) -> str:
     return shorten(line.strip(), MAX_LINE)
 
 
+_TEXT_START = re.compile(r"^\[([0-9T:.+\-Z]+)\]")  # Istio's text format begins [START_TIME]
+_JSON_START = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
+
+
+def _logged_at(line: str) -> str | None:
+    """The request's start time in an access-log line (text or JSON format), as logged."""
+    found = _TEXT_START.search(line) or _JSON_START.search(line)
+    return found.group(1) if found else None
+
+
 class UpstreamFailuresLogged(Check):
     name = "UpstreamFailuresLogged"
     codes = ("MD0601",)
@@ -117,10 +128,11 @@ class UpstreamFailuresLogged(Check):
             summary = ", ".join(f"{','.join(flags)} ×{count}" for (flags, _), count in by_count[:3])
             clusters = {cluster for _, cluster in counts}
             where = f" to {next(iter(clusters))}" if len(clusters) == 1 and next(iter(clusters)) else ""
+            first = min((t for t in (_logged_at(e.line) for e in log.failures if _failing(e.flags)) if t), default=None)
             yield finding(
                 "MD0601", pod_subject(key),
                 f"{total} failed request(s) in the access log of {key}{where}: {summary}",
-                evidence, pod=key,
+                evidence, pod=key, since=[moment(first, "first failed request logged", key)],
             )
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 
 from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
+from kubectl_meshdoctor.checks.sidecar_not_ready import readiness_detail
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding
 
@@ -111,8 +112,9 @@ class XdsConfigNotReceived(Check):
                 state = proxy.server_info.state
                 note = " (waiting for its first configuration)" if state in ("PRE_INITIALIZING", "INITIALIZING") else ""
                 evidence.append(f"/server_info state: {state}{note}")
-            if proxy.readiness is not None and not proxy.readiness.ready and proxy.readiness.detail:
-                evidence.append(f"readiness answer: {proxy.readiness.detail}")
+            answer = readiness_detail(proxy.readiness) if proxy.readiness is not None else ""
+            if answer and not proxy.readiness.ready and answer != verdict:  # the verdict already says it
+                evidence.append(f"readiness answer: {answer}")
             message = (
                 f"Envoy in {key} received no configuration from istiod (no CDS, no LDS update)"
                 if fully_missing else

@@ -80,6 +80,9 @@ ROUTE_VERSIONS = _agent(ROUTE_VERSIONS_QUERY)
 # when READY is refused.
 PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
                                     XDS_STATS, ROUTE_VERSIONS)
+# `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
+TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
+TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -102,9 +105,11 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     CONFIG_DUMP: _curl_admin("config_dump"),
     XDS_STATS: _curl_admin(f"stats?filter={XDS_STATS_FILTER}"),
     ROUTE_VERSIONS: _curl_admin(ROUTE_VERSIONS_QUERY),
+    TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
 }
 
-ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
+ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
+                                 | frozenset(CURL_FALLBACK.values()))
 
 # istiod's view of the proxies (the data of `istioctl proxy-status`), read in its discovery container.
 ISTIOD_CONTAINER = "discovery"

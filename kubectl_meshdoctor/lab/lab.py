@@ -33,6 +33,7 @@ from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.istiod import ConnectedProxy, IstiodDebug
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
+    CREATED,
     DEFAULT_DNS_IP,
     AddressPool,
     Expanded,
@@ -237,6 +238,7 @@ class Lab:
     def _build(self) -> None:
         clusters = [s.get("cluster") or {} for s in self._scenario_data]
         dns_ip = next((c["dnsServiceIP"] for c in clusters if c.get("dnsServiceIP")), DEFAULT_DNS_IP)
+        dns_created = next((str(c["dnsServiceCreated"]) for c in clusters if c.get("dnsServiceCreated")), CREATED)
         # each revision is ready unless a scenario of that revision says otherwise
         revisions: dict[str, bool] = {}
         for data in self._scenario_data:
@@ -245,7 +247,7 @@ class Lab:
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions)
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}

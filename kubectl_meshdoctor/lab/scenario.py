@@ -10,12 +10,14 @@ into a real Envoy. Format (all keys but `name` optional)::
     name: my-scenario
     description: text
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
-              caRemainingHours: null}   # revision: the istiod revision of this scenario's sidecars
+              caRemainingHours: null,   # revision: the istiod revision of this scenario's sidecars
+              dnsServiceCreated: 2026-11-20T14:02:00Z}   # the kube-dns Service's creationTimestamp
     namespaces: [{name: shop, injection: true, rootCa: new-root}]   # rootCa: CA in its istio-ca-root-cert
     sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
+         created: 2026-11-20T14:05:00Z,   # the pods' creation, start and last readiness change
          proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
          sidecar: {ca: new-root},   # its certificate and trusted root come from a second CA named new-root
          drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
@@ -156,9 +158,10 @@ class AddressPool:
         return self._next(self._services)
 
 
-def _meta(name: str, namespace: str | None, labels: dict | None = None, annotations: dict | None = None) -> dict:
+def _meta(name: str, namespace: str | None, labels: dict | None = None, annotations: dict | None = None,
+          created: str = CREATED) -> dict:
     meta: dict[str, Any] = {"name": name, "uid": _uid(namespace or "", name), "resourceVersion": "1",
-                            "creationTimestamp": CREATED}
+                            "creationTimestamp": created}
     if namespace:
         meta["namespace"] = namespace
     if labels:
@@ -168,21 +171,22 @@ def _meta(name: str, namespace: str | None, labels: dict | None = None, annotati
     return meta
 
 
-def _running(name: str, image: str, ready: bool) -> dict:
+def _running(name: str, image: str, ready: bool, started: str = CREATED) -> dict:
     return {"name": name, "image": image, "imageID": f"{image}@sha256:{_digest(image, length=16)}",
             "containerID": f"containerd://{hashlib.sha256(name.encode()).hexdigest()}", "ready": ready,
-            "started": True, "restartCount": 0, "state": {"running": {"startedAt": CREATED}}}
+            "started": True, "restartCount": 0, "state": {"running": {"startedAt": started}}}
 
 
 def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
          sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1",
-         revision: str = ISTIO_REVISION, proxy_image: str = PROXY_IMAGE) -> dict:
+         revision: str = ISTIO_REVISION, created: str = CREATED, proxy_image: str = PROXY_IMAGE) -> dict:
+    """A pod as the API shows it; ``created`` is its creation, start and last readiness change."""
     ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
     containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
                    "imagePullPolicy": "IfNotPresent"}]
     annotations = {}
     init_containers: list[dict] = []
-    statuses = [_running(containers[0]["name"], app_image, app_ready)]
+    statuses = [_running(containers[0]["name"], app_image, app_ready, created)]
     if sidecar:
         labels = {**labels, "security.istio.io/tlsMode": labels.get("security.istio.io/tlsMode", "istio"),
                   "service.istio.io/canonical-name": labels.get("app", name),
@@ -213,9 +217,9 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
         })
         init_containers.append({"name": "istio-init", "image": proxy_image,
                                 "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]})
-        statuses.append(_running("istio-proxy", proxy_image, proxy_ready))
+        statuses.append(_running("istio-proxy", proxy_image, proxy_ready, created))
     ready = all(s["ready"] for s in statuses)
-    condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": CREATED}
+    condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": created}
     if not ready:
         condition.update(reason="ContainersNotReady",
                          message="containers with unready status: ["
@@ -223,15 +227,15 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
     containers_ready = dict(condition, type="ContainersReady")
     pod = {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": _meta(name, namespace, labels, annotations or None),
+        "metadata": _meta(name, namespace, labels, annotations or None, created),
         "spec": {"containers": containers, "serviceAccountName": sa, "serviceAccount": sa, "nodeName": node,
                  "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler"},
         "status": {
             "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.49.2",
-            "startTime": CREATED, "qosClass": "BestEffort",
-            "conditions": [{"type": "Initialized", "status": "True", "lastTransitionTime": CREATED},
+            "startTime": created, "qosClass": "BestEffort",
+            "conditions": [{"type": "Initialized", "status": "True", "lastTransitionTime": created},
                            condition, containers_ready,
-                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": CREATED}],
+                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": created}],
             "containerStatuses": statuses,
         },
     }
@@ -239,8 +243,8 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
         pod["spec"]["initContainers"] = init_containers
         pod["status"]["initContainerStatuses"] = [{
             "name": "istio-init", "image": proxy_image, "ready": True, "restartCount": 0, "started": False,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": CREATED,
-                                     "finishedAt": CREATED}}}]
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created,
+                                     "finishedAt": created}}}]
     return pod
 
 
@@ -249,7 +253,7 @@ def _is_ready(pod: dict) -> bool:
 
 
 def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector: dict, cluster_ip: str,
-                     pods: list[dict], labels: dict | None = None) -> list[dict]:
+                     pods: list[dict], labels: dict | None = None, created: str = CREATED) -> list[dict]:
     """The Service and, as the endpoints controllers would write them, its Endpoints and EndpointSlice."""
     ports = []
     for p in spec_ports:
@@ -262,7 +266,8 @@ def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector
                             "ports": ports, "sessionAffinity": "None", "ipFamilies": ["IPv4"]}
     if selector:
         spec["selector"] = dict(selector)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, labels), "spec": spec,
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, labels, created=created),
+               "spec": spec,
                "status": {"loadBalancer": {}}}
     members = [p for p in pods if selector and all(p["metadata"].get("labels", {}).get(k) == v
                                                    for k, v in selector.items())]
@@ -347,7 +352,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
                        sidecar=has_sidecar, proxy_ready=(state in ("healthy", "disconnected")), revision=revision,
-                       proxy_image=proxy_image(w.get("proxyVersion")))
+                       created=str(w.get("created") or CREATED), proxy_image=proxy_image(w.get("proxyVersion")))
             pods.append(pod)
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
             out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
@@ -399,7 +404,8 @@ def istiod_service_name(revision: str) -> str:
     return "istiod" if revision == ISTIO_REVISION else f"istiod-{revision}"
 
 
-def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool]) -> tuple[list[dict], dict]:
+def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool],
+                          dns_created: str = CREATED) -> tuple[list[dict], dict]:
     """kube-system's DNS and istio-system's istiod (one per revision, ready or not); plus their resolv.confs.
 
     The default revision always exists, so a broken canary revision leaves the other pods' istiod intact.
@@ -416,7 +422,7 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
     objects += _service_objects("kube-dns", "kube-system", [
         {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53},
         {"name": "metrics", "port": 9153}], {"k8s-app": "kube-dns"}, dns_ip, [coredns],
-        {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"})
+        {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}, dns_created)
     # The mesh-wide default most production meshes set: each sidecar learns its own namespace's Services
     # and the control plane's, not every Service of the cluster.
     objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",

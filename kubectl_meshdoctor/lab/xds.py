@@ -370,7 +370,9 @@ def _virtual_host(model: MeshModel, svc: MeshService, port: int, client_ns: str)
         names.append(svc.name)
     if svc.cluster_ip:
         names.append(svc.cluster_ip)
-    domains = [d for n in names for d in (n, f"{n}:{port}")]
+    # As istiod (httproute.go generateVirtualHostDomains) since it sets ignore_port_in_host_matching on sidecar
+    # route configs: names without ":port"; Envoy drops the port from :authority before matching.
+    domains = names
     vs = model.virtual_service(host)
     routes = []
     if vs is not None:
@@ -464,7 +466,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
     for port, services in sorted(http_ports.items()):
         rname = str(port)
         routes[rname] = {
-            "@type": T_ROUTE, "name": rname, "validate_clusters": False,
+            "@type": T_ROUTE, "name": rname, "validate_clusters": False, "ignore_port_in_host_matching": True,
             "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [
                 {"name": "allow_any", "domains": ["*"], "routes": [
                     {"name": "allow_any", "match": {"prefix": "/"},
