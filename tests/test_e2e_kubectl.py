@@ -348,6 +348,7 @@ def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
     assert skew[0]["message"].startswith("istio-proxy 1.22.1 against istiod 1.24.2 (revision default): 2 minor")
     assert "/server_info node metadata ISTIO_VERSION: 1.22.1" in skew[0]["evidence"]
     assert "kubectl rollout restart deployment/report-gen -n reports" in skew[0]["remediation"]
+    assert [m["what"] for m in skew[0]["since"]][-1].endswith("created (1.24.2)")  # istiod's pod, after the proxy's
     # one minor behind is supported: nothing said about ledger-export
     ledger = lab.pods("reports", "ledger-export")[0]
     result = kubectl_meshdoctor(lab, "pod", ledger, "-n", "reports", "-o", "json")
@@ -366,6 +367,7 @@ def test_disconnected_sidecars_stay_ready_and_lead_to_the_istiod_that_went_away(
         assert re.search(r"update_success [1-9]\d*, update_failure [1-9]", evidence), evidence
         assert "readiness still 200" in evidence
         assert "no istiod pod lists this proxy in /debug/syncz" in evidence
+        assert "last configuration accepted from istiod" in [m["what"] for m in chain["MD0204"]["since"]]
         status = pod["proxyStatus"]
         assert status["istiod"] == {"connected": False, "istiod": None}
         assert status["envoy"]["CDS"]["updateFailure"] > 0 and status["envoy"]["istiodConnections"] == 0

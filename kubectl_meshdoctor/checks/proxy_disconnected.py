@@ -33,18 +33,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
+from kubectl_meshdoctor.checks.base import Check, finding, moment, parse_time, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Evidence, ProxyEvidence, XdsTypeStatus
 from kubectl_meshdoctor.findings import Finding, Severity
-
-
-def parse_time(text: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def epoch_ms_to_iso(ms: int) -> str:
@@ -135,12 +127,15 @@ class ProxyDisconnected(Check):
             evidence.append("no istiod pod lists this proxy in /debug/syncz (absent from istioctl proxy-status)")
         if proxy.readiness is not None and proxy.readiness.ready:
             evidence.append("readiness still 200: the pod stays READY while its configuration goes stale")
-        since = age(epoch_ms_to_iso(max(status.cds.update_time_ms, status.lds.update_time_ms)), now)
+        last_update = epoch_ms_to_iso(max(status.cds.update_time_ms, status.lds.update_time_ms))
+        since = age(last_update, now)
+        moments = [moment(last_update, "last configuration accepted from istiod", key),
+                   moment(log.last_error_time if log_broken and log else "", "stream to istiod broke (istio-proxy log)", key)]
         return finding(
             "MD0204", pod_subject(key),
             f"Envoy in {key} was configured by istiod but no longer receives updates: its stream to istiod "
             "keeps failing" + (f" (last accepted update {since} ago)" if since else ""),
-            evidence, pod=key,
+            evidence, pod=key, since=moments,
         )
 
 

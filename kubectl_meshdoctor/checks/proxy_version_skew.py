@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject
+from kubectl_meshdoctor.checks.base import Check, created, finding, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext, labels_of
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.findings import Finding, Severity
@@ -139,10 +139,14 @@ class ProxyVersionSkew(Check):
             evidence = [source, f"pod revision: {revision}"]
             evidence += [f"istiod pod {name}: {shown(release)}" for name, release in sorted(istiods.items())]
             deployment = "istiod" if revision == DEFAULT_REVISION else f"istiod-{revision}"
+            # what changed: the proxy started on its release, istiod's pods (re)started on theirs
+            since = [created(pod, f"pod created with istio-proxy {shown(proxy)}", key)]
+            since += [created(ctx.pod(name), f"istiod pod {name} created ({shown(release)})")
+                      for name, release in sorted(istiods.items())]
             yield finding(
                 "MD0205", pod_subject(key),
                 f"istio-proxy {shown(proxy)} against istiod {shown(istiod)} (revision {revision}): {verdict}",
-                evidence, pod=key, severity=severity,
+                evidence, pod=key, severity=severity, since=since,
                 remediation=(
                     f"Restart the workload so the injector of revision {revision} gives it the proxy of istiod "
                     f"{shown(istiod)}: kubectl rollout restart {workload_of(pod)} -n {key.partition('/')[0]}; "

@@ -30,11 +30,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from kubectl_meshdoctor.checks.base import Check, finding, pod_subject, shorten
+from kubectl_meshdoctor.checks.base import Check, created, finding, moment, pod_subject, shorten
 from kubectl_meshdoctor.checks.context import AnalysisContext
 from kubectl_meshdoctor.evidence import Evidence, ProxyEvidence
 from kubectl_meshdoctor.findings import Finding
-from kubectl_meshdoctor.x509 import certificates_in_pem
+from kubectl_meshdoctor.x509 import CertificateId, certificates_in_pem
 
 ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"
 ROOT_CERT_KEY = "root-cert.pem"
@@ -63,17 +63,16 @@ def trusted_roots(proxy: ProxyEvidence) -> Trust | None:
     return frozenset(roots) or None
 
 
-def published_roots(ctx: AnalysisContext) -> dict[str, Trust]:
-    """namespace -> the roots of its istio-ca-root-cert ConfigMap (only those that hold a readable PEM)."""
+def published_certificates(ctx: AnalysisContext) -> dict[str, list[CertificateId]]:
+    """namespace -> the root certificates of its istio-ca-root-cert ConfigMap (those with a readable PEM)."""
     found = {}
     for config_map in ctx.objects("ConfigMap"):
         meta = config_map.get("metadata") or {}
         if meta.get("name") != ROOT_CERT_CONFIGMAP:
             continue
-        pem = str((config_map.get("data") or {}).get(ROOT_CERT_KEY) or "")
-        roots = frozenset((c.serial, c.not_after) for c in certificates_in_pem(pem))
-        if roots:
-            found[str(meta.get("namespace") or "")] = roots
+        certs = certificates_in_pem(str((config_map.get("data") or {}).get(ROOT_CERT_KEY) or ""))
+        if certs:
+            found[str(meta.get("namespace") or "")] = certs
     return found
 
 
@@ -93,7 +92,8 @@ class RootCaMismatch(Check):
                  if (roots := trusted_roots(proxy)) is not None}
         if not trust:
             return
-        published = published_roots(ctx)
+        config_map_certs = published_certificates(ctx)
+        published = {ns: frozenset((c.serial, c.not_after) for c in certs) for ns, certs in config_map_certs.items()}
         group_sizes = Counter(trust.values())
         census = self._census(trust)
         for key, roots in trust.items():
@@ -120,10 +120,13 @@ class RootCaMismatch(Check):
                 against = f"the root {len(strangers)} other pod(s) trust, {self._roots_of(trust, strangers)}"
             else:
                 against = "the root of the peers it calls"
+            since = [created(ctx.pod(key), f"pod created (trusts {root_name(min(roots))})", key)]
+            since += [moment(pem.not_before, f"root {root_name((pem.serial, pem.not_after))} valid from (published "
+                             f"in {ROOT_CERT_CONFIGMAP} of {namespace})") for pem in config_map_certs.get(namespace, ())]
             yield finding(
                 "MD0404", pod_subject(key),
                 f"{key} trusts root {root_name(min(roots))}, not {against}: mutual TLS between them fails",
-                evidence, pod=key,
+                evidence, pod=key, since=since,
             )
 
     @staticmethod
