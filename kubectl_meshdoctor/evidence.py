@@ -30,8 +30,6 @@ class Evidence:
     PROXY_SERVER_INFO = "proxy-server-info"
     PROXY_CONFIG = "proxy-config"
     PROXY_CERTS = "proxy-certs"
-    PROXY_XDS_STATUS = "proxy-xds-status"  # Envoy's own record of its xDS stream: update counters, times
-    PROXY_ROUTE_VERSIONS = "proxy-route-versions"  # version and last update of each RDS route config
     PROXY_XDS_LOG = "proxy-xds-log"  # pilot-agent's xdsproxy and Envoy's xDS stream lines in the log
     ISTIOD_SYNC = "istiod-sync"  # every istiod pod answered /debug/syncz: its view of each proxy
     RESOLV_CONF = "resolv-conf"
@@ -41,7 +39,7 @@ class Evidence:
                      ROOT_CERT_CONFIGMAPS})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
-         PROXY_XDS_STATUS, PROXY_ROUTE_VERSIONS, PROXY_XDS_LOG, ISTIOD_SYNC}
+         PROXY_XDS_LOG, ISTIOD_SYNC}
     )
 
 
@@ -78,6 +76,16 @@ class RejectedConfig:
 
 
 @dataclass(frozen=True)
+class XdsVersion:
+    """What Envoy last accepted of one xDS type (CDS, LDS, RDS), as its config_dump shows it."""
+
+    type: str  # "CDS", "LDS", "RDS"
+    version: str  # version_info istiod sent ("" when none)
+    last_updated: str  # RFC 3339: the newest last_updated among that type's resources ("" when none)
+    count: int = 0  # dynamic resources of that type
+
+
+@dataclass(frozen=True)
 class ProxyConfig:
     """The reduced config_dump."""
 
@@ -87,6 +95,7 @@ class ProxyConfig:
     listener_count: int = 0
     # True when some listener configures an access log, False when none does, None when unknown.
     access_log_configured: bool | None = None
+    xds_versions: tuple[XdsVersion, ...] = ()  # Envoy's side of proxy-status
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,9 @@ class AccessLog:
 
 @dataclass(frozen=True)
 class XdsTypeStatus:
-    """Envoy's record of one subscription (CDS or LDS), from the stats Istio's bootstrap keeps."""
+    """Envoy's record of one subscription (CDS or LDS), from the stats Istio's bootstrap keeps.
+
+    Derived from ``ProxyEvidence.stats`` and ``config.xds_versions`` (see envoy/xds_status.py), not collected."""
 
     update_success: int = 0
     update_failure: int = 0  # stream failures: each refused (re)connect to istiod counts one
@@ -162,15 +173,6 @@ class XdsStatus:
     connections_active: int | None = None
     connections_total: int | None = None
     connect_failures: int | None = None
-
-
-@dataclass(frozen=True)
-class RouteVersions:
-    """RDS as Envoy holds it: how many route configurations, the newest version and update time."""
-
-    count: int = 0
-    version: str = ""
-    last_updated: str = ""  # RFC 3339, as config_dump prints it
 
 
 @dataclass(frozen=True)
@@ -207,8 +209,6 @@ class ProxyEvidence:
     certs: tuple[Certificate, ...] | None = None
     resolv_conf: ResolvConf | None = None
     access_log: AccessLog | None = None
-    xds_status: XdsStatus | None = None
-    route_versions: RouteVersions | None = None
     xds_log: XdsLog | None = None
     istiod_sync: IstiodSync | None = None
 
@@ -312,8 +312,6 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "certs": Evidence.PROXY_CERTS,
     "resolv_conf": Evidence.RESOLV_CONF,
     "access_log": Evidence.ACCESS_LOG,
-    "xds_status": Evidence.PROXY_XDS_STATUS,
-    "route_versions": Evidence.PROXY_ROUTE_VERSIONS,
     "xds_log": Evidence.PROXY_XDS_LOG,
     "istiod_sync": Evidence.ISTIOD_SYNC,
 }

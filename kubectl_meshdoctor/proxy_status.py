@@ -9,11 +9,14 @@ when not, NOT SENT when nothing of that type was sent). ``-o json`` carries it u
 from __future__ import annotations
 
 from kubectl_meshdoctor.checks.proxy_disconnected import epoch_ms_to_iso
-from kubectl_meshdoctor.evidence import IstiodSync, ProxyEvidence, XdsTypeStatus
+from kubectl_meshdoctor.envoy.xds_status import route_version, xds_status
+from kubectl_meshdoctor.evidence import IstiodSync, ProxyEvidence, XdsTypeStatus, XdsVersion
 
 
-def _subscription(status: XdsTypeStatus) -> dict:
-    return {"version": status.version or None, "lastUpdated": epoch_ms_to_iso(status.update_time_ms) or None,
+def _subscription(status: XdsTypeStatus, dumped: XdsVersion | None) -> dict:
+    # the stats' update_time is when the update was accepted; config_dump's last_updated is the fallback
+    updated = epoch_ms_to_iso(status.update_time_ms) or (dumped.last_updated if dumped else "")
+    return {"version": status.version or None, "lastUpdated": updated or None,
             "updateSuccess": status.update_success, "updateFailure": status.update_failure,
             "updateRejected": status.update_rejected}
 
@@ -34,17 +37,16 @@ def _istiod_side(sync: IstiodSync) -> dict:
 
 def proxy_status(proxy: ProxyEvidence | None) -> dict | None:
     """The pod's proxyStatus, or None when neither side was read."""
-    if proxy is None or (proxy.xds_status is None and proxy.route_versions is None and proxy.istiod_sync is None):
+    status = xds_status(proxy) if proxy is not None else None
+    if proxy is None or (status is None and proxy.istiod_sync is None):
         return None
     envoy = None
-    if proxy.xds_status is not None or proxy.route_versions is not None:
-        envoy = {}
-        if proxy.xds_status is not None:
-            envoy["CDS"] = _subscription(proxy.xds_status.cds)
-            envoy["LDS"] = _subscription(proxy.xds_status.lds)
-            envoy["istiodConnections"] = proxy.xds_status.connections_active
-        if proxy.route_versions is not None:
-            routes = proxy.route_versions
+    if status is not None:
+        dumped = {v.type: v for v in (proxy.config.xds_versions if proxy.config else ())}
+        envoy = {"CDS": _subscription(status.cds, dumped.get("CDS")), "LDS": _subscription(status.lds, dumped.get("LDS")),
+                 "istiodConnections": status.connections_active}
+        routes = route_version(proxy)
+        if routes is not None:
             envoy["RDS"] = {"version": routes.version or None, "lastUpdated": routes.last_updated or None,
                             "routeConfigs": routes.count}
     return {"envoy": envoy, "istiod": _istiod_side(proxy.istiod_sync) if proxy.istiod_sync else None}

@@ -425,13 +425,13 @@ def test_istiod_exec_refused_is_a_gap_and_the_proxies_are_still_read(tmp_path):
     assert len(gaps) == 1 and "exec refused (RBAC: create pods/exec)" in gaps[0].reason and not gaps[0].affects
     for key in ("shop/web-1", "shop/web-2"):
         proxy = bundle.proxies[key]
-        assert proxy.istiod_sync is None and proxy.xds_status is not None and proxy.config is not None
+        assert proxy.istiod_sync is None and proxy.stats is not None and proxy.config is not None
     assert Evidence.ISTIOD_SYNC not in bundle.available
     assert {p.pod: p.status for p in analyze(bundle).pods}["shop/web-1"] != "incomplete"
 
 
 def test_a_crash_looping_istiod_is_not_asked_and_a_listed_proxy_is_synced(tmp_path):
-    from test_collect_support import istiod_pod, shop_objects
+    from test_collect_support import CAPTURES, istiod_pod, shop_objects
 
     objects = shop_objects() + [istiod_pod("istiod-6d8f7c9b5-crash", running=False)]
     with lab_cluster(tmp_path, objects) as lab:
@@ -445,9 +445,12 @@ def test_a_crash_looping_istiod_is_not_asked_and_a_listed_proxy_is_synced(tmp_pa
     assert status["istiod"] == {"connected": True, "istiod": "istio-system/istiod-6d8f7c9b5-abcde",
                                 "istioVersion": "1.24.2", "CDS": "SYNCED", "LDS": "SYNCED", "RDS": "SYNCED",
                                 "EDS": "NOT SENT"}
-    assert status["envoy"]["CDS"]["lastUpdated"] == "2026-11-30T17:26:48Z"
-    assert status["envoy"]["RDS"] == {"version": "2026-11-20T09:00:00Z/1", "lastUpdated": "2026-11-30T17:26:48.796Z",
-                                      "routeConfigs": 1}
+    assert status["envoy"]["CDS"]["lastUpdated"] == "2026-11-30T17:26:48Z"  # the stats' update_time
+    assert status["envoy"]["istiodConnections"] == 1
+    if CAPTURES.is_dir():  # versions from the (captured, real) config_dump
+        assert status["envoy"]["CDS"]["version"] == "2026-11-23T12:00:00Z/1"
+        assert status["envoy"]["RDS"] == {"version": "2026-11-23T12:41:00Z/3",
+                                          "lastUpdated": "2026-11-23T12:34:14.995Z", "routeConfigs": 1}
 
 
 def test_root_cert_configmap_is_read_by_name_and_its_refusal_is_a_gap(tmp_path):

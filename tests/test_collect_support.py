@@ -23,11 +23,9 @@ from kubectl_meshdoctor.collect.proxy import (
     READY,
     READY_AGENT,
     RESOLV_CONF,
-    ROUTE_VERSIONS,
     SERVER_INFO,
     STATS,
     SYNCZ,
-    XDS_STATS,
 )
 from kubectl_meshdoctor.lab.apiserver import (
     AccessPolicy,
@@ -47,19 +45,9 @@ MINIMAL_CERTS = json.dumps({"certificates": []}).encode()
 MINIMAL_SERVER_INFO = json.dumps({"state": "LIVE", "version": "0/1.40.0/Clean/RELEASE/BoringSSL",
                                   "uptime_current_epoch": "97s"}).encode()
 STATS_TEXT = (b"cluster_manager.cds.update_success: 3\nlistener_manager.lds.update_success: 3\n"
-              b"listener_manager.workers_started: 1\nserver.state: 0\n")
-# Envoy's answer to XDS_STATS and ROUTE_VERSIONS on a configured lab sidecar (real Envoy 1.40, Istio's stats_matcher)
-XDS_STATS_TEXT = (b'cluster_manager.cds.version_text: "2026-11-20T09:00:00Z/1"\n'
-                  b'listener_manager.lds.version_text: "2026-11-20T09:00:00Z/1"\n'
-                  b"cluster.xds-grpc.upstream_cx_active: 1\ncluster.xds-grpc.upstream_cx_connect_fail: 0\n"
-                  b"cluster.xds-grpc.upstream_cx_total: 1\ncluster_manager.cds.update_failure: 0\n"
-                  b"cluster_manager.cds.update_rejected: 0\ncluster_manager.cds.update_success: 1\n"
-                  b"cluster_manager.cds.update_time: 1796059608740\nlistener_manager.lds.update_failure: 0\n"
-                  b"listener_manager.lds.update_rejected: 0\nlistener_manager.lds.update_success: 1\n"
-                  b"listener_manager.lds.update_time: 1796059608785\n")
-ROUTE_VERSIONS_JSON = json.dumps({"configs": [
-    {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig",
-     "version_info": "2026-11-20T09:00:00Z/1", "last_updated": "2026-11-30T17:26:48.796Z"}]}).encode()
+              b"listener_manager.workers_started: 1\nserver.state: 0\n"
+              b"cluster_manager.cds.update_time: 1796059608740\nlistener_manager.lds.update_time: 1796059608785\n"
+              b"cluster.xds-grpc.upstream_cx_active: 1\ncluster.xds-grpc.upstream_cx_total: 1\n")
 # istiod's /debug/syncz holding both shop sidecars' streams, fully acknowledged
 SYNCZ_JSON = json.dumps([
     {"cluster_id": "Kubernetes", "proxy": f"sidecar~10.0.0.5~{name}.shop~shop.svc.cluster.local",
@@ -91,8 +79,6 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CERTS: ExecResult(0, captured("exp2-certs.json", MINIMAL_CERTS)),
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
-        XDS_STATS: ExecResult(0, XDS_STATS_TEXT),
-        ROUTE_VERSIONS: ExecResult(0, ROUTE_VERSIONS_JSON),
         SYNCZ: ExecResult(0, SYNCZ_JSON),
     }
 
@@ -264,5 +250,4 @@ def lab_cluster(tmp_path: Path, objects: list[dict] | None = None, *, istio: boo
         yield LabCluster(thread, kubeconfig, proxies)
 
 
-ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF, XDS_STATS,
-                      ROUTE_VERSIONS}
+ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF}

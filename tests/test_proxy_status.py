@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from kubectl_meshdoctor.analysis import analyze
 from kubectl_meshdoctor.bundle import EvidenceBundle
-from kubectl_meshdoctor.evidence import (
-    Evidence, IstiodSync, ProxyEvidence, RouteVersions, XdsLog, XdsStatus, XdsTypeStatus, evidence_in,
-)
+from kubectl_meshdoctor.evidence import Evidence, IstiodSync, ProxyConfig, ProxyEvidence, XdsLog, XdsVersion, evidence_in
 from kubectl_meshdoctor.proxy_status import proxy_status, sync_state
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop"},
@@ -16,9 +14,14 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespa
 def lost_proxy() -> ProxyEvidence:
     return ProxyEvidence(
         pod="shop/web-1",
-        xds_status=XdsStatus(cds=XdsTypeStatus(1, 7, 0, 1796060690384, "v1"), lds=XdsTypeStatus(1, 7, 0, 1796060690390, "v1"),
-                             connections_active=0, connections_total=7, connect_failures=6),
-        route_versions=RouteVersions(3, "v1", "2026-11-30T17:44:50.384Z"),
+        stats={"cluster_manager.cds.update_success": 1, "cluster_manager.cds.update_failure": 7,
+               "cluster_manager.cds.update_time": 1796060690384, "listener_manager.lds.update_success": 1,
+               "listener_manager.lds.update_failure": 7, "listener_manager.lds.update_time": 1796060690390,
+               "cluster.xds-grpc.upstream_cx_active": 0, "cluster.xds-grpc.upstream_cx_total": 7,
+               "cluster.xds-grpc.upstream_cx_connect_fail": 6},
+        config=ProxyConfig(xds_versions=(XdsVersion("CDS", "v1", "2026-11-30T17:44:50.384Z", 2),
+                                         XdsVersion("LDS", "v1", "2026-11-30T17:44:50.390Z", 2),
+                                         XdsVersion("RDS", "v1", "2026-11-30T17:44:50.384Z", 3))),
         xds_log=XdsLog(last_connected="2026-11-30T17:44:50.000000Z", upstream_errors=1,
                        last_error="... xds-grpc closed: 13", last_error_time="2026-11-30T17:44:53.247000Z"),
         istiod_sync=IstiodSync(connected=False),

@@ -35,7 +35,8 @@ from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import Check, finding, moment, parse_time, pod_subject
 from kubectl_meshdoctor.checks.context import AnalysisContext
-from kubectl_meshdoctor.evidence import Evidence, ProxyEvidence, XdsTypeStatus
+from kubectl_meshdoctor.envoy.xds_status import route_version, xds_status
+from kubectl_meshdoctor.evidence import Evidence, ProxyEvidence, XdsStatus, XdsTypeStatus
 from kubectl_meshdoctor.findings import Finding, Severity
 
 
@@ -71,12 +72,12 @@ def stale_types(proxy: ProxyEvidence) -> list[str]:
 class ProxyDisconnected(Check):
     name = "ProxyDisconnected"
     codes = ("MD0204",)
-    needs = frozenset({Evidence.PROXY_XDS_STATUS})
+    needs = frozenset({Evidence.PROXY_STATS})
 
     def run(self, ctx: AnalysisContext) -> Iterable[Finding]:
         now = parse_time(ctx.bundle.collected_at or "") or (parse_time(ctx.now_iso) if ctx.now_iso else None)
         for key, proxy in sorted(ctx.proxies.items()):
-            status = proxy.xds_status
+            status = xds_status(proxy)
             if status is None or not (status.cds.update_success > 0 and status.lds.update_success > 0):
                 continue  # never (fully) configured: MD0201's business
             failures = status.cds.update_failure + status.lds.update_failure
@@ -88,7 +89,7 @@ class ProxyDisconnected(Check):
             # successes means retries that never got through, even when no other signal is at hand.
             outnumbered = status.cds.update_failure > status.cds.update_success
             if failures and (no_connection or log_broken or unlisted or outnumbered):
-                yield self._disconnected(key, proxy, now, log_broken, unlisted)
+                yield self._disconnected(key, proxy, status, now, log_broken, unlisted)
                 continue
             stale = stale_types(proxy)
             rejected = status.cds.update_rejected + status.lds.update_rejected
@@ -107,17 +108,16 @@ class ProxyDisconnected(Check):
                 )
 
     @staticmethod
-    def _disconnected(key: str, proxy: ProxyEvidence, now: datetime | None, log_broken: bool,
+    def _disconnected(key: str, proxy: ProxyEvidence, status: XdsStatus, now: datetime | None, log_broken: bool,
                       unlisted: bool) -> Finding:
-        status = proxy.xds_status
-        assert status is not None
         evidence = [_subscription("cds", status.cds, now), _subscription("lds", status.lds, now)]
         if status.connections_active is not None:
             evidence.append(f"cluster.xds-grpc: {status.connections_active} active connection(s) to istiod"
                             + (f", {status.connect_failures} failed connects" if status.connect_failures else ""))
-        if proxy.route_versions is not None and proxy.route_versions.last_updated:
-            evidence.append(f"RDS: {proxy.route_versions.count} route configurations, newest "
-                            f"{proxy.route_versions.last_updated} ({proxy.route_versions.version})")
+        routes = route_version(proxy)
+        if routes is not None and routes.last_updated:
+            evidence.append(f"RDS: {routes.count} route configurations, newest {routes.last_updated} "
+                            f"({routes.version})")
         log = proxy.xds_log
         if log is not None and log.last_connected:
             evidence.append(f"pilot-agent last connected to istiod at {log.last_connected}")

@@ -42,9 +42,7 @@ from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
-from kubectl_meshdoctor.envoy.xds_status import (
-    ROUTE_VERSIONS_QUERY, XDS_STATS_FILTER, parse_route_versions, parse_xds_stats,
-)
+from kubectl_meshdoctor.envoy.xds_status import XDS_STATS_FILTER
 from kubectl_meshdoctor.errors import ExecError, ParseError
 from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
@@ -54,9 +52,10 @@ HEALTH_PORT = 15021  # Envoy's health listener, forwarding to pilot-agent
 AGENT_PORT = 15020  # pilot-agent's status port, answering even while Envoy accepts nothing
 
 # The stats pilot-agent reads to decide readiness (cds/lds update_success|update_rejected, then
-# server.state and listener_manager.workers_started), in one request.
+# server.state and listener_manager.workers_started), and those of the stream to istiod (MD0204:
+# update_failure, update_time, cluster.xds-grpc connections), in one request.
 STATS_FILTER = (r"^((cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
-                r"|server\.state|listener_manager\.workers_started)")
+                r"|server\.state|listener_manager\.workers_started|" + XDS_STATS_FILTER + ")")
 
 Argv = tuple[str, ...]
 
@@ -72,14 +71,10 @@ STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
 CERTS = _agent("certs")
 CONFIG_DUMP = _agent("config_dump")
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
-# Envoy's side of proxy-status (MD0204): the xDS stream's counters and times, and the route versions.
-XDS_STATS = _agent(f"stats?filter={XDS_STATS_FILTER}")
-ROUTE_VERSIONS = _agent(ROUTE_VERSIONS_QUERY)
 
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
 # when READY is refused.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
-                                    XDS_STATS, ROUTE_VERSIONS)
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
@@ -103,8 +98,6 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
-    XDS_STATS: _curl_admin(f"stats?filter={XDS_STATS_FILTER}"),
-    ROUTE_VERSIONS: _curl_admin(ROUTE_VERSIONS_QUERY),
     TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
 }
 
@@ -147,8 +140,6 @@ STEPS: tuple[Step, ...] = (
     Step("certs", "certs", CERTS, parse_certs),
     Step("config", "config_dump", CONFIG_DUMP, summarize_config_dump),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
-    Step("xds_status", "xds stats", XDS_STATS, parse_xds_stats),
-    Step("route_versions", "route versions", ROUTE_VERSIONS, parse_route_versions),
 )
 
 

@@ -4,50 +4,52 @@ from __future__ import annotations
 
 import pytest
 
+from kubectl_meshdoctor.envoy.config_dump import ConfigDump
+from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.envoy.syncz import parse_syncz, pod_of_node_id
 from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
-from kubectl_meshdoctor.envoy.xds_status import parse_route_versions, parse_xds_stats
+from kubectl_meshdoctor.envoy.xds_status import route_version, xds_status
 from kubectl_meshdoctor.errors import ParseError
+from kubectl_meshdoctor.evidence import ProxyConfig, ProxyEvidence, XdsVersion
 
-# A lab sidecar on Istio's stats_matcher, 5 s after its xDS server went away (XDS_STATS answer)
+# The collector's stats answer (usedonly: zero counters left out) of a lab sidecar on Istio's
+# stats_matcher, 5 s after its xDS server went away; the text readout is skipped by parse_stats.
 LOST_STATS = b"""cluster_manager.cds.version_text: "2026-11-20T09:00:00Z/1"
-listener_manager.lds.version_text: "2026-11-20T09:00:00Z/1"
 cluster.xds-grpc.upstream_cx_active: 0
 cluster.xds-grpc.upstream_cx_connect_fail: 8
 cluster.xds-grpc.upstream_cx_total: 10
 cluster_manager.cds.update_failure: 4
-cluster_manager.cds.update_rejected: 0
 cluster_manager.cds.update_success: 1
 cluster_manager.cds.update_time: 1796059766198
 listener_manager.lds.update_failure: 4
-listener_manager.lds.update_rejected: 0
 listener_manager.lds.update_success: 1
 listener_manager.lds.update_time: 1796059766276
+listener_manager.workers_started: 1
+server.state: 0
 """
 
 
-def test_xds_stats_of_a_sidecar_that_lost_istiod():
-    status = parse_xds_stats(LOST_STATS)
+def test_xds_status_of_a_sidecar_that_lost_istiod():
+    versions = (XdsVersion("CDS", "2026-11-20T09:00:00Z/1", "2026-11-30T17:29:26.2Z", 3),)
+    status = xds_status(ProxyEvidence(pod="a/b", stats=parse_stats(LOST_STATS), config=ProxyConfig(xds_versions=versions)))
     assert (status.cds.update_success, status.cds.update_failure, status.cds.update_time_ms) == (1, 4, 1796059766198)
-    assert status.lds.version == "2026-11-20T09:00:00Z/1"
+    assert status.cds.version == "2026-11-20T09:00:00Z/1" and status.lds.version == ""
     assert (status.connections_active, status.connections_total, status.connect_failures) == (0, 10, 8)
 
 
-def test_xds_stats_without_connection_counters_and_bad_lines():
-    status = parse_xds_stats(b"cluster_manager.cds.update_success: 2\n\n")
+def test_xds_status_without_stats_or_connection_counters():
+    assert xds_status(ProxyEvidence(pod="a/b")) is None
+    status = xds_status(ProxyEvidence(pod="a/b", stats={"cluster_manager.cds.update_success": 2}))
     assert status.cds.update_success == 2 and status.connections_active is None and status.lds.update_success == 0
-    with pytest.raises(ParseError, match="line 1"):
-        parse_xds_stats(b"garbage without separator\n")
+    assert route_version(ProxyEvidence(pod="a/b")) is None
 
 
-def test_route_versions_newest_wins_and_empty_answer():
-    raw = (b'{"configs": [{"version_info": "v1", "last_updated": "2026-11-30T17:29:26.283Z"},'
-           b' {"version_info": "v2", "last_updated": "2026-11-30T17:29:26.295Z"}]}')
-    versions = parse_route_versions(raw)
-    assert (versions.count, versions.version, versions.last_updated) == (2, "v2", "2026-11-30T17:29:26.295Z")
-    assert parse_route_versions(b"{}").count == 0  # Envoy's answer when no dynamic route config exists
-    with pytest.raises(ParseError):
-        parse_route_versions(b'{"configs": {}}')
+def test_versions_and_update_times_from_a_real_config_dump(shared_dir):
+    dump = ConfigDump.from_raw((shared_dir / "envoy-captures" / "exp2-config_dump.json").read_bytes())
+    versions = {v.type: v for v in dump.xds_versions()}
+    assert versions["CDS"] == XdsVersion("CDS", "2026-11-23T12:00:00Z/1", "2026-11-23T12:32:48.225Z", 2)
+    assert versions["LDS"].version == "2026-11-23T12:40:00Z/2" and versions["RDS"].count == 1
+    assert ConfigDump({"configs": []}).xds_versions() == ()
 
 
 def test_syncz_entries_name_their_pods():
