@@ -70,6 +70,40 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="Follow the cause linked to this finding (MD0201/MD0202 and below).",
     ),
     CatalogueEntry(
+        code="MD0103",
+        name="InjectionFailed",
+        severity=Severity.ERROR,
+        title="The sidecar injector did not inject the pod, or refused its creation",
+        symptom="Pods run without istio-proxy although injection is on (MD0101), or a workload has fewer "
+        "pods than it wants: its ReplicaSet reports FailedCreate.",
+        cause="The injector webhook failed (istiod unreachable or without endpoints: with failurePolicy "
+        "Fail the pod is refused), no MutatingWebhookConfiguration selects the pod (istio.io/rev names a "
+        "revision or tag no webhook serves; a namespace or object selector excludes it), or the pod was "
+        "created before its namespace was labelled.",
+        detection="Events with reason FailedCreate whose message says `failed calling webhook "
+        "\"...sidecar-injector.istio.io\"`, on the ReplicaSet or other owner; the Istio "
+        "MutatingWebhookConfigurations' namespace and object selectors evaluated against the pod's and its "
+        "namespace's labels; a webhook that selects the pod today means it was created before that.",
+        fix="Webhook failing: make istiod (the Service the webhook calls) ready, then the controller "
+        "retries. No webhook selects: label the namespace with a revision or tag that exists (kubectl get "
+        "mutatingwebhookconfigurations), or install that revision. Created before the label: kubectl "
+        "rollout restart the workload.",
+    ),
+    CatalogueEntry(
+        code="MD0104",
+        name="ProxyUidConflict",
+        severity=Severity.WARNING,
+        title="An application container runs as UID 1337, the sidecar's UID",
+        symptom="The pod's outbound calls bypass the sidecar: no mTLS (STRICT servers reset them), no "
+        "routing rules, retries or telemetry.",
+        cause="istio-init's iptables rules exempt UID 1337 (Envoy's own traffic) from redirection; an "
+        "application running as 1337 is exempted too.",
+        detection="An application container's securityContext.runAsUser, or else the pod's, is 1337, in a "
+        "workload that is or will be injected (istio-proxy and Istio's own workloads excepted). Runs on "
+        "live pods and on manifests (like istioctl IST0144), with the workload as subject.",
+        fix="Run the application under another UID (securityContext.runAsUser), then roll the workload.",
+    ),
+    CatalogueEntry(
         code="MD0201",
         name="XdsConfigNotReceived",
         severity=Severity.ERROR,
@@ -147,6 +181,21 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
         "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
         "istio.io/rev=<revision of that release>).",
+    ),
+    CatalogueEntry(
+        code="MD0206",
+        name="ControlPlaneNotRedundant",
+        severity=Severity.WARNING,
+        title="The istiod revision serving these pods is not redundant",
+        symptom="Nothing yet: an upgrade, a node drain or one crash leaves every sidecar of the revision "
+        "without a control plane (no new pods become ready, no config or certificate updates).",
+        cause="istiod runs one replica, or no PodDisruptionBudget protects it, or its autoscaler may "
+        "scale it down to one (HPA minReplicas 1, the default install).",
+        detection="For each istiod revision the meshed pods use: its Deployment in istio-system "
+        "(istiod or istiod-<rev>) with spec.replicas 1 and no HPA, an HPA targeting it with minReplicas "
+        "1 (or unset), or no PodDisruptionBudget selecting its pods.",
+        fix="Run at least two istiod replicas (values.pilot.autoscaleMin: 2 / replicaCount: 2) and keep "
+        "the PodDisruptionBudget the chart installs (global.defaultPodDisruptionBudget.enabled).",
     ),
     CatalogueEntry(
         code="MD0301",
@@ -252,6 +301,161 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "appProtocol is reported at info (protocol detection applies, as istioctl's IST0118 says), except "
         "on an ExternalName Service (a warning, as IST0150). Istio's own Services are skipped.",
         fix="Rename the port `<protocol>-<suffix>` (for example http-web) or set appProtocol.",
+    ),
+    CatalogueEntry(
+        code="MD0503",
+        name="NoHealthyUpstream",
+        severity=Severity.ERROR,
+        title="The upstream cluster has no healthy endpoint (UH, 503 no_healthy_upstream)",
+        symptom="Requests get 503 with response flag UH and details no_healthy_upstream in the client's "
+        "access log.",
+        cause="Envoy has no endpoint it may use for the cluster: the Service selects no pod (a label typo), "
+        "its pods are not ready, its named targetPort is not declared by the pods, a DestinationRule subset "
+        "selects no pod, or outlier detection ejected every host.",
+        detection="The client proxy's access-log lines with UH per upstream cluster, its /clusters answer "
+        "for that cluster (endpoints and their health flags), and the Service, its selector, the pods' "
+        "labels and readiness, and the DestinationRule (subsets, outlierDetection). Linked as the cause of "
+        "the MD0601 finding for the same cluster.",
+        fix="Depends on the cause shown: make the selector match the pods' labels, fix pod readiness, "
+        "name the container port as targetPort says, fix the subset labels, or fix the failing server "
+        "that outlier detection ejected.",
+    ),
+    CatalogueEntry(
+        code="MD0504",
+        name="RouteNotFound",
+        severity=Severity.ERROR,
+        title="No route for the Host and path the client used (NR, 404 route_not_found)",
+        symptom="Requests get 404 with response flag NR (details route_not_found) from the client's own "
+        "sidecar; the server never sees them.",
+        cause="In a sidecar (ALLOW_ANY sends unknown Hosts to PassthroughCluster, so they are not NR): a "
+        "VirtualService whose http matches leave the request out and that has no default route. Where no "
+        "catch-all exists (gateways, Sidecar-scoped route configs): no virtual host covers the Host.",
+        detection="The client proxy's NR lines (Host, path, the port's route config) and its route configs "
+        "(config_dump dynamic_route_configs, read only when NR lines exist): the virtual host the Host picks "
+        "and its route matches; then the VirtualService whose hosts cover the Host. Linked as the cause of "
+        "the MD0601 finding for lines without upstream cluster.",
+        fix="Give the VirtualService a default route (a last http entry without match) or matches for the "
+        "paths clients call; where no virtual host covers the Host, make a VirtualService's hosts, gateways "
+        "and port cover the name clients use.",
+    ),
+    CatalogueEntry(
+        code="MD0505",
+        name="EgressBlocked",
+        severity=Severity.ERROR,
+        title="REGISTRY_ONLY blocks a destination no ServiceEntry declares",
+        symptom="Calls to an external host fail from meshed pods only: HTTP gets 502 at once, TLS and TCP "
+        "connections are closed before any byte comes back.",
+        cause="outboundTrafficPolicy is REGISTRY_ONLY (in the Sidecar that applies to the pod, else in the "
+        "mesh config) and no ServiceEntry visible to the pod declares the host. Real Envoy shows two forms: "
+        "HTTP on a port with a route config is answered 502 by the block_all route itself (a direct "
+        "response: no response flag, no upstream cluster); everything else goes to BlackHoleCluster, which "
+        "has no endpoint (UH toward BlackHoleCluster, the original destination as the downstream local "
+        "address).",
+        detection="The client proxy's access log (block_all 502 lines; UH lines toward BlackHoleCluster), the "
+        "Sidecar's and the mesh config's (ConfigMap istio-system/istio) outboundTrafficPolicy, and the "
+        "ServiceEntries read. Linked as the cause of the MD0601 finding for BlackHoleCluster.",
+        fix="Apply the ServiceEntry the finding prints for the destination (hosts, port, protocol, "
+        "resolution, location MESH_EXTERNAL), or set outboundTrafficPolicy to ALLOW_ANY if the mesh does "
+        "not need to restrict egress.",
+    ),
+    CatalogueEntry(
+        code="MD0506",
+        name="CircuitBreakerTripped",
+        severity=Severity.ERROR,
+        title="A connection pool limit rejects requests (UO, 503 overflow)",
+        symptom="Under load, a share of the requests to one service get 503 at once with response flag UO "
+        "(details upstream_reset_before_response_started{overflow}); the server never sees them.",
+        cause="The cluster's circuit breaker is full: a DestinationRule connectionPool (tcp.maxConnections, "
+        "http.http1MaxPendingRequests, http.http2MaxRequests) is lower than the concurrency the client "
+        "really sends, often together with a slow server that keeps connections busy.",
+        detection="The client proxy's UO lines per upstream cluster, the thresholds Envoy enforces for that "
+        "cluster (/clusters circuit_breakers), and the DestinationRule's connectionPool for the host and "
+        "subset. Istio's default stats inclusion list keeps no per-cluster overflow counters, so they are not "
+        "used. Linked as the cause of the MD0601 finding for the same cluster.",
+        fix="Raise the connectionPool limits to the concurrency the clients need (or remove them), make the "
+        "server faster or add replicas, and let clients retry with backoff.",
+    ),
+    CatalogueEntry(
+        code="MD0507",
+        name="UpstreamConnectionReuseReset",
+        severity=Severity.ERROR,
+        title="The server closes kept-alive connections Envoy still reuses (UC, 503 connection_termination)",
+        symptom="A small share of requests gets 503 with response flag UC and details "
+        "upstream_reset_before_response_started{connection_termination}, more after quiet periods.",
+        cause="The keep-alive race: the app closes idle connections after its keep-alive timeout (Node.js: "
+        "5 s), Envoy keeps them pooled longer (1 h by default; Istio sets no idle timeout unless a "
+        "DestinationRule's connectionPool.http.idleTimeout does) and sends a request on a connection the app "
+        "is closing. Istio's default outbound retries do not cover resets.",
+        detection="The client proxy's UC lines with connection_termination per outbound cluster, and the "
+        "DestinationRule's connectionPool idleTimeout (or its absence). Linked as the cause of the MD0601 "
+        "finding for the same cluster.",
+        fix="Set connectionPool.http.idleTimeout below the app's keep-alive timeout, or raise the app's "
+        "keep-alive timeout above Envoy's; a VirtualService retry on reset absorbs what remains.",
+    ),
+    CatalogueEntry(
+        code="MD0508",
+        name="Http10Client",
+        severity=Severity.ERROR,
+        title="A client speaks HTTP/1.0 and gets 426 Upgrade Required",
+        symptom="Requests from one client (typically nginx with proxy_pass) get 426 Upgrade Required; the "
+        "receiving proxy logs `\"- - HTTP/1.1\" 426 DPE low_version`.",
+        cause="The client sends HTTP/1.0 (nginx's default for proxy_pass without proxy_http_version 1.1) "
+        "and Istio's HTTP connection managers do not accept HTTP/1.0 unless PILOT_HTTP10 (or the proxy "
+        "metadata HTTP10) is set: gateways and a sidecar's inbound HTTP chain answer 426. A meshed client's "
+        "own sidecar does not answer 426: its outbound HTTP chain matches only http/1.1 and h2c, so HTTP/1.0 "
+        "passes as raw TCP without routing (not diagnosed: its log line carries no failure flag).",
+        detection="426 lines with flag DPE and details low_version in a proxy's access log; the client is "
+        "named by its address (a pod of the objects read, when one has it). Linked as the cause of that "
+        "proxy's MD0601 finding for lines without upstream cluster.",
+        fix="In nginx: `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";`. Or accept HTTP/1.0 "
+        "in Istio: PILOT_HTTP10=1 on istiod, or ISTIO_META_HTTP10=1 on the receiving pods' proxies.",
+    ),
+    CatalogueEntry(
+        code="MD0509",
+        name="AppNotListening",
+        severity=Severity.ERROR,
+        title="The server's sidecar cannot connect to its app (inbound connection refused)",
+        symptom="Clients get 503s or resets; the server pod's own sidecar logs UF toward inbound|PORT|| "
+        "with delayed_connect_error:_Connection_refused.",
+        cause="Nothing accepts connections on the pod IP at that port: the app listens on 127.0.0.1 only "
+        "(since Istio 1.10 the sidecar delivers inbound traffic to the pod IP, not to localhost), or on "
+        "another port than the Service's targetPort, or is not running.",
+        detection="The server proxy's UF lines toward an inbound cluster with a connection-refused transport "
+        "failure reason, the pod's container ports and restarts, and the Services sending to that port. "
+        "Linked as the cause of the MD0601 finding for that inbound cluster in the same pod.",
+        fix="Make the app listen on 0.0.0.0 (all addresses) on the Service's targetPort, or correct the "
+        "targetPort to the port the app really uses.",
+    ),
+    CatalogueEntry(
+        code="MD0510",
+        name="UpstreamTimeout",
+        severity=Severity.ERROR,
+        title="The route's timeout is shorter than the server's latency (UT, 504)",
+        symptom="Requests get 504 with response flag UT (details response_timeout), all after about the "
+        "same time.",
+        cause="Envoy gave up waiting for the response: the route's timeout (a VirtualService http timeout; "
+        "Istio sets none by default) is shorter than the time the server really takes.",
+        detection="The client proxy's UT lines per upstream cluster and their durations, the timeout of the "
+        "Envoy route they matched (config_dump routes, read only when UT lines exist), and the "
+        "VirtualService that sets it. Linked as the cause of the MD0601 finding for the same cluster.",
+        fix="Set the VirtualService timeout above the server's real latency (its p99, with margin), or make "
+        "the server answer faster; keep the caller's own deadline consistent with it.",
+    ),
+    CatalogueEntry(
+        code="MD0511",
+        name="PortProtocolConflict",
+        severity=Severity.WARNING,
+        title="Services selecting one workload declare different protocols for the same port",
+        symptom="Traffic to one of the Services is handled with the wrong protocol: HTTP routing, retries "
+        "and metrics are lost, or TCP connections are parsed as HTTP and fail.",
+        cause="istiod builds one inbound listener per pod port; when Services that select the pod "
+        "disagree on its protocol, it keeps the oldest Service's and reports a conflict. As info: "
+        "Deployments without app and version labels, which Istio's telemetry uses to name them.",
+        detection="Two or more Services in the workload's namespace that select its pods, map the same "
+        "container port (targetPort) and declare different protocols (appProtocol, else the port name). "
+        "Runs on live pods and on manifests (like istioctl IST0116), with the workload as subject.",
+        fix="Give the port one protocol in every Service that selects the workload (same port name "
+        "prefix or appProtocol), or serve the second protocol on another container port.",
     ),
     CatalogueEntry(
         code="MD0601",

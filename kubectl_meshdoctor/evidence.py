@@ -25,6 +25,10 @@ class Evidence:
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
     ISTIOD_PODS = "istiod-pods"  # the istiod pods (app=istiod) of the control-plane namespace were listed
     ROOT_CERT_CONFIGMAPS = "root-cert-configmaps"  # istio-ca-root-cert was looked for in each meshed namespace
+    EGRESS_CONFIG = "egress-config"  # the mesh config (ConfigMap istio), Sidecars and ServiceEntries
+    INJECTION_WEBHOOKS = "injection-webhooks"  # MutatingWebhookConfigurations were listed
+    FAILED_CREATE_EVENTS = "failed-create-events"  # Events with reason FailedCreate in scope were listed
+    CONTROL_PLANE_REDUNDANCY = "control-plane-redundancy"  # istiod Deployments, PDBs and HPAs in istio-system
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
@@ -34,8 +38,12 @@ class Evidence:
     ISTIOD_SYNC = "istiod-sync"  # every istiod pod answered /debug/syncz: its view of each proxy
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
+    # Read only when the access log shows the symptom, so never a check's precondition (not in PROXY):
+    PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
+    PROXY_ROUTES = "proxy-routes"  # Envoy routes, for the clusters that timed out (UT) or Hosts without route (NR)
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, ISTIOD_PODS,
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG,
+                     INJECTION_WEBHOOKS, FAILED_CREATE_EVENTS, CONTROL_PLANE_REDUNDANCY, ISTIOD_PODS,
                      ROOT_CERT_CONFIGMAPS})
     PROXY = frozenset(
         {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
@@ -138,6 +146,11 @@ class AccessLogEntry:
     upstream_host: str
     transport_failure_reason: str
     line: str  # the raw line, trimmed
+    # Read where the format has them ("" / None otherwise): what the MD05xx causes are matched on.
+    authority: str = ""  # the Host the client asked for
+    downstream_local_address: str = ""  # on outbound, the original destination the app connected to
+    route_name: str = ""  # block_all: REGISTRY_ONLY's 502 for an unknown host
+    duration_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,54 @@ class IstiodSync:
 
 
 @dataclass(frozen=True)
+class UpstreamHost:
+    """One endpoint of a cluster as Envoy's /clusters shows it."""
+
+    address: str  # ip:port
+    unhealthy: tuple[str, ...] = ()  # why Envoy will not use it (failed_outlier_check, eds UNHEALTHY ...)
+    cx_connect_fail: int = 0
+    rq_timeout: int = 0
+
+
+@dataclass(frozen=True)
+class UpstreamClusterStatus:
+    """A cluster's endpoints and default-priority circuit breakers, from /clusters?format=json."""
+
+    name: str
+    hosts: tuple[UpstreamHost, ...] = ()
+    max_connections: int | None = None
+    max_pending_requests: int | None = None
+    max_requests: int | None = None
+
+    @property
+    def healthy_hosts(self) -> tuple[UpstreamHost, ...]:
+        return tuple(h for h in self.hosts if not h.unhealthy)
+
+
+@dataclass(frozen=True)
+class RouteTimeout:
+    """An Envoy route toward one cluster and the timeouts it enforces (None: not set on the route)."""
+
+    route_config: str  # "8080", or a name like "inventory.search.svc.cluster.local:8080"
+    virtual_host: str
+    route: str
+    cluster: str
+    timeout: str | None = None  # "0s" disables it; unset means Envoy's default of 15s
+    per_try_timeout: str | None = None
+
+
+@dataclass(frozen=True)
+class RouteLookup:
+    """How Envoy's routes answer one (route config, Host) a request with no route (NR) used."""
+
+    route_config: str
+    authority: str
+    virtual_host: str = ""  # the virtual host Envoy picks for that Host; "" when none matches
+    route_matches: tuple[str, ...] = ()  # that virtual host's route match conditions, in order
+    other_virtual_hosts: tuple[str, ...] = ()  # when none matched: some of the route config's names
+
+
+@dataclass(frozen=True)
 class ProxyEvidence:
     """What was read from one pod's istio-proxy; a field is None when it could not be collected."""
 
@@ -209,6 +270,15 @@ class ProxyEvidence:
     certs: tuple[Certificate, ...] | None = None
     resolv_conf: ResolvConf | None = None
     access_log: AccessLog | None = None
+    # Read only when the access log shows failures, and only for the clusters those lines name.
+    upstream_clusters: tuple[UpstreamClusterStatus, ...] | None = None
+    # Read only when the access log shows timeouts (UT): the routes toward those clusters.
+    route_timeouts: tuple[RouteTimeout, ...] | None = None
+    # Read only when the access log shows NR: how the routes answer the Hosts of those requests.
+    route_lookups: tuple[RouteLookup, ...] | None = None
+
+    def upstream_cluster(self, name: str) -> UpstreamClusterStatus | None:
+        return next((c for c in self.upstream_clusters or () if c.name == name), None)
     xds_log: XdsLog | None = None
     istiod_sync: IstiodSync | None = None
 
@@ -312,6 +382,9 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "certs": Evidence.PROXY_CERTS,
     "resolv_conf": Evidence.RESOLV_CONF,
     "access_log": Evidence.ACCESS_LOG,
+    "upstream_clusters": Evidence.PROXY_CLUSTERS,
+    "route_timeouts": Evidence.PROXY_ROUTES,
+    "route_lookups": Evidence.PROXY_ROUTES,
     "xds_log": Evidence.PROXY_XDS_LOG,
     "istiod_sync": Evidence.ISTIOD_SYNC,
 }

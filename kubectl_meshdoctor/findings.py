@@ -64,6 +64,10 @@ class Finding:
     # The times the evidence gives (object creation, first readiness failure, restarts, certificate
     # validity), oldest first. Optional: a finding without any says nothing about when.
     since: tuple[Moment, ...] = field(default=())
+    # The upstream clusters (or hosts) the finding is about: for MD0601 the cluster its failed lines went
+    # to; for a cause, the clusters whose failures it explains. The tree links such a cause only to the
+    # symptoms that share a cluster with it, not to every symptom of the pod.
+    upstreams: tuple[str, ...] = field(default=())
 
     @property
     def cause_key(self) -> tuple:
@@ -94,6 +98,7 @@ class Finding:
             "unchecked": list(self.unchecked),
             "wouldConfirm": self.would_confirm or None,
             "affects": list(self.affects),
+            "upstreams": list(self.upstreams),
             "message": self.message,
             "remediation": self.remediation,
             "evidence": list(self.evidence),

@@ -13,11 +13,21 @@ from kubectl_meshdoctor.findings import Finding, Severity
 
 # symptom code -> codes that can explain it
 CAUSES: dict[str, tuple[str, ...]] = {
+    "MD0101": ("MD0103",),  # sidecar missing <- injection failed (webhook failing, not selected, pod too old)
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
     "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
     "MD0204": ("MD0203", "MD0301"),  # configured once, no updates now <- istiod unavailable / pod DNS broken
-    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403", "MD0404"),  # failing requests <- why they fail
+    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403", "MD0404",  # failing requests <- why they fail
+               "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
+               "MD0504",  # NR <- no route for the Host/path (lines without cluster)
+               "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
+               "MD0506",  # UO <- connection pool limits
+               "MD0507",  # UC <- the app closes kept-alive connections Envoy reuses
+               "MD0508",  # 426 DPE <- an HTTP/1.0 client
+               "MD0509",  # inbound UF, connection refused <- the app does not listen on the pod IP
+               "MD0510",  # UT <- route timeout shorter than the server's latency
+               ),
 }
 
 # When a link of the chain could not be checked for a pod (its check was skipped, or that pod's proxy
@@ -47,26 +57,33 @@ def _concerns(cause: Finding, pod: str | None) -> bool:
     return not cause.affects or pod in cause.affects
 
 
+def _explains(cause: Finding, symptom: Finding) -> bool:
+    """A cause naming upstream clusters explains only the symptoms about one of those clusters."""
+    return not cause.upstreams or bool(set(cause.upstreams) & set(symptom.upstreams))
+
+
 def link(findings: list[Finding], unchecked: Callable[[str | None, str], bool] = lambda pod, code: False
          ) -> list[Finding]:
     """Set ``caused_by`` and ``root_cause`` on every finding, following ``CAUSES``.
 
-    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide. An info
-    finding is an observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
+    A cause links to a symptom when it was seen in the same pod, or when it is mesh-wide; when the cause
+    names upstream clusters (``Finding.upstreams``), the symptom must share one. An info finding is an
+    observation, not a symptom (MD0601's "access logging is off"): nothing causes it.
 
     ``unchecked(pod, code)`` says that ``code`` could not be looked for in ``pod``. When no cause of a
     symptom was found but some of its possible causes were unchecked, the symptom records them
     (``Finding.unchecked``), and the causes found *below* them become its probable causes.
     """
-    codes_by_pod: dict[str | None, set[str]] = defaultdict(set)
+    by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:
         if item.severity is not Severity.INFO:  # an observation explains nothing either (MD0205's patch skew)
-            codes_by_pod[item.pod].add(item.code)
+            by_pod[item.pod].append(item)
     mesh_wide = _mesh_wide_causes(findings)
 
     linked = []
     for item in findings:
-        present = codes_by_pod[item.pod] | {c.code for c in mesh_wide if _concerns(c, item.pod)}
+        present = ({c.code for c in by_pod[item.pod] if _explains(c, item)}
+                   | {c.code for c in mesh_wide if _concerns(c, item.pod)})
         candidates = () if item.severity is Severity.INFO else CAUSES.get(item.code, ())
         causes = tuple(code for code in candidates if code in present and code != item.code)
         missing: tuple[str, ...] = ()

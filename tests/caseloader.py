@@ -38,7 +38,7 @@ def load_case(path: Path):
     code = path.parent.name
     outcome = path.name.split("-", 1)[0]
     case = Case(path=path, code=code, outcome=outcome)
-    objects, proxies, extra_available = [], {}, set()
+    objects, proxies, extra_available, scope = [], {}, set(), "manifests"
     for doc in read_documents(path):
         if doc.get("apiVersion") == TEST_API and doc.get("kind") == "Case":
             if "now" in doc:
@@ -46,13 +46,14 @@ def load_case(path: Path):
             case.ca_warn_days = int(doc.get("caWarnDays", 30))
             case.expect = list(doc.get("expect") or [])
             extra_available |= set(doc.get("available") or [])
+            scope = str(doc.get("scope") or scope)
         elif doc.get("apiVersion") == TEST_API and doc.get("kind") == "ProxyEvidence":
             fields = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
             proxy = from_plain(ProxyEvidence, fields)
             proxies[proxy.pod] = proxy
         elif is_kubernetes_object(doc):
             objects.append(doc)
-    bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
+    bundle = bundle_from_objects(objects, {"kind": scope, "paths": [str(path)]})
     bundle.proxies = proxies
     bundle.available |= extra_available
     for proxy in proxies.values():

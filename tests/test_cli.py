@@ -22,7 +22,7 @@ from kubectl_meshdoctor.findings import Subject
 REPO = Path(__file__).resolve().parents[1]
 EMIT = "test.meshdoctor/emit"
 FINDING_KEYS = {"code", "severity", "pod", "subject", "rootCause", "causedBy", "confidence", "unchecked", "wouldConfirm",
-                "affects", "message", "remediation", "evidence", "since"}
+                "affects", "upstreams", "message", "remediation", "evidence", "since"}
 
 
 class EmitAnnotated(Check):

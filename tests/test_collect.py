@@ -21,7 +21,9 @@ from kubectl_meshdoctor.errors import ClusterError, UsageError
 from kubectl_meshdoctor.evidence import Evidence
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, ExecResult
 from test_collect_support import (
+    ACCESS_LOG_LINE,
     AGENT_503,
+    UT_LOG_LINE,
     REFUSED_15021,
     FakeProxies,
     curl_outputs,
@@ -75,7 +77,8 @@ def test_namespace_scope_collects_api_and_proxy_evidence(tmp_path):
     assert proxy.config is not None and proxy.certs is not None
     assert proxy.resolv_conf is not None and proxy.resolv_conf.nameservers == ("10.96.0.10",)
     assert proxy.access_log is not None and proxy.access_log.access_lines == 1
-    assert bundle.available == set(Evidence.API) | set(Evidence.PROXY)
+    # the log's line failed (UF), so /clusters was asked for its cluster too
+    assert bundle.available == set(Evidence.API) | set(Evidence.PROXY) | {Evidence.PROXY_CLUSTERS}
     assert bundle.gaps == []
     assert bundle.collected_at and bundle.collected_at.endswith("Z")
     assert verbs <= READ_VERBS
@@ -320,6 +323,7 @@ def test_executed_commands_are_exactly_the_fixed_set(tmp_path):
     refused[READY] = REFUSED_15021
     refused[READY_AGENT] = AGENT_503
     proxies = FakeProxies(per_pod={"shop/web-2": refused})
+    proxies.access_log = ACCESS_LOG_LINE + UT_LOG_LINE  # failing lines and a timeout: the follow-ups run too
     with lab_cluster(tmp_path, proxies=proxies) as lab:
         bundle = collect_evidence(lab.options())
         execs = lab.exec_commands()
@@ -462,8 +466,8 @@ def test_root_cert_configmap_is_read_by_name_and_its_refusal_is_a_gap(tmp_path):
              "data": {"password": "hunter2"}}
     with lab_cluster(tmp_path, shop_objects() + [root, other]) as lab:
         bundle = collect_evidence(lab.options())
-        paths = [(r.verb, r.path) for r in lab.server.requests if "configmaps" in r.path]
-    assert paths == [("get", "/api/v1/namespaces/shop/configmaps/istio-ca-root-cert")]
+        paths = [(r.verb, r.path) for r in lab.server.requests if "configmaps" in r.path and "/istio-system/" not in r.path]
+    assert paths == [("get", "/api/v1/namespaces/shop/configmaps/istio-ca-root-cert")]  # app-settings never
     assert [o["metadata"]["name"] for o in bundle.objects if o["kind"] == "ConfigMap"] == ["istio-ca-root-cert"]
     assert Evidence.ROOT_CERT_CONFIGMAPS in bundle.available
     with lab_cluster(tmp_path, shop_objects() + [root], policy=AccessPolicy(forbidden_resources={"configmaps"})) as lab:

@@ -82,6 +82,10 @@ def test_seed_scenario_findings(scenario):
             assert pods, f"{scenario}: no pod of app {app}"
             flagged = {f.pod for f in matching}
             assert set(pods) <= flagged, f"{scenario}: {code} missing for {sorted(set(pods) - flagged)}"
+            if expected.get("causedBy"):  # the symptom is linked to its cause, not left a root cause
+                linked = [f for f in matching if f.pod in pods and expected["causedBy"] in f.caused_by]
+                assert linked and not any(f.root_cause for f in linked), f"{scenario}: {code} not caused by " \
+                    f"{expected['causedBy']}: {[(f.message, f.caused_by) for f in matching]}"
 
 
 def _exec_commands(lab) -> list[list[str]]:

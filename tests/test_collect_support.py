@@ -18,11 +18,13 @@ from urllib.parse import parse_qs
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
 from kubectl_meshdoctor.collect.proxy import (
     CERTS,
+    CLUSTERS,
     CONFIG_DUMP,
     CURL_FALLBACK,
     READY,
     READY_AGENT,
     RESOLV_CONF,
+    ROUTES,
     SERVER_INFO,
     STATS,
     SYNCZ,
@@ -54,6 +56,9 @@ SYNCZ_JSON = json.dumps([
      "istio_version": "1.24.2", "cluster_sent": "n1", "cluster_acked": "n1", "listener_sent": "n2",
      "listener_acked": "n2", "route_sent": "n3", "route_acked": "n3"} for name in ("web-1", "web-2")]).encode()
 RESOLV_TEXT = b"search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+UT_LOG_LINE = ('[2025-01-01T00:00:01.000Z] "GET /slow HTTP/1.1" 504 UT response_timeout - "-" 0 24 300 - "-" '
+               '"curl/8" "abd" "reviews:9080" "10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - '
+               '10.96.1.1:9080 10.0.0.5:40002 - default\n')
 ACCESS_LOG_LINE = ('[2025-01-01T00:00:00.000Z] "GET /reviews HTTP/1.1" 503 UF,URX upstream_reset_before_response_'
                    'started{connection_failure} - "-" 0 91 3 - "-" "curl/8" "abc" "reviews:9080" '
                    '"10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - 10.96.1.1:9080 '
@@ -80,6 +85,8 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
         SYNCZ: ExecResult(0, SYNCZ_JSON),
+        CLUSTERS: ExecResult(0, captured("exp2-clusters.json", b'{"cluster_statuses": []}')),  # asked: the log fails
+        ROUTES: ExecResult(0, b"{}"),  # asked only when the log shows a timeout (UT)
     }
 
 
@@ -120,7 +127,9 @@ class FakeProxies:
         return ExecResult(127, b"", f'exec: "{command[0]}": unexpected command in this test\n'.encode())
 
     async def log(self, namespace: str, pod: str, container: str, since: int | None, tail: int | None) -> str:
-        return ACCESS_LOG_LINE if container == "istio-proxy" else ""
+        return self.access_log if container == "istio-proxy" else ""
+
+    access_log: str = ACCESS_LOG_LINE
 
 
 # --- objects ---------------------------------------------------------------------------------------------

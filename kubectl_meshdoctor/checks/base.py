@@ -92,6 +92,7 @@ def finding(
     severity: Severity | None = None,
     affects: Iterable[str] = (),
     since: Iterable[Moment | None] = (),
+    upstreams: Iterable[str] = (),
 ) -> Finding:
     """A finding with the catalogue's severity and fix unless the check knows better.
 
@@ -107,4 +108,5 @@ def finding(
         pod=pod,
         affects=tuple(affects),
         since=tuple(sorted((m for m in since if m is not None), key=lambda m: m.at)),
+        upstreams=tuple(upstreams),
     )

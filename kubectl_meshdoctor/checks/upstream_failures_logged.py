@@ -18,6 +18,9 @@ its own remediation. Info never changes a pod's status or the exit code. It is r
 says no listener logs, or, without that knowledge, when the log had lines but none was an access-log
 line. Its message and subject (the mesh config) are pod-independent so a sweep shows it once.
 Flags that report no failure (DI delay injected, RFCF served from cache) are not counted.
+One finding per upstream cluster (``upstreams``): a deeper check that explains the failures toward one
+cluster (no healthy endpoint, circuit breaker, timeout) is linked to that cluster's finding only, and the
+failures toward other clusters stay root causes of their own.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ except ImportError:  # pragma: no cover - only while the envoy package is being 
         return f"{flag}: meaning not available"
 
 NOT_FAILURES = frozenset({"DI", "RFCF"})
+# The upstream key of lines that reached no cluster (NR): Envoy's own "-" for an empty %UPSTREAM_CLUSTER%.
+NO_CLUSTER = "-"
 MAX_SAMPLES = 3
 MAX_LINE = 300
 LOGGING_OFF = "access logging is off: no request outcome could be checked"
@@ -116,24 +121,31 @@ class UpstreamFailuresLogged(Check):
                               pod=key, severity=Severity.INFO, remediation=LOGGING_FIX)
                 continue
             counts = failure_counts(log)
-            if not counts:
-                continue
-            total = sum(counts.values())
-            flags_seen = sorted({flag for flags, _ in counts for flag in flags})
-            by_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-            evidence = [f"{','.join(flags)} ×{count} → {cluster or '(no cluster)'}" for (flags, cluster), count in by_count]
-            evidence += [describe(flag) for flag in flags_seen]
-            samples = [entry for entry in log.failures if _failing(entry.flags)][:MAX_SAMPLES]
-            evidence += [f"sample: {_trim(entry.line)}" for entry in samples]
-            summary = ", ".join(f"{','.join(flags)} ×{count}" for (flags, _), count in by_count[:3])
-            clusters = {cluster for _, cluster in counts}
-            where = f" to {next(iter(clusters))}" if len(clusters) == 1 and next(iter(clusters)) else ""
-            first = min((t for t in (_logged_at(e.line) for e in log.failures if _failing(e.flags)) if t), default=None)
-            yield finding(
-                "MD0601", pod_subject(key),
-                f"{total} failed request(s) in the access log of {key}{where}: {summary}",
-                evidence, pod=key, since=[moment(first, "first failed request logged", key)],
-            )
+            by_cluster: dict[str, Counter[tuple[str, ...]]] = {}
+            for (flags, cluster), count in counts.items():
+                by_cluster.setdefault(cluster, Counter())[flags] += count
+            for cluster, flag_counts in sorted(by_cluster.items()):
+                yield _failures_to(key, cluster, flag_counts, log)
+
+
+def _failures_to(key: str, cluster: str, counts: Counter[tuple[str, ...]], log: AccessLog) -> Finding:
+    """One finding per upstream cluster, so a cause found for that cluster can be linked to exactly it."""
+    total = sum(counts.values())
+    flags_seen = sorted({flag for flags in counts for flag in flags})
+    by_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    evidence = [f"{','.join(flags)} ×{count} → {cluster or '(no cluster)'}" for flags, count in by_count]
+    evidence += [describe(flag) for flag in flags_seen]
+    samples = [entry for entry in log.failures if _failing(entry.flags) and entry.upstream_cluster == cluster]
+    evidence += [f"sample: {_trim(entry.line)}" for entry in samples[:MAX_SAMPLES]]
+    summary = ", ".join(f"{','.join(flags)} ×{count}" for flags, count in by_count[:3])
+    where = f" to {cluster}" if cluster else " (no upstream cluster)"
+    first = min((t for t in (_logged_at(e.line) for e in samples) if t), default=None)
+    return finding(
+        "MD0601", pod_subject(key),
+        f"{total} failed request(s) in the access log of {key}{where}: {summary}",
+        evidence, pod=key, upstreams=(cluster or NO_CLUSTER,),
+        since=[moment(first, "first failed request logged", key)],
+    )
 
 
 CHECK = UpstreamFailuresLogged()

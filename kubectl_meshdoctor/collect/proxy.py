@@ -37,8 +37,10 @@ from kubernetes.client.rest import ApiException
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
+from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
+from kubectl_meshdoctor.envoy.routes import lookups_wanted, parse_route_lookups, parse_route_timeouts
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
@@ -71,10 +73,16 @@ STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
 CERTS = _agent("certs")
 CONFIG_DUMP = _agent("config_dump")
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
+# Endpoint health and circuit breakers of the upstream clusters; asked only when the access log shows
+# failures (see PodReader._read_failing_upstreams).
+CLUSTERS = _agent("clusters?format=json")
+# The HTTP routes (with their timeouts); asked only when the access log shows timeouts (UT).
+ROUTES = _agent("config_dump?resource=dynamic_route_configs")
 
 # Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
-# when READY is refused.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+# when READY is refused, CLUSTERS and ROUTES only after failing requests.
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
+                                    CLUSTERS, ROUTES)
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
@@ -98,6 +106,8 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
     CERTS: _curl_admin("certs"),
     CONFIG_DUMP: _curl_admin("config_dump"),
+    CLUSTERS: _curl_admin("clusters?format=json"),
+    ROUTES: _curl_admin("config_dump?resource=dynamic_route_configs"),
     TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
 }
 
@@ -418,7 +428,48 @@ class PodReader:
             else:
                 self.reading.gap("proxy evidence", str(exc))
         self._read_log(log_since_seconds, request_timeout)
+        self._read_failing_upstreams()
         return self.reading
+
+    def _read_failing_upstreams(self) -> None:
+        """Evidence about the upstream clusters the access log shows failing; nothing when none fails.
+
+        Asked after the log, and only then, so a healthy proxy costs no extra exec and the evidence holds
+        only the clusters a diagnosis will look at: /clusters for every failing cluster, the routes for
+        the clusters that timed out (UT) and the Hosts that found no route (NR).
+        """
+        log = self.reading.fields.get("access_log")
+        counts = log.failure_counts if log else ()
+        failing = {cluster for flags, cluster, _ in counts if cluster and flags}
+        timed_out = {cluster for flags, cluster, _ in counts if cluster and "UT" in flags.split(",")}
+        no_route = lookups_wanted(log)
+        if failing:
+            self._follow_up("clusters", CLUSTERS, lambda raw: {"upstream_clusters": parse_clusters(raw, failing)})
+        if timed_out or no_route:  # one read of the routes serves both
+            self._follow_up("routes", ROUTES, lambda raw: {"route_timeouts": parse_route_timeouts(raw, timed_out),
+                                                           "route_lookups": parse_route_lookups(raw, no_route)})
+
+    def _follow_up(self, endpoint: str, command: Argv, parse: Callable[[bytes], dict[str, Any]]) -> None:
+        """Run ``command`` and store the fields ``parse`` makes of its output; any failure is a gap."""
+        answering = "config" in self.reading.fields  # an admin API that failed config_dump fails this too
+        if not answering or self.reading.exec_refused or self.cancellation.cancelled:
+            return
+        try:
+            output = self._run(command)
+        except ExecError as exc:
+            if exc.forbidden:
+                self.reading.exec_refused = True
+            else:
+                self.reading.gap(endpoint, str(exc))
+            return
+        if output.exit_code != 0:
+            self.reading.gap(endpoint, _failure(self._shown(command), output))
+            return
+        try:
+            with _PARSING:
+                self.reading.fields.update(parse(output.stdout))
+        except ParseError as exc:
+            self.reading.gap(endpoint, str(exc))
 
     # Evidence kinds not yet read, for a gap that says what a timeout cost.
     def _unread(self) -> str:

@@ -30,6 +30,7 @@ from kubectl_meshdoctor.collect.api import (
     ISTIOD_SELECTOR,
     ApiReader,
 )
+from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
 from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
@@ -44,6 +45,8 @@ ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
+# Pods a controller could not create (a failing injector webhook among the reasons): one narrow list.
+FAILED_CREATE_SELECTOR = "reason=FailedCreate"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
 ISTIO_KINDS = (
     (ISTIO_NETWORKING, "destinationrules", "DestinationRule"),
@@ -76,8 +79,11 @@ class Sweep:
         revisions = _revisions(scope_pods, self.bundle.objects)
         self._collect_dns()
         istio_system = self._collect_control_plane(revisions)
+        self._collect_injection()
+        self._collect_control_plane_redundancy(istio_system)
         self._collect_istio_config(istio_system)
         self._collect_root_certs(scope_pods)
+        self._collect_egress_config()
         self._collect_proxies(scope_pods)
         self.bundle.collected_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self.bundle
@@ -97,6 +103,7 @@ class Sweep:
                     raise UsageError(f"namespace {namespace} not found")
                 raise UsageError(f"pod {options.pod} not found in namespace {namespace}")
             self._add([pod])
+            self._namespace_missing(namespace)  # its labels say whether the pod should have a sidecar
             self.bundle.scope = {"kind": "pod", "namespace": namespace, "pod": options.pod}
             return [pod]
         if self._namespace_missing(namespace):
@@ -183,6 +190,28 @@ class Sweep:
         if ok[0]:
             self.bundle.available.add(Evidence.ISTIOD_PODS)
 
+    def _collect_injection(self) -> None:
+        """Why pods lack a sidecar: the injector webhooks, and the pods that could not be created."""
+        with self._auxiliary("injector webhooks (mutatingwebhookconfigurations)") as ok:
+            self._add(self.api.list("MutatingWebhookConfiguration", None))
+        if ok[0]:
+            self.bundle.available.add(Evidence.INJECTION_WEBHOOKS)
+        with self._auxiliary("FailedCreate events") as ok:
+            self._add(self.api.list("Event", self.namespace, field_selector=FAILED_CREATE_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.FAILED_CREATE_EVENTS)
+
+    def _collect_control_plane_redundancy(self, istio_system: bool) -> None:
+        """istiod's Deployments and the PodDisruptionBudgets and autoscalers that keep it available."""
+        if not istio_system:
+            return
+        with self._auxiliary(f"istiod redundancy ({ISTIO_NAMESPACE})") as ok:
+            self._add(self.api.list("Deployment", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+            self._add(self.api.list("PodDisruptionBudget", ISTIO_NAMESPACE))
+            self._add(self.api.list("HorizontalPodAutoscaler", ISTIO_NAMESPACE))
+        if ok[0]:
+            self.bundle.available.add(Evidence.CONTROL_PLANE_REDUNDANCY)
+
     def _collect_istio_config(self, istio_system: bool) -> None:
         versions: dict[str, str | None] = {}
         for group in (ISTIO_NETWORKING, ISTIO_SECURITY):
@@ -211,11 +240,17 @@ class Sweep:
         namespaces = sorted({p["metadata"].get("namespace") or "" for p in pods if sidecar_container(p) is not None})
         with self._auxiliary(f"{ROOT_CERT_CONFIGMAP} ConfigMaps") as ok:
             for namespace in namespaces:
-                found = self.api.get_configmap(namespace, ROOT_CERT_CONFIGMAP)
+                found = self.api.get_config_map(namespace, ROOT_CERT_CONFIGMAP)
                 if found is not None:
                     self._add([found])
         if ok[0]:
             self.bundle.available.add(Evidence.ROOT_CERT_CONFIGMAPS)
+
+    def _collect_egress_config(self) -> None:
+        with self._auxiliary("egress configuration (mesh config, Sidecars, ServiceEntries)") as ok:
+            self._add(read_egress_config(self.api, self.namespace))
+        if ok[0]:
+            self.bundle.available.add(Evidence.EGRESS_CONFIG)
 
     # --- proxy evidence -------------------------------------------------------------------------------
 

@@ -33,6 +33,12 @@ _KUBECTL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\S+ ")  # kubectl logs --times
 _QUOTED_AFTER_FAILURE_REASON = 5  # xff, user agent, request id, authority, upstream host
 
 
+# Istio's REGISTRY_ONLY answer to an HTTP request for a host no Service or ServiceEntry declares: a 502
+# direct response of the `block_all` route, with no response flag and no upstream cluster (real Envoy
+# logs `502 - direct_response ... block_all`). Kept as a failure, counted under this route name.
+BLOCKED_ROUTE = "block_all"
+
+
 @dataclass(frozen=True)
 class _Parsed:
     flags: tuple[str, ...]
@@ -40,6 +46,14 @@ class _Parsed:
     upstream_cluster: str
     upstream_host: str
     transport_failure_reason: str
+    authority: str = ""
+    downstream_local_address: str = ""
+    route_name: str = ""
+    duration_ms: int | None = None
+
+
+def _token(tokens: list[str], index: int) -> str:
+    return _dash(tokens[index].strip('"')) if 0 <= index < len(tokens) else ""
 
 
 def _dash(value: str) -> str:
@@ -64,14 +78,21 @@ def _parse_text(line: str) -> _Parsed | None:
     if len(quoted) < _QUOTED_AFTER_FAILURE_REASON + 1:
         return None
     host_index = quoted[-1]
-    failure_reason = tokens[quoted[-1 - _QUOTED_AFTER_FAILURE_REASON]][1:-1]
+    reason_index = quoted[-1 - _QUOTED_AFTER_FAILURE_REASON]
+    failure_reason = tokens[reason_index][1:-1]
     cluster = tokens[host_index + 1] if host_index + 1 < len(tokens) else "-"
+    duration = _token(tokens, reason_index + 3)  # after bytes received and sent
+    # After the cluster: upstream local, downstream local, downstream remote, SNI, route name.
     return _Parsed(
         flags=split_flags(flags),
         response_code=int(code) if code.isdigit() and len(code) <= 4 else None,
         upstream_cluster=_dash(cluster),
         upstream_host=_dash(tokens[host_index][1:-1]),
         transport_failure_reason=_dash(failure_reason),
+        authority=_token(tokens, quoted[-2]),
+        downstream_local_address=_token(tokens, host_index + 3),
+        route_name=_token(tokens, host_index + 6),
+        duration_ms=int(duration) if duration.isdigit() and len(duration) <= 12 else None,
     )
 
 
@@ -109,12 +130,17 @@ def _parse_json(line: str) -> _Parsed | None:
     flags_text = fields["response_flags"] or ""
     if flags_text and _FLAGS.fullmatch(flags_text) is None:
         return None
+    extra = {key: _json_text(document, key) or "" for key in (
+        "authority", "downstream_local_address", "route_name")}
+    duration = document.get("duration")
     return _Parsed(
         flags=split_flags(flags_text),
         response_code=code,
         upstream_cluster=fields["upstream_cluster"] or "",
         upstream_host=fields["upstream_host"] or "",
         transport_failure_reason=fields["upstream_transport_failure_reason"] or "",
+        duration_ms=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+        **extra,
     )
 
 
@@ -131,6 +157,10 @@ def parse_access_log_line(line: str) -> AccessLogEntry | None:
         upstream_host=parsed.upstream_host,
         transport_failure_reason=parsed.transport_failure_reason,
         line=line[:MAX_LINE],
+        authority=parsed.authority,
+        downstream_local_address=parsed.downstream_local_address,
+        route_name=parsed.route_name,
+        duration_ms=parsed.duration_ms,
     )
 
 
@@ -152,9 +182,10 @@ def summarize_access_log(raw: bytes | str, max_samples_per_key: int = 3) -> Acce
         if entry is None:
             continue
         access_lines += 1
-        if not entry.flags:
+        blocked = not entry.flags and entry.route_name == BLOCKED_ROUTE
+        if not entry.flags and not blocked:
             continue
-        key = (",".join(entry.flags), entry.upstream_cluster)
+        key = (",".join(entry.flags), BLOCKED_ROUTE if blocked else entry.upstream_cluster)
         counts[key] += 1
         if counts[key] <= max_samples_per_key:
             samples.append(entry)

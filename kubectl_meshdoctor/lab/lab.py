@@ -27,8 +27,10 @@ from typing import Sequence
 
 from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
+from kubectl_meshdoctor.lab.apps import AppServers
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
 from kubectl_meshdoctor.lab.certs import CertificateAuthority, KeyPair, Validity
+from kubectl_meshdoctor.lab.controlplane import Redundancy
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
 from kubectl_meshdoctor.lab.istiod import ConnectedProxy, IstiodDebug
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
@@ -130,10 +132,13 @@ class Lab:
         self.agents: dict[tuple[str, str], PodAgent] = {}
         self.proxies: list[LabProxy] = []
         self._stand_ins: list[_PlainTextServer] = []
+        self._apps = AppServers()
+        self._app_ports: dict[str, int] = {}  # pod IP -> its stand-in app's port
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
         self._xds_lost: XdsRestServer | None = None  # serves "disconnected" sidecars, stopped once they are LIVE
         self._istiod = IstiodDebug()
+        self._port_guards: list[socket.socket] = []
         self._exec: SidecarExec | None = None
         self._ports = PortAllocator()
         self.startup_seconds: float | None = None
@@ -196,6 +201,9 @@ class Lab:
             for obj in self.objects:
                 self._store.add(obj)
             self._start_stand_ins()
+            for expanded in self.expanded:
+                for ip, settings in expanded.served.items():
+                    self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
             for proxy in self.proxies:
                 proxy.envoy.start()
             for proxy in self.proxies:
@@ -226,10 +234,14 @@ class Lab:
             thread.stop()
         for proxy in self.proxies:
             proxy.envoy.stop()
+        for guard in self._port_guards:
+            guard.close()
+        self._port_guards = []
         for server in self._stand_ins:
             server.shutdown()
             server.server_close()
         self._stand_ins = []
+        self._apps.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -247,12 +259,19 @@ class Lab:
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created)
+        redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
+                      for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created, redundancy)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
+        owners: dict[tuple[str, str], str] = {}
         for data in self._scenario_data:
             expanded = expand(data, pool, dns_ip, istiod_ips[istiod_service_name(scenario_revision(data))])
+            for spec in expanded.sidecars:  # two scenarios naming the same pod would share one Envoy's files
+                first = owners.setdefault((spec.namespace, spec.pod), expanded.name)
+                if first != expanded.name:
+                    raise LabError(f"scenarios {first} and {expanded.name} both define pod {spec.namespace}/{spec.pod}")
             self.expanded.append(expanded)
             self.objects.extend(expanded.objects)
             resolv.update(expanded.resolv)
@@ -267,6 +286,9 @@ class Lab:
         self._stand_in_ports: dict[str, int] = {}
         self._stand_in_specs: dict[int, StandIn] = {}
         self._leaves: dict[tuple[str, str], KeyPair] = {}
+        for expanded in self.expanded:
+            for ip in expanded.served:
+                self._app_ports[ip] = self._ports.take(1)[0]
         for expanded in self.expanded:
             for stand_in in expanded.stand_ins:
                 port = self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
@@ -309,7 +331,10 @@ class Lab:
         drives = self._plan_drives(model, first) if first.state in CONFIGURED else []
         admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
-        bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports)}
+        # A drive to an external destination enters through virtualOutbound, as iptables would send it.
+        drive_ports = [{"external": vout, "inbound": vin}.get(kind, port)
+                       for (_, _, _, (kind, _)), port in zip(drives, drive_ports)]
+        bound = {name: port for (name, _, _, _), port in zip(drives, drive_ports) if name}
         targets = {cluster: target for (_, cluster, target, _) in drives if target}
         for spec, status_port in zip(group, status_ports):
             agent = self.agents[(spec.namespace, spec.pod)]
@@ -326,7 +351,7 @@ class Lab:
         if first.state in CONFIGURED:
             wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
-                                       virtual_inbound_port=vin)
+                                       virtual_inbound_port=vin, app_ports=self._app_ports)
             resources = xds.sidecar_resources(model, pod, wiring)
             xds_server.register(xds.node_id(pod), resources)
             mode = "rest" if first.state == "healthy" else "lost"
@@ -345,11 +370,24 @@ class Lab:
         plans = []
         for drive in spec.drive:
             port = int(drive["port"])
+            if drive.get("external"):  # {external: 203.0.113.10, port: 443, sni: api.example.com}
+                plans.append(("", "", "", ("external", drive)))
+                continue
+            if drive.get("inbound"):  # {inbound: true, port: 9100}: a client elsewhere calls this pod's port
+                pod_ip = next(p["status"]["podIP"] for p in model.pods if p["metadata"]["name"] == spec.pod
+                              and p["metadata"]["namespace"] == spec.namespace)
+                source = next((p["status"]["podIP"] for p in model.pods if drive.get("from")  # {from: app}
+                               and p["metadata"]["labels"].get("app") == drive["from"]), "127.0.0.1")
+                plans.append(("", "", "", ("inbound", {**drive, "destination": f"{pod_ip}:{port}",
+                                                       "source": source})))
+                continue
             host = xds._resolve_host(drive.get("host", ""), spec.namespace) if drive.get("host") else ""
             service = next((s for s in model.services if s.host == host), None)
             svc_port = next((p for p in service.ports if p["port"] == port), None) if service else None
             if svc_port is None or xds.port_protocol(svc_port) in xds.HTTP_PROTOCOLS:
-                plans.append((f"0.0.0.0_{port}", "", "", ("http", drive)))
+                # the address the app would connect to: the Service's ClusterIP, or a made-up external one
+                destination = f"{service.cluster_ip if service and service.cluster_ip else '198.51.100.7'}:{port}"
+                plans.append((f"0.0.0.0_{port}", "", "", ("http", {**drive, "destination": destination})))
                 continue
             address = service.cluster_ip or next(
                 (p["status"]["podIP"] for p in model.service_pods(service)), None)
@@ -423,6 +461,12 @@ class Lab:
         if not lost or self._thread is None or self._xds_lost is None:
             return
         self._thread.call(self._xds_lost.stop)
+        # Hold the port, bound but not listening, so reconnects stay refused: a server started later
+        # (a stand-in app on an ephemeral port) could otherwise take it and answer the lost Envoys.
+        guard = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        guard.bind(("127.0.0.1", self._xds_lost.port))
+        self._port_guards.append(guard)
         for proxy in lost:
             for spec in proxy.pods:
                 self.agents[(spec.namespace, spec.pod)].log("warn", XDS_LOST, "xdsproxy")
@@ -445,8 +489,7 @@ class Lab:
                 continue
             before = _line_count(proxy.access_log)
             for kind, port, spec in proxy.drive:
-                for _ in range(int(spec.get("count", 1))):
-                    _send(kind, port, spec)
+                _send_all(kind, port, spec)
             deadline = time.monotonic() + 5
             want = before + sum(int(spec.get("count", 1)) for _, _, spec in proxy.drive)
             while _line_count(proxy.access_log) < want and time.monotonic() < deadline:
@@ -460,12 +503,37 @@ def _line_count(path: Path) -> int:
         return 0
 
 
+def _send_all(kind: str, port: int, spec: dict) -> None:
+    """``count`` requests, ``concurrency`` at a time (concurrent load is what trips a circuit breaker)."""
+    count, concurrency = int(spec.get("count", 1)), max(1, int(spec.get("concurrency", 1)))
+    for start in range(0, count, concurrency):
+        batch = [threading.Thread(target=_send, args=(kind, port, spec))
+                 for _ in range(min(concurrency, count - start))]
+        for thread in batch:
+            thread.start()
+        for thread in batch:
+            thread.join()
+
+
 def _send(kind: str, port: int, spec: dict) -> None:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-            if kind == "http":
+            if kind == "external":
+                # PROXY protocol v1 header: the original destination iptables would have kept (see xds.py).
+                conn.sendall(f"PROXY TCP4 127.0.0.1 {spec['external']} 40000 {spec['port']}\r\n".encode())
+                if spec.get("sni"):
+                    ssl.create_default_context().wrap_socket(conn, server_hostname=spec["sni"]).do_handshake()
+                else:
+                    conn.sendall(spec.get("payload", "PING\r\n").encode())
+                    while conn.recv(65536):
+                        pass
+            elif kind in ("http", "inbound"):
+                if spec.get("destination"):  # PROXY protocol v1: the original destination (see xds._listener)
+                    ip, _, dport = spec["destination"].rpartition(":")
+                    conn.sendall(f"PROXY TCP4 {spec.get('source', '127.0.0.1')} {ip} 40000 {dport}\r\n".encode())
                 host = spec.get("host", "localhost")
-                request = (f"GET {spec.get('path', '/')} HTTP/1.1\r\nHost: {host}:{spec['port']}\r\n"
+                version = spec.get("httpVersion", "1.1")  # "1.0": nginx proxy_pass without proxy_http_version 1.1
+                request = (f"GET {spec.get('path', '/')} HTTP/{version}\r\nHost: {host}:{spec['port']}\r\n"
                            f"User-Agent: {spec.get('userAgent', 'curl/8.5.0')}\r\nConnection: close\r\n\r\n")
                 conn.sendall(request.encode())
                 _read_http_response(conn)  # not until close: Envoy delays closing by a second

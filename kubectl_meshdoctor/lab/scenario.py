@@ -11,7 +11,8 @@ into a real Envoy. Format (all keys but `name` optional)::
     description: text
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
               caRemainingHours: null,   # revision: the istiod revision of this scenario's sidecars
-              dnsServiceCreated: 2026-11-20T14:02:00Z}   # the kube-dns Service's creationTimestamp
+              dnsServiceCreated: 2026-11-20T14:02:00Z,   # the kube-dns Service's creationTimestamp
+              istiodReplicas: 2, istiodPdb: true, istiodHpaMin: 2}   # that revision's redundancy (null: no HPA)
     namespaces: [{name: shop, injection: true, rootCa: new-root}]   # rootCa: CA in its istio-ca-root-cert
     sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
@@ -20,11 +21,17 @@ into a real Envoy. Format (all keys but `name` optional)::
          created: 2026-11-20T14:05:00Z,   # the pods' creation, start and last readiness change
          proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
          sidecar: {ca: new-root},   # its certificate and trusted root come from a second CA named new-root
-         drive: [{port: 8080, path: /, host: cart}]}   # real requests sent through this pod's Envoy at start
+         securityContext: {runAsUser: 1000},            # the application container's
+         drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
+                                                    # through this pod's Envoy at start; or {external: IP, port, sni}
+                                                    # (via virtualOutbound); or {inbound: true, port} (into its own
+                                                    # virtualInbound, as a client elsewhere)
+         serve: {delayMs: 0, listen: pod-ip|localhost}}   # a real HTTP stand-in app for each replica
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
-         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
+         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext,   # a local plain TCP server
                                   # (standIn: mtls: a TLS server with the certificate of a pod behind it)
+         created: "2026-10-01T08:00:00Z"}   # creationTimestamp, when which Service is older matters
     objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
     expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
 
@@ -44,6 +51,7 @@ from typing import Any, Iterable
 import yaml
 
 from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.lab.controlplane import PILOT_IMAGE, Redundancy, injector_webhook, istiod_objects
 
 ISTIO_REVISION = "default"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
@@ -94,6 +102,7 @@ class Expanded:
     stand_ins: list[StandIn] = field(default_factory=list)
     expect: list[dict] = field(default_factory=list)
     namespace_roots: dict[str, str] = field(default_factory=dict)  # namespace -> CA name in istio-ca-root-cert
+    served: dict[str, dict] = field(default_factory=dict)  # pod IP -> the workload's `serve` (a stand-in app)
 
 
 def scenario_names() -> list[str]:
@@ -312,6 +321,18 @@ def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector
     return [service, endpoints, slice_]
 
 
+def _owner(workload: dict, namespace: str, template_hash: str, pod_name: str) -> list[dict]:
+    """The controller a real cluster would name: a Deployment's ReplicaSet, or a StatefulSet for `name-N`."""
+    if not workload.get("podName"):
+        kind, name = "ReplicaSet", f"{workload['name']}-{template_hash}"
+    elif pod_name.rpartition("-")[2].isdigit():
+        kind, name = "StatefulSet", pod_name.rpartition("-")[0]
+    else:
+        return []
+    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": _uid(namespace, kind, name),
+             "controller": True, "blockOwnerDeletion": True}]
+
+
 def resolv_conf(namespace: str, nameservers: Iterable[str]) -> str:
     lines = [f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local"]
     lines += [f"nameserver {ns}" for ns in nameservers]
@@ -353,7 +374,12 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
                        sidecar=has_sidecar, proxy_ready=(state in ("healthy", "disconnected")), revision=revision,
                        created=str(w.get("created") or CREATED), proxy_image=proxy_image(w.get("proxyVersion")))
+            pod["metadata"]["ownerReferences"] = _owner(w, ns, hash_, pod_name)
+            if w.get("securityContext"):  # the application container's, e.g. {runAsUser: 1337}
+                pod["spec"]["containers"][0]["securityContext"] = dict(w["securityContext"])
             pods.append(pod)
+            if w.get("serve") is not None:
+                out.served[ip] = dict(w.get("serve") or {})
             nameservers = tuple(settings.get("nameservers") or (dns_ip,))
             out.resolv[(ns, pod_name)] = resolv_conf(ns, nameservers)
             if has_sidecar:
@@ -373,8 +399,11 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     for s in data.get("services") or ():
         ns = s.get("namespace", "default")
         ip = s.get("clusterIP") or pool.cluster_ip()
-        out.objects.extend(_service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
-                                            s.get("labels")))
+        service_objects = _service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
+                                           s.get("labels"))
+        if s.get("created"):  # when it matters which Service is older (istiod keeps the oldest's protocol)
+            service_objects[0]["metadata"]["creationTimestamp"] = s["created"]
+        out.objects.extend(service_objects)
         if s.get("standIn"):
             behind = next((p for p in pods if p["metadata"]["namespace"] == ns and s.get("selector") and all(
                 p["metadata"].get("labels", {}).get(k) == v for k, v in s["selector"].items())), None)
@@ -405,10 +434,13 @@ def istiod_service_name(revision: str) -> str:
 
 
 def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool],
-                          dns_created: str = CREATED) -> tuple[list[dict], dict]:
+                          dns_created: str = CREATED, redundancy: dict[str, Redundancy] | None = None
+                          ) -> tuple[list[dict], dict]:
     """kube-system's DNS and istio-system's istiod (one per revision, ready or not); plus their resolv.confs.
 
     The default revision always exists, so a broken canary revision leaves the other pods' istiod intact.
+    Each revision also gets its Deployment, PDB, HPA and injector webhook (``redundancy``: per revision,
+    default two replicas with both).
     """
     objects: list[dict] = []
     for ns, labels in (("kube-system", {}), ("istio-system", {})):
@@ -428,27 +460,39 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
     objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
                     "metadata": _meta("default", "istio-system"),
                     "spec": {"egress": [{"hosts": ["./*", "istio-system/*"]}]}})
+    # The mesh config istiod reads (what `istioctl install` writes; outboundTrafficPolicy unset = ALLOW_ANY).
+    objects.append({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": _meta("istio", "istio-system", {"istio.io/rev": ISTIO_REVISION}),
+                    "data": {"mesh": "accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: "
+                                     "istiod.istio-system.svc:15012\nenablePrometheusMerge: true\n"
+                                     "rootNamespace: istio-system\ntrustDomain: cluster.local\n",
+                             "meshNetworks": "networks: {}"}})
     resolv = {("kube-system", coredns["metadata"]["name"]): "nameserver 192.168.49.1\n"}
     for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
         name = istiod_service_name(revision)
         selector = {"app": "istiod", "istio.io/rev": revision}
-        istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, '0', length=5)}", "istio-system",
-                      {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod", pool.pod_ip(),
-                      "docker.io/istio/pilot:1.24.2",
-                      15010, sidecar=False, proxy_ready=True, app_ready=ready)
-        # istiod's one container is called `discovery` (the istio-discovery chart), whatever the app label
-        istiod["spec"]["containers"][0]["name"] = istiod["status"]["containerStatuses"][0]["name"] = ISTIOD_CONTAINER
-        if not ready:
-            status = istiod["status"]["containerStatuses"][0]
-            status.update(ready=False, started=False, restartCount=14,
-                          state={"waiting": {"reason": "CrashLoopBackOff",
-                                             "message": "back-off 5m0s restarting failed container=discovery"}})
-        objects.append(istiod)
+        kept = (redundancy or {}).get(revision) or Redundancy()
+        istiods = []
+        for index in range(max(1, kept.replicas)):
+            istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, str(index), length=5)}", "istio-system",
+                          {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod",
+                          pool.pod_ip(), PILOT_IMAGE, 15010, sidecar=False, proxy_ready=True, app_ready=ready)
+            # istiod's one container is called `discovery` (the istio-discovery chart), whatever the app label
+            istiod["spec"]["containers"][0]["name"] = istiod["status"]["containerStatuses"][0]["name"] = ISTIOD_CONTAINER
+            if not ready:
+                status = istiod["status"]["containerStatuses"][0]
+                status.update(ready=False, started=False, restartCount=14,
+                              state={"waiting": {"reason": "CrashLoopBackOff",
+                                                 "message": "back-off 5m0s restarting failed container=discovery"}})
+            istiods.append(istiod)
+            resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+        objects += istiods
         objects += _service_objects(name, "istio-system", [
             {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
             {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
-            selector, pool.cluster_ip(), [istiod], {**selector, "istio": "pilot"})
-        resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+            selector, pool.cluster_ip(), istiods, {**selector, "istio": "pilot"})
+        objects += istiod_objects(name, revision, selector, len(istiods) if ready else 0, kept, _meta)
+        objects.append(injector_webhook(revision, name, _meta))
     return objects, resolv
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import yaml
+
 from kubectl_meshdoctor.lab.certs import spiffe_id
 
 DOMAIN_SUFFIX = "svc.cluster.local"
@@ -55,6 +57,7 @@ T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffe
 T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 T_SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config"
+T_PROXY_PROTOCOL = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
 T_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -107,6 +110,12 @@ class MeshService:
 ROOT_NAMESPACE = "istio-system"  # where a mesh-wide Sidecar lives
 
 
+def mesh_outbound_mode(config_map: dict) -> str:
+    """outboundTrafficPolicy.mode of the `istio` ConfigMap's `mesh` document (ALLOW_ANY when unset)."""
+    mesh = yaml.safe_load((config_map.get("data") or {}).get("mesh") or "") or {}
+    return str(((mesh.get("outboundTrafficPolicy") or {}).get("mode")) or "ALLOW_ANY")
+
+
 class MeshModel:
     """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
 
@@ -116,6 +125,7 @@ class MeshModel:
         self.destination_rules: list[dict] = []
         self.virtual_services: list[dict] = []
         self.sidecars: list[dict] = []
+        self.mesh_outbound_mode = "ALLOW_ANY"  # Istio's default when meshConfig does not say
         for obj in objects:
             kind = obj.get("kind")
             meta = obj.get("metadata", {})
@@ -135,6 +145,8 @@ class MeshModel:
                 self.virtual_services.append(obj)
             elif kind == "Sidecar":
                 self.sidecars.append(obj)
+            elif kind == "ConfigMap" and meta.get("name") == "istio" and meta.get("namespace") == ROOT_NAMESPACE:
+                self.mesh_outbound_mode = mesh_outbound_mode(obj)
 
     def visible_services(self, client_ns: str) -> list[MeshService]:
         """The Services istiod sends a sidecar in ``client_ns``: its Sidecar's egress hosts, if any.
@@ -143,11 +155,7 @@ class MeshModel:
         (istio-system); with neither, every Service is visible. Hosts are ``<ns>/<host>`` with ``.``
         for the client's namespace and ``*`` for any.
         """
-        def default_of(namespace: str) -> dict | None:
-            return next((s for s in self.sidecars if s["metadata"].get("namespace") == namespace
-                         and not s.get("spec", {}).get("workloadSelector")), None)
-
-        sidecar = default_of(client_ns) or default_of(ROOT_NAMESPACE)
+        sidecar = self._sidecar_of(client_ns)
         if sidecar is None:
             return self.services
         patterns = [h.split("/", 1) for e in sidecar.get("spec", {}).get("egress") or () for h in e.get("hosts") or ()]
@@ -157,6 +165,23 @@ class MeshModel:
                        and (host == "*" or host == svc.host) for ns, host in patterns)
 
         return [svc for svc in self.services if visible(svc)]
+
+    def outbound_mode(self, client_ns: str) -> str:
+        """ALLOW_ANY or REGISTRY_ONLY: the Sidecar's outboundTrafficPolicy, else the mesh config's.
+
+        As istiod's SidecarScope does (pilot/pkg/model/sidecar.go): the Sidecar that applies wins when it
+        sets a policy, otherwise meshConfig.outboundTrafficPolicy.
+        """
+        sidecar = self._sidecar_of(client_ns)
+        mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
+        return mode or self.mesh_outbound_mode
+
+    def _sidecar_of(self, client_ns: str) -> dict | None:
+        def default_of(namespace: str) -> dict | None:
+            return next((s for s in self.sidecars if s["metadata"].get("namespace") == namespace
+                         and not s.get("spec", {}).get("workloadSelector")), None)
+
+        return default_of(client_ns) or default_of(ROOT_NAMESPACE)
 
     def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
         wanted = {**service.selector, **(extra_labels or {})}
@@ -249,6 +274,15 @@ class SidecarWiring:
     original_dst_targets: dict[str, str] = field(default_factory=dict)
     virtual_outbound_port: int = 0
     virtual_inbound_port: int = 0
+    # pod IP -> port of the lab's stand-in app for that pod (no pod network here): endpoints of such pods,
+    # and their own inbound cluster, point at APP_ADDRESS:port, so requests really reach a server (with its
+    # latency, its refusals).
+    app_ports: dict[str, int] = field(default_factory=dict)
+
+
+# Where the lab's stand-in apps play "the pod IP": another loopback address, so that an app bound to
+# 127.0.0.1 only refuses what the sidecar sends to the pod IP, as it does in a pod since Istio 1.10.
+APP_ADDRESS = "127.0.0.2"
 
 
 @dataclass
@@ -276,8 +310,40 @@ def _endpoint(ip: str, port: int, pod: dict) -> dict:
             "metadata": {"filter_metadata": metadata}, "load_balancing_weight": 1}
 
 
+def _traffic_policies(rule: dict | None, subset: str) -> list[dict]:
+    """The DestinationRule's trafficPolicy for a subset, then its top-level one (Istio merges subset over top)."""
+    spec = (rule or {}).get("spec", {})
+    policies = [s["trafficPolicy"] for s in spec.get("subsets") or () if s.get("name") == subset and s.get("trafficPolicy")]
+    return policies + ([spec["trafficPolicy"]] if spec.get("trafficPolicy") else [])
+
+
+def _apply_connection_pool(cluster: dict, rule: dict | None, subset: str) -> None:
+    """connectionPool -> circuit breaker thresholds and HTTP protocol options (cluster_traffic_policy.go)."""
+    pool = next((p["connectionPool"] for p in _traffic_policies(rule, subset) if p.get("connectionPool")), None)
+    if not pool:
+        return
+    threshold = cluster["circuit_breakers"]["thresholds"][0]
+    http, tcp = pool.get("http") or {}, pool.get("tcp") or {}
+    for key, value in (("max_requests", http.get("http2MaxRequests")),
+                       ("max_pending_requests", http.get("http1MaxPendingRequests")),
+                       ("max_retries", http.get("maxRetries")), ("max_connections", tcp.get("maxConnections"))):
+        if value and int(value) > 0:
+            threshold[key] = int(value)
+    if tcp.get("connectTimeout"):
+        cluster["connect_timeout"] = tcp["connectTimeout"]
+    common = {}
+    if http.get("idleTimeout") or tcp.get("idleTimeout"):
+        common["idle_timeout"] = http.get("idleTimeout") or tcp.get("idleTimeout")
+    if http.get("maxRequestsPerConnection"):
+        common["max_requests_per_connection"] = int(http["maxRequestsPerConnection"])
+    if common:
+        cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": T_HTTP_OPTIONS, "common_http_protocol_options": common,
+            "explicit_http_config": {"http_protocol_options": {}}}}
+
+
 def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: str,
-                      subset_labels: dict[str, str]) -> dict:
+                      subset_labels: dict[str, str], wiring: SidecarWiring | None = None) -> dict:
     name = cluster_name("outbound", port["port"], subset, svc.host)
     rule = model.destination_rule(svc.host)
     mode = _tls_mode(rule, port["port"], subset)
@@ -310,7 +376,15 @@ def _outbound_cluster(model: MeshModel, svc: MeshService, port: dict, subset: st
             cluster["transport_socket"] = mtls
         return cluster
     cluster.update({"type": "STATIC", "lb_policy": "LEAST_REQUEST"})
+    _apply_connection_pool(cluster, rule, subset)
+    app_ports = wiring.app_ports if wiring else {}
     lb_endpoints = [_endpoint(p["status"]["podIP"], _target_port(port, p), p) for p in pods]
+    for endpoint, pod in zip(lb_endpoints, pods):
+        app_port = app_ports.get(pod["status"]["podIP"])
+        if app_port:
+            # The stand-in app, reached in plain text: the lab's server side has no sidecar terminating mTLS.
+            endpoint["endpoint"]["address"]["socket_address"] = {"address": APP_ADDRESS, "port_value": app_port}
+            endpoint["metadata"]["filter_metadata"].pop("envoy.transport_socket_match", None)
     cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"locality": {}, "lb_endpoints": lb_endpoints}]
                                   if lb_endpoints else []}
     if mode == "ISTIO_MUTUAL":
@@ -383,8 +457,11 @@ def _virtual_host(model: MeshModel, svc: MeshService, port: int, client_ns: str)
             if not destinations:
                 continue
             for match in http.get("match") or [None]:
+                action = _route_action(model, vs_ns, destinations, port)
+                if http.get("timeout"):  # VirtualService http[].timeout becomes the route's timeout (route.go)
+                    action["timeout"] = http["timeout"]
                 route = {"match": _match(match),
-                         "route": _route_action(model, vs_ns, destinations, port),
+                         "route": action,
                          "metadata": {"filter_metadata": {"istio": {"config": vs_path}}},
                          "decorator": {"operation": f"{host}:{port}/*"}}
                 if http.get("name"):
@@ -412,6 +489,17 @@ def _tcp_chain(cluster: str, wiring: SidecarWiring, stat_prefix: str) -> list[di
     return filters
 
 
+def _inbound_http_chain(cluster: str, target: int, service_port: int, wiring: SidecarWiring) -> list[dict]:
+    route = {"name": cluster, "validate_clusters": False, "virtual_hosts": [{
+        "name": f"inbound|http|{service_port}", "domains": ["*"],
+        "routes": [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"},
+                    "decorator": {"operation": f"{cluster}/*"}}]}]}
+    return [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": T_HCM, "stat_prefix": f"inbound_0.0.0.0_{target}", "codec_type": "AUTO", "route_config": route,
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": T_ROUTER}}],
+        "access_log": _access_log(wiring)}}]
+
+
 def _listener(name: str, address: str, port: int, filters: list[dict], wiring: SidecarWiring) -> dict:
     bound = wiring.bound_listeners.get(name)
     listener: dict[str, Any] = {
@@ -423,7 +511,16 @@ def _listener(name: str, address: str, port: int, filters: list[dict], wiring: S
     if not bound:
         # Reached through virtualOutbound's original-destination hand-off in a real pod, never bound.
         listener["bind_to_port"] = False
+    else:
+        # Lab only: the driver states the address the app connected to (a ClusterIP) in a PROXY header, so
+        # %DOWNSTREAM_LOCAL_ADDRESS% is what it is in a pod rather than the lab's loopback port.
+        listener["listener_filters"] = [_proxy_protocol_filter()]
     return listener
+
+
+def _proxy_protocol_filter() -> dict:
+    return {"name": "envoy.filters.listener.proxy_protocol", "typed_config": {
+        "@type": T_PROXY_PROTOCOL, "allow_requests_without_proxy_protocol": True}}
 
 
 def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> SidecarResources:
@@ -449,7 +546,7 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 continue
             seen_ports.add(port["port"])
             for subset, labels in [("", {})] + subsets:
-                clusters.append(_outbound_cluster(model, svc, port, subset, labels))
+                clusters.append(_outbound_cluster(model, svc, port, subset, labels, wiring))
             protocol = port_protocol(port)
             if protocol in HTTP_PROTOCOLS:
                 http_ports.setdefault(port["port"], []).append(svc)
@@ -462,15 +559,21 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 listeners.append(_listener(lname, address, port["port"],
                                            _tcp_chain(cname, wiring, cname), wiring))
 
+    # Hosts no Service matches (httproute.go): PassthroughCluster under ALLOW_ANY; under REGISTRY_ONLY the
+    # block_all virtual host answers 502 itself (a direct response, no cluster).
+    registry_only = model.outbound_mode(client_ns) == "REGISTRY_ONLY"
+    catch_all = ({"name": "block_all", "domains": ["*"], "routes": [
+                    {"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
+                 if registry_only else
+                 {"name": "allow_any", "domains": ["*"], "routes": [
+                     {"name": "allow_any", "match": {"prefix": "/"},
+                      "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}]})
     routes: dict[str, dict] = {}
     for port, services in sorted(http_ports.items()):
         rname = str(port)
         routes[rname] = {
             "@type": T_ROUTE, "name": rname, "validate_clusters": False, "ignore_port_in_host_matching": True,
-            "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [
-                {"name": "allow_any", "domains": ["*"], "routes": [
-                    {"name": "allow_any", "match": {"prefix": "/"},
-                     "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}]}],
+            "virtual_hosts": [_virtual_host(model, s, port, client_ns) for s in services] + [catch_all],
         }
         hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
             "@type": T_HCM, "stat_prefix": f"outbound_0.0.0.0_{port}",
@@ -491,25 +594,38 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
                 continue
             seen.add(target)
             iname = cluster_name("inbound", target, "", "")
-            clusters.append(_static_cluster(iname, "127.0.0.1", target))
+            # Since Istio 1.10 the inbound cluster connects to the pod IP, not 127.0.0.1 (played by APP_ADDRESS).
+            app_port = wiring.app_ports.get(pod.get("status", {}).get("podIP", ""))
+            clusters.append(_static_cluster(iname, APP_ADDRESS, app_port) if app_port
+                            else _static_cluster(iname, "127.0.0.1", target))
+            # An HTTP port gets an HTTP connection manager, as Istio's plaintext inbound HTTP chain (its
+            # permissive HTTP match has no ALPN condition), without accept_http_10 unless PILOT_HTTP10.
+            filters = (_inbound_http_chain(iname, target, port["port"], wiring)
+                       if port_protocol(port) in HTTP_PROTOCOLS else _tcp_chain(iname, wiring, iname))
             inbound_chains.append({"name": f"0.0.0.0_{target}",
                                    "filter_chain_match": {"destination_port": target},
-                                   "filters": _tcp_chain(iname, wiring, iname)})
+                                   "filters": filters})
     if wiring.virtual_inbound_port:
         listeners.append({
             "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_inbound_port}},
+            "listener_filters": [_proxy_protocol_filter()],  # the pod IP:port the client called (lab only)
             "filter_chains": inbound_chains + [{"name": "virtualInbound-catchall",
                                                 "filters": _tcp_chain("InboundPassthroughCluster", wiring,
                                                                       "InboundPassthroughCluster")}],
         })
     if wiring.virtual_outbound_port:
+        # Unknown destinations: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY (listener_builder.go).
+        egress = "BlackHoleCluster" if registry_only else "PassthroughCluster"
         listeners.append({
             "@type": T_LISTENER, "name": "virtualOutbound", "traffic_direction": "OUTBOUND",
             "use_original_dst": True,
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_outbound_port}},
+            # Lab only: no iptables here, so the driver states the original destination in a PROXY protocol
+            # header; Envoy then logs it as %DOWNSTREAM_LOCAL_ADDRESS%, as it logs the real one in a pod.
+            "listener_filters": [_proxy_protocol_filter()],
             "filter_chains": [{"name": "virtualOutbound-catchall-tcp",
-                               "filters": _tcp_chain("PassthroughCluster", wiring, "PassthroughCluster")}],
+                               "filters": _tcp_chain(egress, wiring, egress)}],
         })
     return SidecarResources(clusters=clusters, listeners=listeners, routes=routes)
 
