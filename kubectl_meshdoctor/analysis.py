@@ -18,6 +18,7 @@ from kubectl_meshdoctor.checks.base import Check
 from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.evidence import Evidence, Gap, Skipped, evidence_in
 from kubectl_meshdoctor.findings import Finding, Severity
+from kubectl_meshdoctor.proxy_status import proxy_status
 from kubectl_meshdoctor.tree import MESH_WIDE, link, root_causes_of
 from kubectl_meshdoctor.unmeshed import server_view, why_unmeshed
 
@@ -36,12 +37,15 @@ class PodResult:
     probable: tuple[str, ...] = ()
     reason: str | None = None  # a live pod without istio-proxy: why it is outside the mesh
     server: tuple[str, ...] = ()  # such a pod as a server: Services, DestinationRules, PeerAuthentication
+    proxy_status: dict | None = None  # what istioctl proxy-status shows for it, from Envoy and istiod
 
     def to_dict(self) -> dict:
         data = {"pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
                 "probableRootCauses": list(self.probable)}
         if self.reason is not None:
             data.update(reason=self.reason, server=list(self.server))
+        if self.proxy_status is not None:
+            data["proxyStatus"] = self.proxy_status
         return data
 
 
@@ -177,7 +181,7 @@ def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, .
     """A live pod without istio-proxy says why; with nothing wrong it is not "healthy" but "unmeshed"."""
     pod = ctx.pod(key)
     if not ctx.live or pod is None or sidecar_container(pod) is not None:
-        return PodResult(key, status, roots, probable)
+        return PodResult(key, status, roots, probable, proxy_status=proxy_status(ctx.proxy(key)))
     namespace = (pod.get("metadata") or {}).get("namespace") or ""
     try:
         reason, server = why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod))

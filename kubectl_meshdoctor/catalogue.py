@@ -146,6 +146,43 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "events, resources) until its endpoints are ready.",
     ),
     CatalogueEntry(
+        code="MD0204",
+        name="ProxyDisconnected",
+        severity=Severity.ERROR,
+        title="Envoy was configured by istiod but no longer receives updates",
+        symptom="The pod stays 2/2 READY and serves with the configuration it got, but new endpoints, routes "
+        "and policies no longer reach it; it is missing from istioctl proxy-status (or STALE there).",
+        cause="The proxy's stream to istiod broke after it was configured: istiod went away or has no "
+        "ready endpoint, the pod can no longer resolve or reach istiod (DNS, NetworkPolicy, firewall), or "
+        "istiod is too loaded to get acknowledgements (STALE).",
+        detection="From the stats Istio's bootstrap keeps: cds and lds update_success above 0 with "
+        "update_failure above 0, and no open cluster.xds-grpc connection (or pilot-agent's xdsproxy log "
+        "shows the upstream stream broke after it last connected, or no istiod pod lists the proxy in "
+        "/debug/syncz). A proxy istiod lists with a type sent but not acknowledged is STALE (warning). "
+        "Envoy's CDS/LDS/RDS versions and update times, and istiod's sent/acked per type, are in each "
+        "pod's proxyStatus (-o json).",
+        fix="Restore the path to istiod (see the linked cause: MD0203 istiod, MD0301 DNS); the sidecar "
+        "reconnects by itself. If it stays STALE, scale istiod and restart the pod.",
+    ),
+    CatalogueEntry(
+        code="MD0205",
+        name="ProxyVersionSkew",
+        severity=Severity.WARNING,
+        title="The sidecar's Istio release is outside the skew its istiod supports",
+        symptom="After a control-plane upgrade (or a proxy image pinned by hand), some proxies run another "
+        "Istio release than their istiod: configuration may be rejected (MD0202) or behave differently.",
+        cause="The workload was not restarted after istiod was upgraded, or its proxy image is newer than "
+        "the istiod revision that serves it. Istio supports a data plane up to one minor release older "
+        "than its control plane, never newer.",
+        detection="The proxy's release (node metadata ISTIO_VERSION from /server_info, else the istio-proxy "
+        "image tag) against the release of its revision's istiod pods (discovery image tag, else the "
+        "app.kubernetes.io/version label). Newer minor, or two or more minors older: warning; same minor, "
+        "another patch: info.",
+        fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
+        "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
+        "istio.io/rev=<revision of that release>).",
+    ),
+    CatalogueEntry(
         code="MD0206",
         name="ControlPlaneNotRedundant",
         severity=Severity.WARNING,
@@ -218,6 +255,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "account; a CA certificate expiring within --ca-warn-days (default 30).",
         fix="Restart the pod to force a new certificate, check istiod's CA and the node clock; rotate "
         "the root CA before it expires (plug-in CA procedure).",
+    ),
+    CatalogueEntry(
+        code="MD0404",
+        name="RootCaMismatch",
+        severity=Severity.ERROR,
+        title="Pods trust different root CAs: mutual TLS between them fails",
+        symptom="Calls between some meshed pods fail with CERTIFICATE_VERIFY_FAILED (UF,URX in the "
+        "client's access log) although every pod is READY and every certificate is valid.",
+        cause="A root rotation without a transition period: istiod signs with a new root and publishes "
+        "only it in istio-ca-root-cert, restarted pods trust the new root, the others still the old one "
+        "(or a second istiod / plug-in CA issues from another root).",
+        detection="The ROOTCA entries of each pod's /certs, grouped by root (serial and expiry) across the "
+        "sweep, against the root-cert.pem of the istio-ca-root-cert ConfigMap of the pod's namespace; a "
+        "pod sharing no root with the ConfigMap (or, without it, with the larger group of pods) is "
+        "reported, and so is a pod whose access log shows CERTIFICATE_VERIFY_FAILED while such pods exist.",
+        fix="Give both sides a common root: put the old and the new root in the cacerts root-cert.pem "
+        "(combined bundle) so istiod distributes both, kubectl rollout restart the workloads still on the "
+        "old root, and drop the old root only once every pod trusts the new one (Istio's root transition).",
     ),
     CatalogueEntry(
         code="MD0501",

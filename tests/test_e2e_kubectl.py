@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ STORIES = [
     ("pricing", "MD0508", "pricing-api"),
     ("warehouse-ops", "MD0509", "label-printer"),
     ("reports", "MD0510", "report-builder"),
+    ("orders", "MD0203", "checkout"),  # configured, then istiod-stable crashed: MD0204 <- MD0203
+    ("treasury", "MD0404", "teller"),  # a botched root rotation: teller still trusts the old root
 ]
 
 
@@ -294,7 +297,7 @@ def test_analyze_on_manifests_says_the_live_checks_in_one_line(lab):
     assert "skipped:" not in table.stdout
     # every check that reads pods, proxies or the control plane (8 of them answer the access log's flags;
     # MD0206 and the server side of MD0401 need a cluster too)
-    live = 19
+    live = 22  # and MD0204, MD0205, MD0404 (Envoy's stats and certs, istiod's pods)
     assert f"{live} live checks need a cluster or a bundle: --verbose lists them" in table.stdout
     verbose = kubectl_meshdoctor(lab, "analyze", example, "--verbose")
     assert len([line for line in verbose.stdout.splitlines() if line.startswith("skipped: ")]) == live
@@ -348,6 +351,62 @@ def test_without_exec_not_ready_pods_are_one_line_with_their_count(lab_without_e
     assert "[ERROR] 8 pods: istio-proxy is not ready (1/2 READY) (MD0102 SidecarNotReady, 8 Pods)" in roots
     assert "its causes were not checked: exec into istio-proxy would have shown" in roots
     assert "checks skipped, their evidence is missing" in result.stdout and "skipped:" not in result.stdout
+
+
+def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
+    name = lab.pods("analytics", "report-gen")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "analytics", "-o", "json", "--fail-on", "warning")
+    assert result.returncode == 1, result.stdout + result.stderr
+    skew = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+    assert [f["severity"] for f in skew] == ["warning"], skew
+    assert skew[0]["message"].startswith("istio-proxy 1.22.1 against istiod 1.24.2 (revision default): 2 minor")
+    assert "/server_info node metadata ISTIO_VERSION: 1.22.1" in skew[0]["evidence"]
+    assert "kubectl rollout restart deployment/report-gen -n analytics" in skew[0]["remediation"]
+    assert [m["what"] for m in skew[0]["since"]][-1].endswith("created (1.24.2)")  # istiod's pod, after the proxy's
+    # one minor behind is supported: nothing said about ledger-export
+    ledger = lab.pods("analytics", "ledger-export")[0]
+    result = kubectl_meshdoctor(lab, "pod", ledger, "-n", "analytics", "-o", "json")
+    assert result.returncode == 0 and not [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+
+
+def test_disconnected_sidecars_stay_ready_and_lead_to_the_istiod_that_went_away(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("orders/")]
+    assert len(pods) == 3
+    for pod in pods:
+        chain = {f["code"]: f for f in sweep_all["findings"] if f["pod"] == pod["pod"]}
+        assert "MD0201" not in chain and "MD0102" not in chain  # configured and READY: not the 1/2 story
+        assert chain["MD0204"]["causedBy"] == ["MD0203"] and not chain["MD0204"]["rootCause"]
+        evidence = "\n".join(chain["MD0204"]["evidence"])
+        # the lab's REST poll may count a second success before its server stops; then only failures
+        assert re.search(r"update_success [1-9]\d*, update_failure [1-9]", evidence), evidence
+        assert "readiness still 200" in evidence
+        assert "no istiod pod lists this proxy in /debug/syncz" in evidence
+        assert "last configuration accepted from istiod" in [m["what"] for m in chain["MD0204"]["since"]]
+        status = pod["proxyStatus"]
+        assert status["istiod"] == {"connected": False, "istiod": None}
+        assert status["envoy"]["CDS"]["updateFailure"] > 0 and status["envoy"]["istiodConnections"] == 0
+        assert status["envoy"]["RDS"]["routeConfigs"] > 0
+
+
+def test_healthy_pods_are_synced_from_both_sides(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("bookinfo/")]
+    assert len(pods) == 6
+    for pod in pods:
+        istiod, envoy = pod["proxyStatus"]["istiod"], pod["proxyStatus"]["envoy"]
+        assert istiod["connected"] and istiod["istiod"].startswith("istio-system/istiod-")
+        assert (istiod["CDS"], istiod["LDS"], istiod["RDS"]) == ("SYNCED", "SYNCED", "SYNCED")
+        assert envoy["CDS"]["updateFailure"] == 0 and envoy["CDS"]["version"] and envoy["LDS"]["lastUpdated"]
+
+
+def test_root_rotation_story_groups_pods_by_root_and_explains_the_tls_failures(sweep_all):
+    teller = next(p for p in sweep_all["pods"] if p["pod"].startswith("treasury/teller-"))
+    chain = {f["code"]: f for f in sweep_all["findings"] if f["pod"] == teller["pod"]}
+    assert chain["MD0404"]["rootCause"] and "not the root istiod publishes in istio-ca-root-cert" in chain["MD0404"]["message"]
+    assert "MD0404" in chain["MD0601"]["causedBy"]
+    evidence = "\n".join(chain["MD0404"]["evidence"])
+    assert "pods by trusted root across the sweep" in evidence and "CERTIFICATE_VERIFY_FAILED" in evidence
+    ledger = next(p for p in sweep_all["pods"] if p["pod"].startswith("treasury/vault-ledger-"))
+    assert not [f for f in sweep_all["findings"] if f["pod"] == ledger["pod"] and f["code"] == "MD0404"]
 
 
 # --- issue 12: injection, UID 1337, port protocols, istiod redundancy, unmeshed servers -----------
@@ -447,7 +506,7 @@ def test_every_request_is_granted_by_the_documented_rbac(lab, sweep_all):
 
 
 def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
-    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS, TRACE_CONFIG_DUMP
+    from kubectl_meshdoctor.collect.proxy import ALLOWED_EXEC, ISTIOD_CONTAINER, TRACE_CONFIG_DUMP
 
     # every test above ran first (module order); their requests are all in the lab's log
     requests = list(lab.requests)
@@ -457,6 +516,14 @@ def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, swe
     execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
     assert execs, "the sweep must have exec'd into istio-proxy"
     for query in execs:
-        assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
-        assert query["container"] == ["istio-proxy"]
+        (container,) = query["container"]
+        assert tuple(query["command"]) in ALLOWED_EXEC[container], (container, query["command"])
+    # ConfigMaps: only istio-ca-root-cert and istio-system's mesh config `istio`, by name, never listed
+    config_maps = [r for r in requests if "/configmaps" in r.path]
+    assert config_maps and all(r.verb == "get" and (r.path.endswith("/configmaps/istio-ca-root-cert") or
+                                                    r.path == "/api/v1/namespaces/istio-system/configmaps/istio")
+                               for r in config_maps), [(r.verb, r.path) for r in config_maps]
+    # istiod's discovery container is asked for /debug/syncz only, and only where it runs
+    assert [q for q in execs if q["container"] == [ISTIOD_CONTAINER]]
+
     assert list(TRACE_CONFIG_DUMP) in [q["command"] for q in execs], "the --trace tests above read config_dump?include_eds"

@@ -13,12 +13,14 @@ into a real Envoy. Format (all keys but `name` optional)::
               caRemainingHours: null,   # revision: the istiod revision of this scenario's sidecars
               dnsServiceCreated: 2026-11-20T14:02:00Z,   # the kube-dns Service's creationTimestamp
               istiodReplicas: 2, istiodPdb: true, istiodHpaMin: 2}   # that revision's redundancy (null: no HPA)
-    namespaces: [{name: shop, injection: true}]
-    sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
+    namespaces: [{name: shop, injection: true, rootCa: new-root}]   # rootCa: CA in its istio-ca-root-cert
+    sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
          created: 2026-11-20T14:05:00Z,   # the pods' creation, start and last readiness change
+         proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
+         sidecar: {ca: new-root},   # its certificate and trusted root come from a second CA named new-root
          securityContext: {runAsUser: 1000},            # the application container's
          drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
                                                     # through this pod's Envoy at start; or {external: IP, port, sni}
@@ -28,6 +30,7 @@ into a real Envoy. Format (all keys but `name` optional)::
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
          ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext,   # a local plain TCP server
+                                  # (standIn: mtls: a TLS server with the certificate of a pod behind it)
          created: "2026-10-01T08:00:00Z"}   # creationTimestamp, when which Service is older matters
     objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
     expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
@@ -52,6 +55,7 @@ from kubectl_meshdoctor.lab.controlplane import PILOT_IMAGE, Redundancy, injecto
 
 ISTIO_REVISION = "default"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
+ISTIOD_CONTAINER = "discovery"
 DEFAULT_DNS_IP = "10.96.0.10"
 CREATED = "2026-11-20T09:00:00Z"
 
@@ -62,7 +66,9 @@ class SidecarSpec:
 
     namespace: str
     pod: str
-    state: str  # "healthy" (config from files) or "no-xds" (ADS to an address where nothing answers)
+    # "healthy" (config from the lab's xDS server), "no-xds" (ADS to an address where nothing answers) or
+    # "disconnected" (configured, then its xDS server stops: istiod went away after configuring it)
+    state: str
     nameservers: tuple[str, ...]
     log: tuple[str, ...] = ()
     cert_lifetime_hours: float = 24.0
@@ -70,14 +76,19 @@ class SidecarSpec:
     drive: tuple[dict, ...] = ()
     # Pods of one scenario that may share a single Envoy (benchmarks: identical outbound config).
     share_envoy: bool = False
+    revision: str = ISTIO_REVISION
+    ca: str = ""  # the lab CA that issued its certificate and root ("": the mesh's; any other name: a second root)
 
 
 @dataclass(frozen=True)
 class StandIn:
-    """A plain TCP server on 127.0.0.1 standing in for a Service's pods (for example Redis)."""
+    """A server on 127.0.0.1 standing in for a Service's pods: plain TCP (Redis) or, with kind "mtls", a TLS
+    server presenting the certificate of ``server_pod``'s sidecar (what its Envoy would serve inbound)."""
 
     service_host: str
     port: int
+    kind: str = "plaintext"
+    server_pod: tuple[str, str] = ("", "")  # (namespace, name)
 
 
 @dataclass
@@ -90,6 +101,7 @@ class Expanded:
     resolv: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> resolv.conf
     stand_ins: list[StandIn] = field(default_factory=list)
     expect: list[dict] = field(default_factory=list)
+    namespace_roots: dict[str, str] = field(default_factory=dict)  # namespace -> CA name in istio-ca-root-cert
     served: dict[str, dict] = field(default_factory=dict)  # pod IP -> the workload's `serve` (a stand-in app)
 
 
@@ -176,7 +188,7 @@ def _running(name: str, image: str, ready: bool, started: str = CREATED) -> dict
 
 def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
          sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1",
-         revision: str = ISTIO_REVISION, created: str = CREATED) -> dict:
+         revision: str = ISTIO_REVISION, created: str = CREATED, proxy_image: str = PROXY_IMAGE) -> dict:
     """A pod as the API shows it; ``created`` is its creation, start and last readiness change."""
     ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
     containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
@@ -202,7 +214,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
             "prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true",
         }
         containers.append({
-            "name": "istio-proxy", "image": PROXY_IMAGE,
+            "name": "istio-proxy", "image": proxy_image,
             "args": ["proxy", "sidecar", "--domain", f"{namespace}.svc.cluster.local", "--proxyLogLevel=warning",
                      "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
             "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
@@ -212,9 +224,9 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
                              "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600},
             "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True},
         })
-        init_containers.append({"name": "istio-init", "image": PROXY_IMAGE,
+        init_containers.append({"name": "istio-init", "image": proxy_image,
                                 "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]})
-        statuses.append(_running("istio-proxy", PROXY_IMAGE, proxy_ready, created))
+        statuses.append(_running("istio-proxy", proxy_image, proxy_ready, created))
     ready = all(s["ready"] for s in statuses)
     condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": created}
     if not ready:
@@ -239,7 +251,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
     if init_containers:
         pod["spec"]["initContainers"] = init_containers
         pod["status"]["initContainerStatuses"] = [{
-            "name": "istio-init", "image": PROXY_IMAGE, "ready": True, "restartCount": 0, "started": False,
+            "name": "istio-init", "image": proxy_image, "ready": True, "restartCount": 0, "started": False,
             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created,
                                      "finishedAt": created}}}]
     return pod
@@ -334,6 +346,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     defaults = dict(data.get("sidecarDefaults") or {})
     revision = scenario_revision(data)
     injected = {ns["name"]: bool(ns.get("injection", True)) for ns in data.get("namespaces") or ()}
+    out.namespace_roots = {ns["name"]: str(ns["rootCa"]) for ns in data.get("namespaces") or () if ns.get("rootCa")}
     for ns, inject in injected.items():
         # a revisioned control plane is selected with istio.io/rev, the default one with istio-injection
         injection = {"istio.io/rev": revision} if revision != ISTIO_REVISION else {"istio-injection": "enabled"}
@@ -359,8 +372,8 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             ip = pool.pod_ip()
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
-                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision,
-                       created=str(w.get("created") or CREATED))
+                       sidecar=has_sidecar, proxy_ready=(state in ("healthy", "disconnected")), revision=revision,
+                       created=str(w.get("created") or CREATED), proxy_image=proxy_image(w.get("proxyVersion")))
             pod["metadata"]["ownerReferences"] = _owner(w, ns, hash_, pod_name)
             if w.get("securityContext"):  # the application container's, e.g. {runAsUser: 1337}
                 pod["spec"]["containers"][0]["securityContext"] = dict(w["securityContext"])
@@ -379,6 +392,8 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                     cert_remaining_hours=cert.get("remainingHours"),
                     drive=tuple(w.get("drive") or ()),
                     share_envoy=bool(settings.get("shareEnvoy")),
+                    revision=revision,
+                    ca=str(settings.get("ca") or ""),
                 ))
     out.objects.extend(pods)
     for s in data.get("services") or ():
@@ -390,14 +405,23 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             service_objects[0]["metadata"]["creationTimestamp"] = s["created"]
         out.objects.extend(service_objects)
         if s.get("standIn"):
+            behind = next((p for p in pods if p["metadata"]["namespace"] == ns and s.get("selector") and all(
+                p["metadata"].get("labels", {}).get(k) == v for k, v in s["selector"].items())), None)
+            server = (ns, behind["metadata"]["name"]) if behind else ("", "")
             for p in s["ports"]:
-                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"]))
+                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"], str(s["standIn"]),
+                                             server))
     for obj in data.get("objects") or ():
         obj = dict(obj)
         obj["metadata"] = {**_meta(obj["metadata"]["name"], obj["metadata"].get("namespace")),
                            **obj["metadata"]}
         out.objects.append(obj)
     return out
+
+
+def proxy_image(istio_version: str | None) -> str:
+    """The proxyv2 image of an Istio release (a workload's `proxyVersion`), the lab's own by default."""
+    return f"{PROXY_IMAGE.rpartition(':')[0]}:{istio_version}" if istio_version else PROXY_IMAGE
 
 
 def scenario_revision(data: dict) -> str:
@@ -453,6 +477,8 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
             istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, str(index), length=5)}", "istio-system",
                           {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod",
                           pool.pod_ip(), PILOT_IMAGE, 15010, sidecar=False, proxy_ready=True, app_ready=ready)
+            # istiod's one container is called `discovery` (the istio-discovery chart), whatever the app label
+            istiod["spec"]["containers"][0]["name"] = istiod["status"]["containerStatuses"][0]["name"] = ISTIOD_CONTAINER
             if not ready:
                 status = istiod["status"]["containerStatuses"][0]
                 status.update(ready=False, started=False, restartCount=14,
