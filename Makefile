@@ -26,12 +26,18 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(RUN) $(BIN)/python -m kubectl_meshdoctor.lab demo
 
-# The krew archive (a zipapp plus LICENSE); rewrites version, uri and sha256 in krew-manifest.yaml.
+# The krew archives (a PEX per OS and CPU, plus LICENSE); rewrites version and platforms in krew-manifest.yaml.
 dist: $(STAMP)
 	$(BIN)/python scripts/build_dist.py --out dist --manifest krew-manifest.yaml
 
 clean:
 	rm -rf dist build $(VENV)
+
+# Start-up time of `kubectl meshdoctor version` and `checks` through the real kubectl, for the console
+# script of a `uv tool install` and for the linux/amd64 krew archive (built first); prints a table.
+.PHONY: startup
+startup: $(STAMP)
+	$(BIN)/python scripts/measure_startup.py $(STARTUP_ARGS)
 
 # Sweep vs a sequential kubectl exec loop on a lab of real Envoys (a few minutes); writes
 # bench/results.json. More sizes: make bench BENCH_ARGS="--pods 20,60,200 --repeat 1".

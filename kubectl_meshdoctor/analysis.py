@@ -15,14 +15,17 @@ from typing import Any, Iterable
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.checks import all_checks
 from kubectl_meshdoctor.checks.base import Check
-from kubectl_meshdoctor.checks.context import AnalysisContext, key_of
+from kubectl_meshdoctor.checks.context import AnalysisContext, key_of, sidecar_container
 from kubectl_meshdoctor.evidence import Evidence, Gap, Skipped, evidence_in
 from kubectl_meshdoctor.findings import Finding, Severity
-from kubectl_meshdoctor.tree import link, root_causes_of
+from kubectl_meshdoctor.proxy_status import proxy_status
+from kubectl_meshdoctor.tree import MESH_WIDE, link, root_causes_of
+from kubectl_meshdoctor.unmeshed import server_view, why_unmeshed
 
 REPORT_API_VERSION = "meshdoctor/v1"
 
 HEALTHY, DEGRADED, FAILING, INCOMPLETE = "healthy", "degraded", "failing", "incomplete"
+UNMESHED = "unmeshed"  # live, no istio-proxy, nothing wrong found: outside the mesh, and why
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,22 @@ class PodResult:
     root_causes: tuple[str, ...]
     # Those of ``root_causes`` linked only through a probable link (a step of the chain unchecked).
     probable: tuple[str, ...] = ()
+    reason: str | None = None  # a live pod without istio-proxy: why it is outside the mesh
+    server: tuple[str, ...] = ()  # such a pod as a server: Services, DestinationRules, PeerAuthentication
+    proxy_status: dict | None = None  # what istioctl proxy-status shows for it, from Envoy and istiod
     # Multi-cluster runs only (see Finding.cluster); then ``pod`` is "context/namespace/name".
     cluster: str | None = None
     cluster_id: str | None = None
 
     def to_dict(self) -> dict:
-        return {**({"cluster": self.cluster, "clusterId": self.cluster_id} if self.cluster is not None else {}),
+        data = {**({"cluster": self.cluster, "clusterId": self.cluster_id} if self.cluster is not None else {}),
                 "pod": self.pod, "status": self.status, "rootCauses": list(self.root_causes),
                 "probableRootCauses": list(self.probable)}
+        if self.reason is not None:
+            data.update(reason=self.reason, server=list(self.server))
+        if self.proxy_status is not None:
+            data["proxyStatus"] = self.proxy_status
+        return data
 
 
 @dataclass(frozen=True)
@@ -158,15 +169,19 @@ def analyze(
     by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:
         by_pod[item.pod].append(item)
+    mesh_wide = [f for f in findings if f.pod is None and f.code in MESH_WIDE]
     group_members: dict[tuple, list[str]] = defaultdict(list)
     group_probable: dict[tuple, list[str]] = defaultdict(list)
     group_cause: dict[tuple, Finding] = {}
     for pod in in_scope:
         own = by_pod.get(pod, [])
-        roots = root_causes_of(pod, findings)
+        # root_causes_of reads only the pod's own findings and mesh-wide ones: give it just those, so a
+        # sweep with thousands of findings stays linear.
+        roots = root_causes_of(pod, own + mesh_wide)
         codes = tuple(dict.fromkeys(r.code for r, _ in roots))
         sure = {r.code for r, probable in roots if not probable}
-        pods.append(PodResult(pod, _status(own, pod in gapped), codes, tuple(c for c in codes if c not in sure)))
+        pods.append(_pod_result(ctx, pod, _status(own, pod in gapped), codes,
+                                tuple(c for c in codes if c not in sure)))
         for root, probable in roots:
             group_cause.setdefault(root.cause_key, root)
             group_members[root.cause_key].append(pod)
@@ -177,10 +192,27 @@ def analyze(
     return Report(dict(bundle.scope), findings, pods, groups, gaps, skipped, errors)
 
 
+def _pod_result(ctx: AnalysisContext, key: str, status: str, roots: tuple[str, ...],
+                probable: tuple[str, ...]) -> PodResult:
+    """A live pod without istio-proxy says why; with nothing wrong it is not "healthy" but "unmeshed"."""
+    pod = ctx.pod(key)
+    if not ctx.live or pod is None or sidecar_container(pod) is not None:
+        return PodResult(key, status, roots, probable, proxy_status=proxy_status(ctx.proxy(key)))
+    namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    try:
+        reason, server = why_unmeshed(pod, ctx.namespace_labels(namespace)), tuple(server_view(ctx, pod))
+    except (TypeError, AttributeError, ValueError) as exc:  # damaged objects in a hand-edited bundle
+        reason, server = f"no istio-proxy (not described further: {type(exc).__name__}: {exc})", ()
+    return PodResult(key, UNMESHED if status == HEALTHY else status, roots, probable, reason, server)
+
+
 def _unchecked(bundle: EvidenceBundle, checks: tuple[Check, ...], skipped: list[Skipped]):
     """``unchecked(pod, code)``: the check for ``code`` did not run, or lacked that pod's proxy evidence."""
     skipped_codes = {code for item in skipped for code in item.codes}
-    proxy_needs = {code: check.needs & Evidence.PROXY for check in checks for code in check.codes}
+    proxy_needs: dict[str, frozenset[str]] = defaultdict(frozenset)
+    for check in checks:  # a code several checks report (MD0401: client and server side) needs all theirs
+        for code in check.codes:
+            proxy_needs[code] |= check.needs & Evidence.PROXY
 
     def unchecked(pod: str | None, code: str) -> bool:
         if code in skipped_codes:
@@ -205,8 +237,21 @@ def _status(own: list[Finding], gapped: bool) -> str:
 
 
 def _relevant(item: Finding, findings: list[Finding], scope: set[str]) -> bool:
-    """A pod-less finding belongs in a one-pod report when a finding of that pod links to it."""
-    return any(item.code in f.caused_by for f in findings if f.pod in scope)
+    """A pod-less finding belongs in a one-pod report when a finding of that pod links to it.
+
+    Links are by code; a pod-less finding explains a pod's symptom only when it is mesh-wide and
+    concerns that pod (``tree.link``'s rule), not merely because it shares a code with the pod's cause
+    (a ReplicaSet refused by the injector does not explain another pod's missing sidecar).
+    """
+    for symptom in findings:
+        if symptom.pod not in scope or item.code not in symptom.caused_by:
+            continue
+        if item.code in MESH_WIDE:
+            if not item.affects or symptom.pod in item.affects:
+                return True
+        elif not any(g.pod == symptom.pod and g.code == item.code for g in findings):
+            return True  # the pod's symptom names this code and no finding of the pod's own carries it
+    return False
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

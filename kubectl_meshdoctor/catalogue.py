@@ -70,6 +70,40 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         fix="Follow the cause linked to this finding (MD0201/MD0202 and below).",
     ),
     CatalogueEntry(
+        code="MD0103",
+        name="InjectionFailed",
+        severity=Severity.ERROR,
+        title="The sidecar injector did not inject the pod, or refused its creation",
+        symptom="Pods run without istio-proxy although injection is on (MD0101), or a workload has fewer "
+        "pods than it wants: its ReplicaSet reports FailedCreate.",
+        cause="The injector webhook failed (istiod unreachable or without endpoints: with failurePolicy "
+        "Fail the pod is refused), no MutatingWebhookConfiguration selects the pod (istio.io/rev names a "
+        "revision or tag no webhook serves; a namespace or object selector excludes it), or the pod was "
+        "created before its namespace was labelled.",
+        detection="Events with reason FailedCreate whose message says `failed calling webhook "
+        "\"...sidecar-injector.istio.io\"`, on the ReplicaSet or other owner; the Istio "
+        "MutatingWebhookConfigurations' namespace and object selectors evaluated against the pod's and its "
+        "namespace's labels; a webhook that selects the pod today means it was created before that.",
+        fix="Webhook failing: make istiod (the Service the webhook calls) ready, then the controller "
+        "retries. No webhook selects: label the namespace with a revision or tag that exists (kubectl get "
+        "mutatingwebhookconfigurations), or install that revision. Created before the label: kubectl "
+        "rollout restart the workload.",
+    ),
+    CatalogueEntry(
+        code="MD0104",
+        name="ProxyUidConflict",
+        severity=Severity.WARNING,
+        title="An application container runs as UID 1337, the sidecar's UID",
+        symptom="The pod's outbound calls bypass the sidecar: no mTLS (STRICT servers reset them), no "
+        "routing rules, retries or telemetry.",
+        cause="istio-init's iptables rules exempt UID 1337 (Envoy's own traffic) from redirection; an "
+        "application running as 1337 is exempted too.",
+        detection="An application container's securityContext.runAsUser, or else the pod's, is 1337, in a "
+        "workload that is or will be injected (istio-proxy and Istio's own workloads excepted). Runs on "
+        "live pods and on manifests (like istioctl IST0144), with the workload as subject.",
+        fix="Run the application under another UID (securityContext.runAsUser), then roll the workload.",
+    ),
+    CatalogueEntry(
         code="MD0201",
         name="XdsConfigNotReceived",
         severity=Severity.ERROR,
@@ -110,6 +144,58 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "namespace, or its Endpoints/EndpointSlices list no ready address.",
         fix="kubectl -n istio-system get deploy,pods -l app=istiod; fix the istiod Deployment (logs, "
         "events, resources) until its endpoints are ready.",
+    ),
+    CatalogueEntry(
+        code="MD0204",
+        name="ProxyDisconnected",
+        severity=Severity.ERROR,
+        title="Envoy was configured by istiod but no longer receives updates",
+        symptom="The pod stays 2/2 READY and serves with the configuration it got, but new endpoints, routes "
+        "and policies no longer reach it; it is missing from istioctl proxy-status (or STALE there).",
+        cause="The proxy's stream to istiod broke after it was configured: istiod went away or has no "
+        "ready endpoint, the pod can no longer resolve or reach istiod (DNS, NetworkPolicy, firewall), or "
+        "istiod is too loaded to get acknowledgements (STALE).",
+        detection="From the stats Istio's bootstrap keeps: cds and lds update_success above 0 with "
+        "update_failure above 0, and no open cluster.xds-grpc connection (or pilot-agent's xdsproxy log "
+        "shows the upstream stream broke after it last connected, or no istiod pod lists the proxy in "
+        "/debug/syncz). A proxy istiod lists with a type sent but not acknowledged is STALE (warning). "
+        "Envoy's CDS/LDS/RDS versions and update times, and istiod's sent/acked per type, are in each "
+        "pod's proxyStatus (-o json).",
+        fix="Restore the path to istiod (see the linked cause: MD0203 istiod, MD0301 DNS); the sidecar "
+        "reconnects by itself. If it stays STALE, scale istiod and restart the pod.",
+    ),
+    CatalogueEntry(
+        code="MD0205",
+        name="ProxyVersionSkew",
+        severity=Severity.WARNING,
+        title="The sidecar's Istio release is outside the skew its istiod supports",
+        symptom="After a control-plane upgrade (or a proxy image pinned by hand), some proxies run another "
+        "Istio release than their istiod: configuration may be rejected (MD0202) or behave differently.",
+        cause="The workload was not restarted after istiod was upgraded, or its proxy image is newer than "
+        "the istiod revision that serves it. Istio supports a data plane up to one minor release older "
+        "than its control plane, never newer.",
+        detection="The proxy's release (node metadata ISTIO_VERSION from /server_info, else the istio-proxy "
+        "image tag) against the release of its revision's istiod pods (discovery image tag, else the "
+        "app.kubernetes.io/version label). Newer minor, or two or more minors older: warning; same minor, "
+        "another patch: info.",
+        fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
+        "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
+        "istio.io/rev=<revision of that release>).",
+    ),
+    CatalogueEntry(
+        code="MD0206",
+        name="ControlPlaneNotRedundant",
+        severity=Severity.WARNING,
+        title="The istiod revision serving these pods is not redundant",
+        symptom="Nothing yet: an upgrade, a node drain or one crash leaves every sidecar of the revision "
+        "without a control plane (no new pods become ready, no config or certificate updates).",
+        cause="istiod runs one replica, or no PodDisruptionBudget protects it, or its autoscaler may "
+        "scale it down to one (HPA minReplicas 1, the default install).",
+        detection="For each istiod revision the meshed pods use: its Deployment in istio-system "
+        "(istiod or istiod-<rev>) with spec.replicas 1 and no HPA, an HPA targeting it with minReplicas "
+        "1 (or unset), or no PodDisruptionBudget selecting its pods.",
+        fix="Run at least two istiod replicas (values.pilot.autoscaleMin: 2 / replicaCount: 2) and keep "
+        "the PodDisruptionBudget the chart installs (global.defaultPodDisruptionBudget.enabled).",
     ),
     CatalogueEntry(
         code="MD0301",
@@ -169,6 +255,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "account; a CA certificate expiring within --ca-warn-days (default 30).",
         fix="Restart the pod to force a new certificate, check istiod's CA and the node clock; rotate "
         "the root CA before it expires (plug-in CA procedure).",
+    ),
+    CatalogueEntry(
+        code="MD0404",
+        name="RootCaMismatch",
+        severity=Severity.ERROR,
+        title="Pods trust different root CAs: mutual TLS between them fails",
+        symptom="Calls between some meshed pods fail with CERTIFICATE_VERIFY_FAILED (UF,URX in the "
+        "client's access log) although every pod is READY and every certificate is valid.",
+        cause="A root rotation without a transition period: istiod signs with a new root and publishes "
+        "only it in istio-ca-root-cert, restarted pods trust the new root, the others still the old one "
+        "(or a second istiod / plug-in CA issues from another root).",
+        detection="The ROOTCA entries of each pod's /certs, grouped by root (serial and expiry) across the "
+        "sweep, against the root-cert.pem of the istio-ca-root-cert ConfigMap of the pod's namespace; a "
+        "pod sharing no root with the ConfigMap (or, without it, with the larger group of pods) is "
+        "reported, and so is a pod whose access log shows CERTIFICATE_VERIFY_FAILED while such pods exist.",
+        fix="Give both sides a common root: put the old and the new root in the cacerts root-cert.pem "
+        "(combined bundle) so istiod distributes both, kubectl rollout restart the workloads still on the "
+        "old root, and drop the old root only once every pod trusts the new one (Istio's root transition).",
     ),
     CatalogueEntry(
         code="MD0406",
@@ -353,6 +457,22 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "VirtualService that sets it. Linked as the cause of the MD0601 finding for the same cluster.",
         fix="Set the VirtualService timeout above the server's real latency (its p99, with margin), or make "
         "the server answer faster; keep the caller's own deadline consistent with it.",
+    ),
+    CatalogueEntry(
+        code="MD0511",
+        name="PortProtocolConflict",
+        severity=Severity.WARNING,
+        title="Services selecting one workload declare different protocols for the same port",
+        symptom="Traffic to one of the Services is handled with the wrong protocol: HTTP routing, retries "
+        "and metrics are lost, or TCP connections are parsed as HTTP and fail.",
+        cause="istiod builds one inbound listener per pod port; when Services that select the pod "
+        "disagree on its protocol, it keeps the oldest Service's and reports a conflict. As info: "
+        "Deployments without app and version labels, which Istio's telemetry uses to name them.",
+        detection="Two or more Services in the workload's namespace that select its pods, map the same "
+        "container port (targetPort) and declare different protocols (appProtocol, else the port name). "
+        "Runs on live pods and on manifests (like istioctl IST0116), with the workload as subject.",
+        fix="Give the port one protocol in every Service that selects the workload (same port name "
+        "prefix or appProtocol), or serve the second protocol on another container port.",
     ),
     CatalogueEntry(
         code="MD0601",

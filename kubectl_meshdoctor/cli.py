@@ -349,12 +349,12 @@ def explain_command(ctx: typer.Context, code: Annotated[str, typer.Argument(help
 @app.command("version")
 def version_command(ctx: typer.Context) -> None:
     """Print the plugin version."""
-    from kubectl_meshdoctor import report
-
     options = _globals(ctx)
     if options.output is OutputFormat.TABLE:
         _write(f"kubectl-meshdoctor v{__version__}\n")
     else:
+        from kubectl_meshdoctor import report  # rich and the analysis: not worth loading for one line
+
         _write(report.structured({"version": f"v{__version__}"}, options.output.value))
 
 
@@ -441,7 +441,7 @@ def _collect(collect_options, trace=None, contexts=None):
             return collect_trace(collect_options, trace)
         return collect.collect_evidence(collect_options)
     except ModuleNotFoundError as exc:
-        # A broken install (the zipapp leaves pydantic to the host python3): say what to install.
+        # A broken install (a dependency missing from this environment): say what to install.
         if (exc.name or "").split(".")[0] in {"pydantic", "pydantic_core", "kubernetes"}:
             raise MeshDoctorError(
                 f"live collection needs the Python module {exc.name!r}, which is not installed: "

@@ -23,21 +23,31 @@ class Evidence:
     ISTIO_CONFIG = "istio-config"  # DestinationRules, VirtualServices, PeerAuthentications
     DNS_SERVICE = "dns-service"  # the kube-system Service labelled k8s-app=kube-dns was looked for
     CONTROL_PLANE = "control-plane"  # istiod's Service and endpoints were looked for
+    ISTIOD_PODS = "istiod-pods"  # the istiod pods (app=istiod) of the control-plane namespace were listed
+    ROOT_CERT_CONFIGMAPS = "root-cert-configmaps"  # istio-ca-root-cert was looked for in each meshed namespace
     EGRESS_CONFIG = "egress-config"  # the mesh config (ConfigMap istio), Sidecars and ServiceEntries
+    INJECTION_WEBHOOKS = "injection-webhooks"  # MutatingWebhookConfigurations were listed
+    FAILED_CREATE_EVENTS = "failed-create-events"  # Events with reason FailedCreate in scope were listed
+    CONTROL_PLANE_REDUNDANCY = "control-plane-redundancy"  # istiod Deployments, PDBs and HPAs in istio-system
     PROXY_READINESS = "proxy-readiness"
     PROXY_STATS = "proxy-stats"
     PROXY_SERVER_INFO = "proxy-server-info"
     PROXY_CONFIG = "proxy-config"
     PROXY_CERTS = "proxy-certs"
+    PROXY_XDS_LOG = "proxy-xds-log"  # pilot-agent's xdsproxy and Envoy's xDS stream lines in the log
+    ISTIOD_SYNC = "istiod-sync"  # every istiod pod answered /debug/syncz: its view of each proxy
     RESOLV_CONF = "resolv-conf"
     ACCESS_LOG = "access-log"
     # Read only when the access log shows the symptom, so never a check's precondition (not in PROXY):
     PROXY_CLUSTERS = "proxy-clusters"  # /clusters of the upstream clusters the access log shows failing
     PROXY_ROUTES = "proxy-routes"  # Envoy routes, for the clusters that timed out (UT) or Hosts without route (NR)
 
-    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG})
+    API = frozenset({PODS, SERVICES, ENDPOINTS, NAMESPACES, ISTIO_CONFIG, DNS_SERVICE, CONTROL_PLANE, EGRESS_CONFIG,
+                     INJECTION_WEBHOOKS, FAILED_CREATE_EVENTS, CONTROL_PLANE_REDUNDANCY, ISTIOD_PODS,
+                     ROOT_CERT_CONFIGMAPS})
     PROXY = frozenset(
-        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG}
+        {PROXY_READINESS, PROXY_STATS, PROXY_SERVER_INFO, PROXY_CONFIG, PROXY_CERTS, RESOLV_CONF, ACCESS_LOG,
+         PROXY_XDS_LOG, ISTIOD_SYNC}
     )
 
 
@@ -74,6 +84,16 @@ class RejectedConfig:
 
 
 @dataclass(frozen=True)
+class XdsVersion:
+    """What Envoy last accepted of one xDS type (CDS, LDS, RDS), as its config_dump shows it."""
+
+    type: str  # "CDS", "LDS", "RDS"
+    version: str  # version_info istiod sent ("" when none)
+    last_updated: str  # RFC 3339: the newest last_updated among that type's resources ("" when none)
+    count: int = 0  # dynamic resources of that type
+
+
+@dataclass(frozen=True)
 class ProxyConfig:
     """The reduced config_dump."""
 
@@ -83,6 +103,7 @@ class ProxyConfig:
     listener_count: int = 0
     # True when some listener configures an access log, False when none does, None when unknown.
     access_log_configured: bool | None = None
+    xds_versions: tuple[XdsVersion, ...] = ()  # Envoy's side of proxy-status
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,7 @@ class ServerInfo:
     state: str  # LIVE, DRAINING, PRE_INITIALIZING, INITIALIZING
     version: str
     uptime_seconds: int | None = None
+    istio_version: str = ""  # node.metadata.ISTIO_VERSION: the Istio release of the proxy (pilot-agent sets it)
 
 
 @dataclass(frozen=True)
@@ -139,6 +161,52 @@ class AccessLog:
     access_lines: int  # lines recognised as access-log entries (0 while access logging is off)
     failures: tuple[AccessLogEntry, ...] = ()  # bounded: a few samples per (flags, cluster)
     failure_counts: tuple[tuple[str, str, int], ...] = ()  # (flags joined by ",", cluster, count)
+
+
+@dataclass(frozen=True)
+class XdsTypeStatus:
+    """Envoy's record of one subscription (CDS or LDS), from the stats Istio's bootstrap keeps.
+
+    Derived from ``ProxyEvidence.stats`` and ``config.xds_versions`` (see envoy/xds_status.py), not collected."""
+
+    update_success: int = 0
+    update_failure: int = 0  # stream failures: each refused (re)connect to istiod counts one
+    update_rejected: int = 0
+    update_time_ms: int = 0  # when the last accepted update arrived, ms since the epoch (0: never)
+    version: str = ""  # version_info of the last accepted update ("" when Envoy printed none)
+
+
+@dataclass(frozen=True)
+class XdsStatus:
+    """Envoy's side of `istioctl proxy-status`: its CDS and LDS subscriptions and its istiod connection."""
+
+    cds: XdsTypeStatus = XdsTypeStatus()
+    lds: XdsTypeStatus = XdsTypeStatus()
+    # cluster.xds-grpc counters (Envoy's connection toward istiod, through pilot-agent); None: not printed
+    connections_active: int | None = None
+    connections_total: int | None = None
+    connect_failures: int | None = None
+
+
+@dataclass(frozen=True)
+class XdsLog:
+    """What the istio-proxy log says about the stream to istiod (pilot-agent's xdsproxy, Envoy's gRPC mux)."""
+
+    last_connected: str = ""  # time of the last "connected to upstream XDS server" line
+    upstream_errors: int = 0  # lines saying the stream to istiod failed or closed
+    last_error: str = ""  # the newest such line, trimmed
+    last_error_time: str = ""
+
+
+@dataclass(frozen=True)
+class IstiodSync:
+    """istiod's side of `istioctl proxy-status` for one proxy (from /debug/syncz of every istiod pod)."""
+
+    connected: bool  # False: no istiod pod lists this proxy
+    istiod: str = ""  # "namespace/name" of the istiod pod holding its stream
+    istio_version: str = ""
+    # per type (cds, lds, rds, eds): (nonce sent, nonce acked); "" = nothing sent / acked
+    sent_acked: tuple[tuple[str, str, str], ...] = ()  # (type, sent, acked)
 
 
 @dataclass(frozen=True)
@@ -211,6 +279,8 @@ class ProxyEvidence:
 
     def upstream_cluster(self, name: str) -> UpstreamClusterStatus | None:
         return next((c for c in self.upstream_clusters or () if c.name == name), None)
+    xds_log: XdsLog | None = None
+    istiod_sync: IstiodSync | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +385,8 @@ PROXY_FIELD_EVIDENCE: dict[str, str] = {
     "upstream_clusters": Evidence.PROXY_CLUSTERS,
     "route_timeouts": Evidence.PROXY_ROUTES,
     "route_lookups": Evidence.PROXY_ROUTES,
+    "xds_log": Evidence.PROXY_XDS_LOG,
+    "istiod_sync": Evidence.ISTIOD_SYNC,
 }
 
 

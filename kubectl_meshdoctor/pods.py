@@ -20,12 +20,14 @@ def pod_key(obj: dict) -> str:
 
 def sidecar_container(pod: dict) -> dict | None:
     """The istio-proxy container: a classic sidecar, or a native sidecar (init, restartPolicy Always)."""
-    spec = pod.get("spec") or {}
-    for container in spec.get("containers") or []:
-        if container.get("name") == SIDECAR_CONTAINER:
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    containers, init_containers = spec.get("containers"), spec.get("initContainers")
+    for container in containers if isinstance(containers, list) else []:
+        if isinstance(container, dict) and container.get("name") == SIDECAR_CONTAINER:
             return container
-    for container in spec.get("initContainers") or []:
-        if container.get("name") == SIDECAR_CONTAINER and container.get("restartPolicy") == "Always":
+    for container in init_containers if isinstance(init_containers, list) else []:
+        if isinstance(container, dict) and container.get("name") == SIDECAR_CONTAINER \
+                and container.get("restartPolicy") == "Always":
             return container
     return None
 

@@ -13,9 +13,12 @@ from kubectl_meshdoctor.findings import Finding, Severity
 
 # symptom code -> codes that can explain it
 CAUSES: dict[str, tuple[str, ...]] = {
+    "MD0101": ("MD0103",),  # sidecar missing <- injection failed (webhook failing, not selected, pod too old)
     "MD0102": ("MD0201", "MD0202"),  # istio-proxy not ready <- no config / config rejected
     "MD0201": ("MD0203", "MD0301"),  # no config from istiod <- istiod unavailable / pod DNS broken
-    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403",  # failing requests <- why they fail
+    "MD0202": ("MD0205",),  # config rejected <- proxy and istiod releases outside the supported skew
+    "MD0204": ("MD0203", "MD0301"),  # configured once, no updates now <- istiod unavailable / pod DNS broken
+    "MD0601": ("MD0401", "MD0402", "MD0501", "MD0403", "MD0404",  # failing requests <- why they fail
                "MD0503",  # UH <- no healthy endpoint (linked by upstream cluster)
                "MD0504",  # NR <- no route for the Host/path (lines without cluster)
                "MD0505",  # UH to BlackHoleCluster <- REGISTRY_ONLY without a ServiceEntry
@@ -73,7 +76,8 @@ def link(findings: list[Finding], unchecked: Callable[[str | None, str], bool] =
     """
     by_pod: dict[str | None, list[Finding]] = defaultdict(list)
     for item in findings:
-        by_pod[item.pod].append(item)
+        if item.severity is not Severity.INFO:  # an observation explains nothing either (MD0205's patch skew)
+            by_pod[item.pod].append(item)
     mesh_wide = _mesh_wide_causes(findings)
 
     linked = []

@@ -38,7 +38,7 @@ def load_case(path: Path):
     code = path.parent.name
     outcome = path.name.split("-", 1)[0]
     case = Case(path=path, code=code, outcome=outcome)
-    objects, proxies, extra_available = [], {}, set()
+    objects, proxies, extra_available, scope = [], {}, set(), "manifests"
     clusters: list[tuple[dict, list, dict]] = []  # multi-cluster cases: (Cluster document, objects, proxies)
     for doc in read_documents(path):
         if doc.get("apiVersion") == TEST_API and doc.get("kind") == "Case":
@@ -47,6 +47,7 @@ def load_case(path: Path):
             case.ca_warn_days = int(doc.get("caWarnDays", 30))
             case.expect = list(doc.get("expect") or [])
             extra_available |= set(doc.get("available") or [])
+            scope = str(doc.get("scope") or scope)
         elif doc.get("apiVersion") == TEST_API and doc.get("kind") == "ProxyEvidence":
             fields = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
             proxy = from_plain(ProxyEvidence, fields)
@@ -57,7 +58,7 @@ def load_case(path: Path):
             (clusters[-1][1] if clusters else objects).append(doc)
     if clusters:
         return _multi_cluster(path, clusters), case
-    bundle = bundle_from_objects(objects, {"kind": "manifests", "paths": [str(path)]})
+    bundle = bundle_from_objects(objects, {"kind": scope, "paths": [str(path)]})
     bundle.proxies = proxies
     bundle.available |= extra_available
     for proxy in proxies.values():

@@ -11,9 +11,11 @@ from kubectl_meshdoctor.collect import api as collect_api
 from kubectl_meshdoctor.collect.proxy import (
     CONFIG_DUMP,
     CURL_FALLBACK,
+    ALLOWED_EXEC,
     PROXY_COMMANDS,
     READY,
     READY_AGENT,
+    SYNCZ,
 )
 from kubectl_meshdoctor.errors import ClusterError, UsageError
 from kubectl_meshdoctor.evidence import Evidence
@@ -57,7 +59,8 @@ def test_namespace_scope_collects_api_and_proxy_evidence(tmp_path):
     assert bundle.scope["kind"] == "namespace" and bundle.scope["namespace"] == "shop"
     assert bundle.scope["pods"] == ["shop/db-0", "shop/web-1", "shop/web-2"]
     found = kinds(bundle)
-    assert sorted(found["Pod"]) == ["shop/db-0", "shop/web-1", "shop/web-2"]  # not other namespaces' pods
+    # not other namespaces' pods, but istiod's (their release for MD0205, their /debug/syncz)
+    assert sorted(found["Pod"]) == ["istio-system/istiod-6d8f7c9b5-abcde", "shop/db-0", "shop/web-1", "shop/web-2"]
     assert "kube-system/kube-dns" in found["Service"]
     assert "istio-system/istiod" in found["Service"] and "istio-system/istiod" in found["Endpoints"]
     assert found["DestinationRule"] == ["shop/web"]  # elsewhere's rule is out of scope
@@ -91,10 +94,16 @@ def test_pod_scope_reads_one_pod_and_its_namespace_context(tmp_path):
         execs = lab.exec_commands()
 
     assert bundle.scope == {"kind": "pod", "namespace": "shop", "pod": "web-2", "pods": ["shop/web-2"]}
-    assert sorted(kinds(bundle)["Pod"]) == ["shop/db-0", "shop/web-1", "shop/web-2"]  # pods for correlation
+    assert sorted(kinds(bundle)["Pod"]) == ["istio-system/istiod-6d8f7c9b5-abcde", "shop/db-0", "shop/web-1",
+                                             "shop/web-2"]  # pods for correlation, and istiod's
     assert list(bundle.proxies) == ["shop/web-2"]
-    assert {path for path, _, _ in execs} == {"/api/v1/namespaces/shop/pods/web-2/exec"}
-    assert {container for _, container, _ in execs} == {"istio-proxy"}
+    proxy_execs = [(path, container) for path, container, argv in execs if argv != SYNCZ]
+    assert {path for path, _ in proxy_execs} == {"/api/v1/namespaces/shop/pods/web-2/exec"}
+    assert {container for _, container in proxy_execs} == {"istio-proxy"}
+    # istiod's view of that pod: one /debug/syncz in each running istiod's discovery container
+    assert [(path, container) for path, container, argv in execs if argv == SYNCZ] == [
+        ("/api/v1/namespaces/istio-system/pods/istiod-6d8f7c9b5-abcde/exec", "discovery")]
+    assert bundle.proxies["shop/web-2"].istiod_sync.connected
 
 
 def test_all_namespaces_scope(tmp_path):
@@ -281,7 +290,8 @@ def test_native_sidecar_pod_is_examined(tmp_path):
         execs = lab.exec_commands()
 
     assert bundle.proxies["shop/native-1"].config is not None
-    assert execs and {c for _, c, _ in execs} == {"istio-proxy"}
+    assert execs and {c for _, c, _ in execs} == {"istio-proxy", "discovery"}
+    assert {argv for _, c, argv in execs if c == "discovery"} == {SYNCZ}
 
 
 def test_pending_pod_exec_failure_is_a_gap(tmp_path):
@@ -319,7 +329,8 @@ def test_executed_commands_are_exactly_the_fixed_set(tmp_path):
         execs = lab.exec_commands()
         verbs = {r.method + " " + r.verb for r in lab.server.requests}
 
-    assert {argv for _, _, argv in execs} == set(PROXY_COMMANDS)
+    assert {argv for _, _, argv in execs} == set(PROXY_COMMANDS) | {SYNCZ}
+    assert all(argv in ALLOWED_EXEC[container] for _, container, argv in execs)
     assert READY_AGENT not in {argv for path, _, argv in execs if "/web-1/" in path}  # only when 15021 refuses
     assert verbs <= {f"GET {v}" for v in READ_VERBS}  # nothing but reads: no create/update/patch/delete
     readiness = bundle.proxies["shop/web-2"].readiness
@@ -407,3 +418,60 @@ def test_log_forbidden_is_said_once_and_exec_evidence_stays(tmp_path):
     assert [g.reason for g in bundle.gaps] == [
         "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"]
     assert Evidence.ACCESS_LOG not in bundle.available and Evidence.PROXY_CONFIG in bundle.available
+
+
+def test_istiod_exec_refused_is_a_gap_and_the_proxies_are_still_read(tmp_path):
+    with lab_cluster(tmp_path, policy=AccessPolicy(forbid_exec_in={"istio-system"})) as lab:
+        bundle = collect_evidence(lab.options())
+        execs = lab.exec_commands()
+    assert [argv for _, _, argv in execs].count(SYNCZ) == 1  # asked once, refused
+    gaps = [g for g in bundle.gaps if g.what.startswith("istiod sync status")]
+    assert len(gaps) == 1 and "exec refused (RBAC: create pods/exec)" in gaps[0].reason and not gaps[0].affects
+    for key in ("shop/web-1", "shop/web-2"):
+        proxy = bundle.proxies[key]
+        assert proxy.istiod_sync is None and proxy.stats is not None and proxy.config is not None
+    assert Evidence.ISTIOD_SYNC not in bundle.available
+    assert {p.pod: p.status for p in analyze(bundle).pods}["shop/web-1"] != "incomplete"
+
+
+def test_a_crash_looping_istiod_is_not_asked_and_a_listed_proxy_is_synced(tmp_path):
+    from test_collect_support import CAPTURES, istiod_pod, shop_objects
+
+    objects = shop_objects() + [istiod_pod("istiod-6d8f7c9b5-crash", running=False)]
+    with lab_cluster(tmp_path, objects) as lab:
+        bundle = collect_evidence(lab.options())
+        execs = lab.exec_commands()
+    assert [path for path, _, argv in execs if argv == SYNCZ] == [
+        "/api/v1/namespaces/istio-system/pods/istiod-6d8f7c9b5-abcde/exec"]
+    sync = bundle.proxies["shop/web-1"].istiod_sync
+    assert sync.connected and sync.istiod == "istio-system/istiod-6d8f7c9b5-abcde"
+    status = {p.pod: p.proxy_status for p in analyze(bundle).pods}["shop/web-1"]
+    assert status["istiod"] == {"connected": True, "istiod": "istio-system/istiod-6d8f7c9b5-abcde",
+                                "istioVersion": "1.24.2", "CDS": "SYNCED", "LDS": "SYNCED", "RDS": "SYNCED",
+                                "EDS": "NOT SENT"}
+    assert status["envoy"]["CDS"]["lastUpdated"] == "2026-11-30T17:26:48Z"  # the stats' update_time
+    assert status["envoy"]["istiodConnections"] == 1
+    if CAPTURES.is_dir():  # versions from the (captured, real) config_dump
+        assert status["envoy"]["CDS"]["version"] == "2026-11-23T12:00:00Z/1"
+        assert status["envoy"]["RDS"] == {"version": "2026-11-23T12:41:00Z/3",
+                                          "lastUpdated": "2026-11-23T12:34:14.995Z", "routeConfigs": 1}
+
+
+def test_root_cert_configmap_is_read_by_name_and_its_refusal_is_a_gap(tmp_path):
+    from test_collect_support import shop_objects
+
+    root = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert", "namespace": "shop"},
+            "data": {"root-cert.pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-settings", "namespace": "shop"},
+             "data": {"password": "hunter2"}}
+    with lab_cluster(tmp_path, shop_objects() + [root, other]) as lab:
+        bundle = collect_evidence(lab.options())
+        paths = [(r.verb, r.path) for r in lab.server.requests if "configmaps" in r.path and "/istio-system/" not in r.path]
+    assert paths == [("get", "/api/v1/namespaces/shop/configmaps/istio-ca-root-cert")]  # app-settings never
+    assert [o["metadata"]["name"] for o in bundle.objects if o["kind"] == "ConfigMap"] == ["istio-ca-root-cert"]
+    assert Evidence.ROOT_CERT_CONFIGMAPS in bundle.available
+    with lab_cluster(tmp_path, shop_objects() + [root], policy=AccessPolicy(forbidden_resources={"configmaps"})) as lab:
+        refused = collect_evidence(lab.options())
+    gaps = [g for g in refused.gaps if g.what == "istio-ca-root-cert ConfigMaps"]
+    assert len(gaps) == 1 and "configmaps" in gaps[0].reason
+    assert Evidence.ROOT_CERT_CONFIGMAPS not in refused.available and refused.proxies["shop/web-1"].certs is not None

@@ -11,7 +11,7 @@ import pytest
 
 from kubectl_meshdoctor.analysis import analyze
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions, collect_evidence
-from kubectl_meshdoctor.collect.proxy import PROXY_COMMANDS
+from kubectl_meshdoctor.collect.proxy import PROXY_COMMANDS, SYNCZ
 from kubectl_meshdoctor.findings import Severity
 
 lab_module = pytest.importorskip("kubectl_meshdoctor.lab.lab", reason="the lab orchestrator is not available")
@@ -50,7 +50,7 @@ def test_seed_scenario_findings(scenario):
         bundles = [_collect(lab, ns) for ns in _scenario_namespaces(lab)]
         exec_argvs = {tuple(q) for q in _exec_commands(lab)}
 
-    assert exec_argvs <= set(PROXY_COMMANDS)
+    assert exec_argvs <= set(PROXY_COMMANDS) | {SYNCZ}
     findings = []
     pods_by_app: dict[tuple[str, str], list[str]] = {}
     for bundle in bundles:

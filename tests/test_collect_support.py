@@ -27,6 +27,7 @@ from kubectl_meshdoctor.collect.proxy import (
     ROUTES,
     SERVER_INFO,
     STATS,
+    SYNCZ,
 )
 from kubectl_meshdoctor.lab.apiserver import (
     AccessPolicy,
@@ -46,7 +47,14 @@ MINIMAL_CERTS = json.dumps({"certificates": []}).encode()
 MINIMAL_SERVER_INFO = json.dumps({"state": "LIVE", "version": "0/1.40.0/Clean/RELEASE/BoringSSL",
                                   "uptime_current_epoch": "97s"}).encode()
 STATS_TEXT = (b"cluster_manager.cds.update_success: 3\nlistener_manager.lds.update_success: 3\n"
-              b"listener_manager.workers_started: 1\nserver.state: 0\n")
+              b"listener_manager.workers_started: 1\nserver.state: 0\n"
+              b"cluster_manager.cds.update_time: 1796059608740\nlistener_manager.lds.update_time: 1796059608785\n"
+              b"cluster.xds-grpc.upstream_cx_active: 1\ncluster.xds-grpc.upstream_cx_total: 1\n")
+# istiod's /debug/syncz holding both shop sidecars' streams, fully acknowledged
+SYNCZ_JSON = json.dumps([
+    {"cluster_id": "Kubernetes", "proxy": f"sidecar~10.0.0.5~{name}.shop~shop.svc.cluster.local",
+     "istio_version": "1.24.2", "cluster_sent": "n1", "cluster_acked": "n1", "listener_sent": "n2",
+     "listener_acked": "n2", "route_sent": "n3", "route_acked": "n3"} for name in ("web-1", "web-2")]).encode()
 RESOLV_TEXT = b"search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
 UT_LOG_LINE = ('[2025-01-01T00:00:01.000Z] "GET /slow HTTP/1.1" 504 UT response_timeout - "-" 0 24 300 - "-" '
                '"curl/8" "abd" "reviews:9080" "10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local - '
@@ -76,6 +84,7 @@ def healthy_outputs() -> dict[tuple[str, ...], ExecResult]:
         CERTS: ExecResult(0, captured("exp2-certs.json", MINIMAL_CERTS)),
         CONFIG_DUMP: ExecResult(0, captured("exp2-config_dump.json", MINIMAL_CONFIG_DUMP)),
         RESOLV_CONF: ExecResult(0, RESOLV_TEXT),
+        SYNCZ: ExecResult(0, SYNCZ_JSON),
         CLUSTERS: ExecResult(0, captured("exp2-clusters.json", b'{"cluster_statuses": []}')),  # asked: the log fails
         ROUTES: ExecResult(0, b"{}"),  # asked only when the log shows a timeout (UT)
     }
@@ -149,6 +158,15 @@ def pod(name: str, ns: str = "shop", *, meshed: bool = True, native: bool = Fals
             "spec": spec, "status": {"phase": phase, "podIP": "10.0.0.5"}}
 
 
+def istiod_pod(name: str = "istiod-6d8f7c9b5-abcde", running: bool = True) -> dict:
+    state = {"running": {}} if running else {"waiting": {"reason": "CrashLoopBackOff"}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"app": "istiod", "istio": "pilot"}},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.24.2"}]},
+            "status": {"phase": "Running", "podIP": "10.0.9.9",
+                       "containerStatuses": [{"name": "discovery", "ready": running, "state": state}]}}
+
+
 def service(name: str, ns: str, *, selector: dict | None = None, labels: dict | None = None,
             cluster_ip: str = "10.96.1.1", port: int = 9080) -> dict:
     return {"apiVersion": "v1", "kind": "Service",
@@ -184,6 +202,7 @@ def shop_objects(*, istio: bool = True) -> list[dict]:
     if istio:
         objects += [
             namespace("istio-system"),
+            istiod_pod(),
             service("istiod", "istio-system", labels={"app": "istiod"}, selector={"app": "istiod"},
                     cluster_ip="10.96.5.5", port=15012),
             endpoints("istiod", "istio-system", ["10.0.9.9"], labels={"app": "istiod"}),

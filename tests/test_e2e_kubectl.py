@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ STORIES = [
     ("pricing", "MD0508", "pricing-api"),
     ("warehouse-ops", "MD0509", "label-printer"),
     ("reports", "MD0510", "report-builder"),
+    ("orders", "MD0203", "checkout"),  # configured, then istiod-stable crashed: MD0204 <- MD0203
+    ("treasury", "MD0404", "teller"),  # a botched root rotation: teller still trusts the old root
 ]
 
 
@@ -292,8 +295,9 @@ def test_analyze_on_manifests_says_the_live_checks_in_one_line(lab):
     table = kubectl_meshdoctor(lab, "analyze", example)
     assert table.returncode == 1, table.stderr
     assert "skipped:" not in table.stdout
-    # every check that reads pods, proxies or the control plane (8 of them answer the access log's flags)
-    live = 17
+    # every check that reads pods, proxies or the control plane (8 of them answer the access log's flags;
+    # MD0206 and the server side of MD0401 need a cluster too)
+    live = 22  # and MD0204, MD0205, MD0404 (Envoy's stats and certs, istiod's pods)
     assert f"{live} live checks need a cluster or a bundle: --verbose lists them" in table.stdout
     verbose = kubectl_meshdoctor(lab, "analyze", example, "--verbose")
     assert len([line for line in verbose.stdout.splitlines() if line.startswith("skipped: ")]) == live
@@ -349,11 +353,160 @@ def test_without_exec_not_ready_pods_are_one_line_with_their_count(lab_without_e
     assert "checks skipped, their evidence is missing" in result.stdout and "skipped:" not in result.stdout
 
 
+def test_proxy_version_skew_names_the_release_gap_and_the_restart(lab):
+    name = lab.pods("analytics", "report-gen")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "analytics", "-o", "json", "--fail-on", "warning")
+    assert result.returncode == 1, result.stdout + result.stderr
+    skew = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+    assert [f["severity"] for f in skew] == ["warning"], skew
+    assert skew[0]["message"].startswith("istio-proxy 1.22.1 against istiod 1.24.2 (revision default): 2 minor")
+    assert "/server_info node metadata ISTIO_VERSION: 1.22.1" in skew[0]["evidence"]
+    assert "kubectl rollout restart deployment/report-gen -n analytics" in skew[0]["remediation"]
+    assert [m["what"] for m in skew[0]["since"]][-1].endswith("created (1.24.2)")  # istiod's pod, after the proxy's
+    # one minor behind is supported: nothing said about ledger-export
+    ledger = lab.pods("analytics", "ledger-export")[0]
+    result = kubectl_meshdoctor(lab, "pod", ledger, "-n", "analytics", "-o", "json")
+    assert result.returncode == 0 and not [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0205"]
+
+
+def test_disconnected_sidecars_stay_ready_and_lead_to_the_istiod_that_went_away(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("orders/")]
+    assert len(pods) == 3
+    for pod in pods:
+        chain = {f["code"]: f for f in sweep_all["findings"] if f["pod"] == pod["pod"]}
+        assert "MD0201" not in chain and "MD0102" not in chain  # configured and READY: not the 1/2 story
+        assert chain["MD0204"]["causedBy"] == ["MD0203"] and not chain["MD0204"]["rootCause"]
+        evidence = "\n".join(chain["MD0204"]["evidence"])
+        # the lab's REST poll may count a second success before its server stops; then only failures
+        assert re.search(r"update_success [1-9]\d*, update_failure [1-9]", evidence), evidence
+        assert "readiness still 200" in evidence
+        assert "no istiod pod lists this proxy in /debug/syncz" in evidence
+        assert "last configuration accepted from istiod" in [m["what"] for m in chain["MD0204"]["since"]]
+        status = pod["proxyStatus"]
+        assert status["istiod"] == {"connected": False, "istiod": None}
+        assert status["envoy"]["CDS"]["updateFailure"] > 0 and status["envoy"]["istiodConnections"] == 0
+        assert status["envoy"]["RDS"]["routeConfigs"] > 0
+
+
+def test_healthy_pods_are_synced_from_both_sides(sweep_all):
+    pods = [p for p in sweep_all["pods"] if p["pod"].startswith("bookinfo/")]
+    assert len(pods) == 6
+    for pod in pods:
+        istiod, envoy = pod["proxyStatus"]["istiod"], pod["proxyStatus"]["envoy"]
+        assert istiod["connected"] and istiod["istiod"].startswith("istio-system/istiod-")
+        assert (istiod["CDS"], istiod["LDS"], istiod["RDS"]) == ("SYNCED", "SYNCED", "SYNCED")
+        assert envoy["CDS"]["updateFailure"] == 0 and envoy["CDS"]["version"] and envoy["LDS"]["lastUpdated"]
+
+
+def test_root_rotation_story_groups_pods_by_root_and_explains_the_tls_failures(sweep_all):
+    teller = next(p for p in sweep_all["pods"] if p["pod"].startswith("treasury/teller-"))
+    chain = {f["code"]: f for f in sweep_all["findings"] if f["pod"] == teller["pod"]}
+    assert chain["MD0404"]["rootCause"] and "not the root istiod publishes in istio-ca-root-cert" in chain["MD0404"]["message"]
+    assert "MD0404" in chain["MD0601"]["causedBy"]
+    evidence = "\n".join(chain["MD0404"]["evidence"])
+    assert "pods by trusted root across the sweep" in evidence and "CERTIFICATE_VERIFY_FAILED" in evidence
+    ledger = next(p for p in sweep_all["pods"] if p["pod"].startswith("treasury/vault-ledger-"))
+    assert not [f for f in sweep_all["findings"] if f["pod"] == ledger["pod"] and f["code"] == "MD0404"]
+
+
+# --- issue 12: injection, UID 1337, port protocols, istiod redundancy, unmeshed servers -----------
+
+
+def test_redis_without_sidecar_examined_by_its_own_name(lab):
+    result = kubectl_meshdoctor(lab, "pod", "redis-0", "-n", "cache-demo", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    (pod,) = report["pods"]
+    assert pod["pod"] == "cache-demo/redis-0" and pod["status"] == "failing" and pod["rootCauses"] == ["MD0401"]
+    assert pod["reason"] == "opted out: label sidecar.istio.io/inject=false"
+    cause = next(f for f in report["findings"] if f["code"] == "MD0401")
+    assert cause["pod"] == "cache-demo/redis-0" and cause["rootCause"]
+    assert cause["subject"] == {"kind": "Service", "namespace": "cache-demo", "name": "redis"}
+    assert "DestinationRule cache-demo/redis trafficPolicy.tls.mode: ISTIO_MUTUAL" in cause["evidence"]
+    table = kubectl_meshdoctor(lab, "pod", "redis-0", "-n", "cache-demo").stdout
+    assert "Service cache-demo/redis is reached with Istio mTLS but its pods have no sidecar" in table
+    assert "pod cache-demo/redis-0 has no istio-proxy: it cannot terminate Istio mTLS" in table
+    assert "| no istio-proxy: opted out: label sidecar.istio.io/inject=false" in table
+    assert "| Service cache-demo/redis (headless): DestinationRule cache-demo/redis tls ISTIO_MUTUAL" in table
+
+
+def test_pods_outside_the_mesh_are_unmeshed_with_the_reason(sweep_all):
+    pods = {p["pod"]: p for p in sweep_all["pods"]}
+    coredns = next(p for k, p in pods.items() if k.startswith("kube-system/coredns-"))
+    assert coredns["status"] == "unmeshed" and coredns["reason"] == "namespace kube-system is never injected"
+    assert all("reason" not in p for p in sweep_all["pods"] if p["status"] != "unmeshed" and
+               not p["pod"].startswith(("cache-demo/redis", "checkout-prod/")))
+
+
+def test_injection_failure_explains_the_missing_sidecar_by_pod_name(lab, sweep_all):
+    name = lab.pods("checkout-prod", "fraud-check")[0]
+    result = kubectl_meshdoctor(lab, "pod", name, "-n", "checkout-prod", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr  # warnings only: the pod runs, unmeshed
+    report = json.loads(result.stdout)
+    chain = {f["code"]: f for f in report["findings"]}
+    assert chain["MD0101"]["causedBy"] == ["MD0103"] and chain["MD0103"]["rootCause"]
+    assert "created before injection applied" in chain["MD0103"]["message"]
+    refused = next(f for f in sweep_all["findings"] if f["code"] == "MD0103" and f["pod"] is None)
+    assert refused["severity"] == "error" and refused["subject"]["name"] == "payment-gateway-59d8c7b6f4"
+    assert "no endpoints available for service" in refused["message"]
+
+
+def test_uid_conflict_and_port_protocol_conflict_group_under_their_deployment(lab):
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "reporting")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 pods: Deployment reporting/report-builder: an application container runs as UID 1337" in result.stdout
+    result = kubectl_meshdoctor(lab, "namespace", "sweep", "-n", "broadcast", "--fail-on", "warning", "-o", "json")
+    assert result.returncode == 1, result.stderr
+    conflict = next(f for f in json.loads(result.stdout)["findings"] if f["code"] == "MD0511")
+    assert conflict["subject"] == {"kind": "Deployment", "namespace": "broadcast", "name": "segmenter"}
+    assert "istiod keeps the oldest Service's protocol: segmenter (http, created 2026-09-14T10:00:00Z)" \
+        in conflict["evidence"]
+
+
+def test_single_replica_istiod_is_a_warning_for_its_revision_only(sweep_all):
+    found = [f for f in sweep_all["findings"] if f["code"] == "MD0206"]
+    assert [f["subject"]["name"] for f in found] == ["istiod-solo"]
+    assert found[0]["severity"] == "warning" and all(p.startswith("ops-tools/") for p in found[0]["affects"])
+
+
+def _rbac_grants() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) the ClusterRoles of deploy/rbac.yaml grant."""
+    import yaml
+
+    grants = set()
+    for document in yaml.safe_load_all((Path(__file__).parents[1] / "deploy" / "rbac.yaml").read_text()):
+        if document and document["kind"] == "ClusterRole":
+            for rule in document["rules"]:
+                grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return grants
+
+
+def test_every_request_is_granted_by_the_documented_rbac(lab, sweep_all):
+    grants = _rbac_grants()
+    needed = set()
+    for request in lab.requests:
+        if request.verb == "discovery":
+            continue
+        parts = request.path.strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        if rest[:1] == ["namespaces"] and len(rest) > 2:
+            rest = rest[2:]  # namespaced resource
+        resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+        verb = {"exec": "create", "log": "get"}.get(request.verb, request.verb)
+        needed.add((group, resource, verb))
+    assert needed - grants == set(), sorted(needed - grants)
+    # the reads behind MD0103 and MD0206 were made, and are granted
+    for read in [("", "events", "list"), ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "list"),
+                 ("apps", "deployments", "list"), ("policy", "poddisruptionbudgets", "list"),
+                 ("autoscaling", "horizontalpodautoscalers", "list")]:
+        assert read in needed, read
+
+
 # --- last: the whole module's requests ------------------------------------------------------------
 
 
 def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, sweep_all):
-    from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS, TRACE_CONFIG_DUMP
+    from kubectl_meshdoctor.collect.proxy import ALLOWED_EXEC, ISTIOD_CONTAINER, TRACE_CONFIG_DUMP
 
     # every test above ran first (module order); their requests are all in the lab's log
     requests = list(lab.requests)
@@ -363,6 +516,14 @@ def test_the_plugin_is_read_only_and_execs_only_its_documented_commands(lab, swe
     execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
     assert execs, "the sweep must have exec'd into istio-proxy"
     for query in execs:
-        assert tuple(query["command"]) in ALL_COMMANDS, query["command"]
-        assert query["container"] == ["istio-proxy"]
+        (container,) = query["container"]
+        assert tuple(query["command"]) in ALLOWED_EXEC[container], (container, query["command"])
+    # ConfigMaps: only istio-ca-root-cert and istio-system's mesh config `istio`, by name, never listed
+    config_maps = [r for r in requests if "/configmaps" in r.path]
+    assert config_maps and all(r.verb == "get" and (r.path.endswith("/configmaps/istio-ca-root-cert") or
+                                                    r.path == "/api/v1/namespaces/istio-system/configmaps/istio")
+                               for r in config_maps), [(r.verb, r.path) for r in config_maps]
+    # istiod's discovery container is asked for /debug/syncz only, and only where it runs
+    assert [q for q in execs if q["container"] == [ISTIOD_CONTAINER]]
+
     assert list(TRACE_CONFIG_DUMP) in [q["command"] for q in execs], "the --trace tests above read config_dump?include_eds"

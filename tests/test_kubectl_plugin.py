@@ -98,3 +98,13 @@ def test_analyze_sarif_through_kubectl(plugin_env, tmp_path):
     assert sweep.stderr.strip().splitlines() == [
         "error: -o sarif is for analyze (its results point at lines of manifest files); "
         "the other commands take -o json or -o yaml"]
+
+
+def test_analyze_finds_uid_and_protocol_conflicts_in_manifests_through_kubectl(plugin_env):
+    example = Path(__file__).parents[1] / "examples" / "workload-conflicts"
+    done = kubectl(plugin_env, "meshdoctor", "analyze", str(example), "-o", "json", "--fail-on", "warning")
+    assert done.returncode == 1, done.stderr
+    found = {(f["code"], f["subject"]["kind"], f["subject"]["name"], f["severity"])
+             for f in json.loads(done.stdout)["findings"]}
+    assert found == {("MD0104", "Deployment", "report-builder", "warning"),
+                     ("MD0511", "Deployment", "report-builder", "warning")}

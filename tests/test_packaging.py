@@ -1,36 +1,50 @@
-"""The krew archive: built as `make dist` builds it, pinned in the manifest, and runnable on its own.
+"""The krew archives: built as `make dist` builds them, pinned in the manifest, and runnable the way krew
+installs them on a host with only python3.
 
-Building installs the runtime dependencies with pip (from the package registry) into a temporary
-directory: about 20 seconds, once per test session.
+Building downloads the pinned wheels for every OS, CPU and CPython once into a cache
+(~/.cache/kubectl-meshdoctor/dist-wheels), then builds the four PEX files: about a minute of CPU, once
+per test session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
-import os
+import platform
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from fresh_host import KUBECTL, assert_plugin_works, bare_python, host_env, kubectl
 from kubectl_meshdoctor import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "krew-manifest.yaml"
 RBAC_WORDS = ("pods", "services", "endpoints", "endpointslices", "namespaces", "networking.istio.io",
               "security.istio.io", "pods/log", "pods/exec")
+CPYTHONS = ("cp311", "cp312", "cp313", "cp314")
+# The wheel platform tags each archive may hold besides pure-Python wheels (py3-none-any).
+PLATFORM_TAGS = {
+    "linux-amd64": r"manylinux\w*_x86_64",
+    "linux-arm64": r"manylinux\w*_aarch64",
+    "darwin-amd64": r"macosx_\d+_\d+_(x86_64|intel|universal2)",
+    "darwin-arm64": r"macosx_\d+_\d+_(arm64|universal2)",
+}
 
 
 def load_build_dist():
     spec = importlib.util.spec_from_file_location("build_dist", REPO / "scripts" / "build_dist.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -44,47 +58,35 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """(archive, manifest copy pinned to it): the real build, without touching the repo's files."""
+    """({"linux-amd64": archive, ...}, manifest copy pinned to them): the real build, repo files untouched."""
     root = tmp_path_factory.mktemp("dist")
     manifest = root / "krew-manifest.yaml"
     shutil.copy(MANIFEST, manifest)
-    archive = build_dist.build(root / "dist", manifest)
-    return archive, manifest
-
-
-@pytest.fixture(scope="session")
-def zipapp_path(built, tmp_path_factory):
-    archive, _ = built
-    target = tmp_path_factory.mktemp("unpacked")
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    return target / "kubectl-meshdoctor"
-
-
-@pytest.fixture(scope="session")
-def host_with_pydantic_only(tmp_path_factory) -> Path:
-    """A directory holding just pydantic and pydantic-core: what the krew caveats ask the host to have."""
-    host = tmp_path_factory.mktemp("host-site")
-    for name in ("pydantic", "pydantic_core"):
-        spec = importlib.util.find_spec(name)
-        (host / name).symlink_to(Path(spec.submodule_search_locations[0]))
-    return host
-
-
-def run_zipapp(zipapp: Path, *args: str, host: Path | None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    # -S: no site-packages at all, so typer, rich, yaml and the package must come from the zipapp itself.
-    env = {"PATH": os.environ.get("PATH", ""), "NO_COLOR": "1"}
-    flags = ["-S"]
-    if host is not None:
-        env["PYTHONPATH"] = str(host)
-    else:
-        flags.append("-E")
-    return subprocess.run([sys.executable, *flags, str(zipapp), *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, check=False)
+    archives = build_dist.build(root / "dist", manifest)
+    return {target.name: path for target, path in archives.items()}, manifest
 
 
 def platforms(manifest: dict) -> list[dict]:
     return manifest["spec"]["platforms"]
+
+
+def platform_key(entry: dict) -> str:
+    labels = entry["selector"]["matchLabels"]
+    return f"{labels['os']}-{labels['arch']}"
+
+
+def pex_of(archive: Path) -> bytes:
+    with tarfile.open(archive) as tar:
+        return tar.extractfile("kubectl-meshdoctor").read()
+
+
+def wheel_tags(filename: str) -> tuple[str, str, str, str]:
+    """(project, python tag, abi tag, platform tag) of a wheel file name."""
+    parts = filename.removesuffix(".whl").split("-")
+    return parts[0], parts[-3], parts[-2], parts[-1]
+
+
+# --- the manifest -----------------------------------------------------------------------------------------
 
 
 def test_repo_manifest_follows_the_krew_schema():
@@ -98,103 +100,159 @@ def test_repo_manifest_follows_the_krew_schema():
     assert spec["description"].strip()
     for word in RBAC_WORDS:
         assert word in spec["caveats"], word
-    oses = set()
-    for platform in platforms(manifest):
-        oses.update(platform["selector"]["matchLabels"].values())
-        assert re.fullmatch(r"[0-9a-f]{64}", platform["sha256"])
-        assert platform["uri"].endswith(f"/v{__version__}/kubectl-meshdoctor-v{__version__}.tar.gz")
-        assert platform["bin"] == "kubectl-meshdoctor"
-        assert {f["from"] for f in platform["files"]} == {"kubectl-meshdoctor", "LICENSE"}
-    assert oses == {"linux", "darwin"}
+    assert "pip install" not in spec["caveats"]  # nothing to install into the host's python3
+    keys = [platform_key(p) for p in platforms(manifest)]
+    assert sorted(keys) == sorted(PLATFORM_TAGS), keys  # one entry per OS and CPU, no duplicates
+    for entry in platforms(manifest):
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+        assert entry["uri"].endswith(f"/v{__version__}/kubectl-meshdoctor-v{__version__}-{platform_key(entry)}.tar.gz")
+        assert entry["bin"] == "kubectl-meshdoctor"
+        assert {f["from"] for f in entry["files"]} == {"kubectl-meshdoctor", "LICENSE"}
+    assert len({p["sha256"] for p in platforms(manifest)}) == len(PLATFORM_TAGS)
 
 
 def test_repo_manifest_matches_the_archive_make_dist_builds(built):
-    # The build is reproducible (pinned versions, fixed timestamps, no checkout path recorded), so the
-    # committed manifest must name exactly the archive this tree builds.
-    archive, _ = built
+    # The build is reproducible (pinned wheels and PEX, normalised sources, fixed archive metadata), so
+    # the committed manifest must name exactly the archives this tree builds, from any checkout.
+    archives, _ = built
     manifest = yaml.safe_load(MANIFEST.read_text())
-    assert {p["sha256"] for p in platforms(manifest)} == {sha256(archive)}, (
-        "krew-manifest.yaml does not match this tree's archive: run `make dist` and commit krew-manifest.yaml")
+    assert {platform_key(p): p["sha256"] for p in platforms(manifest)} == {
+        name: sha256(path) for name, path in archives.items()
+    }, "krew-manifest.yaml does not match this tree's archives: run `make dist` and commit krew-manifest.yaml"
 
 
-def test_build_pins_the_archive_sha256_and_version(built):
-    archive, manifest_path = built
-    assert archive.name == f"kubectl-meshdoctor-v{__version__}.tar.gz"
+def test_build_pins_each_archive_in_its_platform_entry(built):
+    archives, manifest_path = built
     manifest = yaml.safe_load(manifest_path.read_text())
     assert manifest["spec"]["version"] == f"v{__version__}"
-    assert {p["sha256"] for p in platforms(manifest)} == {sha256(archive)}
-    assert all(p["uri"].endswith("/" + archive.name) for p in platforms(manifest))
+    assert manifest["spec"]["caveats"] == yaml.safe_load(MANIFEST.read_text())["spec"]["caveats"]  # kept as is
+    for entry in platforms(manifest):
+        archive = archives[platform_key(entry)]
+        assert archive.name == f"kubectl-meshdoctor-v{__version__}-{platform_key(entry)}.tar.gz"
+        assert entry["uri"].endswith("/" + archive.name)
+        assert entry["sha256"] == sha256(archive)
 
 
-def test_archive_holds_the_executable_and_license(built):
-    archive, _ = built
+def test_pin_manifest_rewrites_version_and_every_platform(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    shutil.copy(MANIFEST, manifest)
+    digests = {target: letter * 64 for letter, target in zip("abcd", build_dist.TARGETS)}
+    build_dist.pin_manifest(manifest, "9.8.7", digests)
+    data = yaml.safe_load(manifest.read_text())
+    assert data["spec"]["version"] == "v9.8.7" and data["apiVersion"].endswith("v1alpha2")
+    assert {platform_key(p): p["sha256"] for p in platforms(data)} == {t.name: d for t, d in digests.items()}
+    assert all(p["uri"].endswith(f"/v9.8.7/kubectl-meshdoctor-v9.8.7-{platform_key(p)}.tar.gz") for p in platforms(data))
+    assert data["spec"]["caveats"] == yaml.safe_load(MANIFEST.read_text())["spec"]["caveats"]
+
+
+# --- what each archive holds --------------------------------------------------------------------------------
+
+
+def test_each_archive_holds_the_executable_and_license(built):
+    archives, _ = built
+    for archive in archives.values():
+        with tarfile.open(archive) as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            assert set(members) == {"kubectl-meshdoctor", "LICENSE"}
+            assert members["kubectl-meshdoctor"].mode & 0o111
+            assert tar.extractfile("LICENSE").read() == (REPO / "LICENSE").read_bytes()
+        assert pex_of(archive).startswith(b"#!/bin/sh\n")  # PEX's sh boot: finds python3.11..3.14 on PATH
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORM_TAGS))
+def test_archive_holds_the_wheels_of_its_platform_for_each_cpython(built, name):
+    archives, _ = built
+    with zipfile.ZipFile(io.BytesIO(pex_of(archives[name]))) as pex:
+        info = json.loads(pex.read("PEX-INFO"))
+        sources = set(pex.namelist())
+    wheels = sorted(info["distributions"])
+    tags = [wheel_tags(w) for w in wheels]
+    for wheel, (_, _, abi, plat) in zip(wheels, tags):
+        if plat != "any":
+            assert all(re.fullmatch(PLATFORM_TAGS[name], p) for p in plat.split(".")), wheel
+            assert abi in CPYTHONS or abi == "abi3", wheel
+    for project in ("pydantic_core", "pyyaml"):  # compiled, one wheel per CPython
+        assert sorted(python for proj, python, _, _ in tags if proj == project) == list(CPYTHONS), (project, wheels)
+
+    pinned = {re.sub(r"[-_.]+", "_", pin.split("==")[0]).lower() for pin in build_dist.pinned_requirements()}
+    assert {proj.lower() for proj, _, _, _ in tags} == pinned  # every pin ships, nothing else (no aiohttp)
+    assert info["entry_point"] == "kubectl_meshdoctor.cli:main" and info["venv"] is True
+    assert "kubectl_meshdoctor/cli.py" in sources
+    assert not any(s.startswith("kubectl_meshdoctor/lab/") for s in sources)  # the test lab stays out
+
+
+# --- the linux/amd64 archive, installed as krew installs it -------------------------------------------------
+
+
+def krew_install(manifest: dict, archives: dict[str, Path], os_name: str, arch: str, root: Path) -> Path:
+    """What `kubectl krew install` does: pick the platform entry whose selector matches this host, check the
+    archive's sha256, unpack it, copy `files` into the plugin's directory and link `bin` from the krew
+    bin directory; returns that bin directory, for PATH."""
+    host = {"os": os_name, "arch": arch}
+    [entry] = [p for p in platforms(manifest) if p["selector"]["matchLabels"].items() <= host.items()]
+    archive = archives[platform_key(entry)]
+    assert sha256(archive) == entry["sha256"]
+    unpacked, store, bin_dir = root / "download", root / "store" / "meshdoctor" / manifest["spec"]["version"], root / "bin"
+    for directory in (unpacked, store, bin_dir):
+        directory.mkdir(parents=True)
     with tarfile.open(archive) as tar:
-        members = {m.name: m for m in tar.getmembers()}
-        assert set(members) == {"kubectl-meshdoctor", "LICENSE"}
-        assert members["kubectl-meshdoctor"].mode & 0o111
-        head = tar.extractfile("kubectl-meshdoctor").read(64)
-    assert head.startswith(b"#!/usr/bin/env python3\n")
+        tar.extractall(unpacked, filter="data")
+    for item in entry["files"]:
+        shutil.copy2(unpacked / item["from"], store / item["to"])
+    (bin_dir / "kubectl-meshdoctor").symlink_to(store / entry["bin"])
+    return bin_dir
 
 
-def test_zipapp_runs_with_only_pydantic_from_the_host(zipapp_path, host_with_pydantic_only, tmp_path):
-    version = run_zipapp(zipapp_path, "version", host=host_with_pydantic_only)
-    assert version.returncode == 0, version.stderr
-    assert version.stdout.strip() == f"kubectl-meshdoctor v{__version__}"
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl is not installed at /usr/bin/kubectl")
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64", reason="runs the linux/amd64 archive")
+def test_krew_archive_runs_on_a_host_with_only_python3(built, tmp_path):
+    archives, manifest_path = built
+    manifest = yaml.safe_load(manifest_path.read_text())
+    krew_bin = krew_install(manifest, archives, "linux", "amd64", tmp_path / "krew")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = host_env(home, krew_bin, bare_python(tmp_path / "python"))
 
-    checks = run_zipapp(zipapp_path, "checks", "-o", "json", host=host_with_pydantic_only)
-    assert checks.returncode == 0, checks.stderr
-    assert "MD0301" in {entry["code"] for entry in json.loads(checks.stdout)}
-
-    manifest = tmp_path / "svc.yaml"
-    manifest.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
-                        "spec: {ports: [{name: http, port: 80}]}\n")
-    analyzed = run_zipapp(zipapp_path, "analyze", str(manifest), "-o", "json", host=host_with_pydantic_only)
-    assert analyzed.returncode in (0, 1), analyzed.stderr
-    report = json.loads(analyzed.stdout)
-    assert report["kind"] == "Report"
-    assert analyzed.returncode == int(any(f["severity"] == "error" for f in report["findings"]))
-
-
-def test_zipapp_without_pydantic_says_what_to_install(zipapp_path):
-    done = run_zipapp(zipapp_path, "version", host=None)
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and "pip install --user 'pydantic>=" in done.stderr
-    assert "Traceback" not in done.stderr
+    first = kubectl(env, "meshdoctor", "version")  # lays the PEX out under ~/.cache/pex, once
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"kubectl-meshdoctor v{__version__}" and "Traceback" not in first.stderr
+    [venv] = (home / ".cache" / "pex" / "venvs").rglob("pyvenv.cfg")  # its own virtualenv, in the user's home
+    assert "include-system-site-packages = false" in venv.read_text()
+    assert_plugin_works(env, tmp_path, __version__)
 
 
-def test_archive_build_is_reproducible(tmp_path):
-    stage = tmp_path / "stage"
-    (stage / "pkg").mkdir(parents=True)
-    (stage / "pkg" / "__init__.py").write_text("VALUE = 1\n")
-    license_file = tmp_path / "LICENSE"
-    license_file.write_text("license text\n")
+# --- reproducibility ----------------------------------------------------------------------------------------
+
+
+def test_pex_build_does_not_depend_on_source_timestamps_or_modes(tmp_path):
     digests = []
-    for attempt in range(2):
-        zipped, archive = tmp_path / f"app{attempt}", tmp_path / f"a{attempt}.tar.gz"
-        os.utime(stage / "pkg" / "__init__.py", (1000 + attempt, 1000 + attempt))  # mtimes must not matter
-        build_dist.make_zipapp(stage, zipped)
-        build_dist.make_archive(zipped, license_file, archive)
+    for attempt, mode in enumerate((0o644, 0o664)):
+        sources = tmp_path / f"src{attempt}"
+        (sources / "app").mkdir(parents=True)
+        (sources / "app" / "__init__.py").write_text("def main():\n    print('hello')\n")
+        (sources / "app" / "__init__.py").chmod(mode)
+        build_dist.normalise_tree(sources)
+        target = build_dist.TARGETS[0]
+        output = tmp_path / f"app{attempt}.pex"
+        build_dist.run_pex(build_dist.pex_command(sources, tmp_path, target, output, [], "app:main"), target)
+        archive = tmp_path / f"app{attempt}.tar.gz"
+        build_dist.make_archive(output, REPO / "LICENSE", archive)
         digests.append(sha256(archive))
     assert digests[0] == digests[1]
 
 
-def test_prune_refuses_compiled_modules_without_a_fallback(tmp_path):
-    (tmp_path / "fast").mkdir()
-    (tmp_path / "fast" / "__init__.py").write_text("")
-    (tmp_path / "fast" / "core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
-    (tmp_path / "twin").mkdir()
-    (tmp_path / "twin" / "md.py").write_text("")
-    (tmp_path / "twin" / "md.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
-    with pytest.raises(build_dist.BuildError, match="fast/core"):
-        build_dist.prune(tmp_path)
-    assert not (tmp_path / "twin" / "md.cpython-311-x86_64-linux-gnu.so").exists()  # the twin makes it droppable
+def test_build_tool_and_pins_are_exact():
+    dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert f"pex=={build_dist.PEX_VERSION}" in dev  # the PEX that writes these bytes
+    pins = build_dist.pinned_requirements()
+    names = {re.sub(r"[-_.]+", "-", pin.split("==")[0]).lower() for pin in pins}
+    for requirement in build_dist.runtime_requirements():
+        assert re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower() in names, requirement
 
 
-def test_pin_manifest_rewrites_version_uri_and_every_sha(tmp_path):
-    manifest = tmp_path / "m.yaml"
-    shutil.copy(MANIFEST, manifest)
-    build_dist.pin_manifest(manifest, "9.8.7", "ab" * 32)
-    data = yaml.safe_load(manifest.read_text())
-    assert data["spec"]["version"] == "v9.8.7" and data["apiVersion"].endswith("v1alpha2")
-    assert {p["sha256"] for p in platforms(data)} == {"ab" * 32}
-    assert all(p["uri"].endswith("/v9.8.7/kubectl-meshdoctor-v9.8.7.tar.gz") for p in platforms(data))
+def test_pinned_requirements_refuse_ranges(tmp_path, monkeypatch):
+    loose = tmp_path / "constraints.txt"
+    loose.write_text("# comment\nrich==15.0.0\npydantic>=2\n")
+    monkeypatch.setattr(build_dist, "CONSTRAINTS", loose)
+    with pytest.raises(build_dist.BuildError, match="pydantic>=2"):
+        build_dist.pinned_requirements()

@@ -45,7 +45,9 @@ class NeedsProxyConfig(Check):
 
 
 def bundle(*names: str, gaps=()) -> EvidenceBundle:
-    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "namespace": "shop"}} for n in names]
+    # meshed pods, as in the DNS story (a live pod without istio-proxy would be reported unmeshed)
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "namespace": "shop"},
+             "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}} for n in names]
     return EvidenceBundle(scope={"kind": "namespace", "namespace": "shop"}, objects=pods,
                           available={Evidence.PODS}, gaps=list(gaps))
 

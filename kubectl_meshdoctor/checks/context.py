@@ -15,6 +15,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.evidence import ProxyEvidence
 from kubectl_meshdoctor.pods import SIDECAR_CONTAINER, sidecar_container
 from kubectl_meshdoctor.pods import pod_key as key_of
+from kubectl_meshdoctor.workloads import Workload, in_mesh, made_by_istio, workloads
 
 __all__ = ["SIDECAR_CONTAINER", "sidecar_container", "key_of"]  # re-exported for the checks
 
@@ -94,6 +95,11 @@ class AnalysisContext:
         self.available = frozenset(bundle.available)
         self.now_iso = now_iso
         self.ca_warn_days = ca_warn_days
+
+    @property
+    def live(self) -> bool:
+        """Evidence read from a cluster (pods as they run), not manifests (pods as they will be created)."""
+        return self.bundle.scope.get("kind") != "manifests"
 
     # --- raw access ---------------------------------------------------------------------------------
 
@@ -181,6 +187,9 @@ class AnalysisContext:
         for svc in self.objects("Service"):
             index[(svc.get("metadata") or {}).get("namespace") or ""].append(svc)
         return index
+
+    def services_in(self, namespace: str) -> list[dict]:
+        return self._services_by_namespace.get(namespace, [])
 
     def services_selecting(self, pod: dict) -> list[dict]:
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
@@ -311,6 +320,25 @@ class AnalysisContext:
         return "PERMISSIVE", None
 
     # --- iteration helpers --------------------------------------------------------------------------
+
+    def mesh_workloads(self) -> Iterator[tuple[Workload, bool | None]]:
+        """(workload, meshed) of each application workload that is, will be, or may be in the mesh.
+
+        ``meshed`` is None when the evidence cannot tell (manifests without their Namespace). Istio's own
+        workloads and those known to be outside the mesh (never-injected namespaces included) are left out.
+        """
+        return iter(self._mesh_workloads)
+
+    @cached_property
+    def _mesh_workloads(self) -> list[tuple[Workload, bool | None]]:
+        found = []
+        for workload in workloads(self.objects, self.pods):
+            if workload.namespace in NEVER_INJECTED_NAMESPACES or made_by_istio(workload):
+                continue
+            meshed = in_mesh(workload, self.namespace_labels(workload.namespace), live=self.live)
+            if meshed is not False:
+                found.append((workload, meshed))
+        return found
 
     def meshed_pods(self) -> Iterable[tuple[str, dict, ProxyEvidence | None]]:
         """(key, pod, proxy evidence or None) for every pod with an istio-proxy container."""

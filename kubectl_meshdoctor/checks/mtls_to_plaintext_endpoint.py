@@ -115,7 +115,6 @@ class MtlsToPlaintextEndpoint(Check):
     def _finding(client: str, proxy, service: dict, clusters: list, bad: list[tuple[str, str]], total: int) -> Finding:
         meta = service["metadata"]
         service_key = key_of(service)
-        who = "its pods have" if len(bad) == total else f"{len(bad)} of its {total} pods have"
         evidence = [
             f"cluster {c.name} ({c.discovery}) always originates Istio mTLS (one transport socket for every endpoint)"
             for c in clusters
@@ -127,9 +126,14 @@ class MtlsToPlaintextEndpoint(Check):
             evidence.extend(confirmations(proxy.access_log, cluster.name))
         return finding(
             "MD0401", Subject("Service", meta["name"], meta.get("namespace")),
-            f"Service {service_key} is reached with Istio mTLS but {who} no sidecar",
-            evidence, pod=client,
+            reached_with_mtls(service_key, len(bad), total), evidence, pod=client,
         )
+
+
+def reached_with_mtls(service_key: str, bad: int, total: int) -> str:
+    """The message of MD0401, one per Service: clients and server pods report the same cause."""
+    who = "its pods have" if bad == total else f"{bad} of its {total} pods have"
+    return f"Service {service_key} is reached with Istio mTLS but {who} no sidecar"
 
 
 CHECK = MtlsToPlaintextEndpoint()

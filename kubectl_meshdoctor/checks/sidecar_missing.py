@@ -69,6 +69,20 @@ def injection_reason(namespace: str, namespace_labels: dict[str, str] | None, po
     return None
 
 
+def missing_sidecar_reason(pod: dict, namespace_labels: dict[str, str] | None) -> str | None:
+    """Why this pod should have a sidecar it lacks (MD0101), or None when it is fine without one."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    if (
+        namespace in NEVER_INJECTED_NAMESPACES
+        or (pod.get("spec") or {}).get("hostNetwork") is True
+        or (pod.get("status") or {}).get("phase") in FINISHED_PHASES
+        or sidecar_container(pod) is not None
+        or is_istio_control_plane(pod)
+    ):
+        return None
+    return injection_reason(namespace, namespace_labels, pod)
+
+
 class SidecarMissing(Check):
     name = "SidecarMissing"
     codes = ("MD0101",)
@@ -79,15 +93,7 @@ class SidecarMissing(Check):
             meta = pod.get("metadata") or {}
             namespace = meta.get("namespace") or ""
             spec = pod.get("spec") or {}
-            if (
-                namespace in NEVER_INJECTED_NAMESPACES
-                or spec.get("hostNetwork") is True
-                or (pod.get("status") or {}).get("phase") in FINISHED_PHASES
-                or sidecar_container(pod) is not None
-                or is_istio_control_plane(pod)
-            ):
-                continue
-            reason = injection_reason(namespace, ctx.namespace_labels(namespace), pod)
+            reason = missing_sidecar_reason(pod, ctx.namespace_labels(namespace))
             if reason is None:
                 continue
             containers = [c.get("name") or "?" for c in spec.get("containers") or []]

@@ -37,6 +37,7 @@ class Listing:
     resource: str  # as RBAC names it: pods, endpointslices.discovery.k8s.io
     prefix: str  # /api/v1, /apis/discovery.k8s.io/v1
     plural: str
+    namespaced: bool = True
 
 
 class ApiReader:
@@ -50,15 +51,27 @@ class ApiReader:
             "Service": Listing("services", "/api/v1", "services"),
             "Endpoints": Listing("endpoints", "/api/v1", "endpoints"),
             "EndpointSlice": Listing("endpointslices.discovery.k8s.io", "/apis/discovery.k8s.io/v1", "endpointslices"),
+            # Why a pod has no sidecar (MD0103) and whether istiod is redundant (MD0206).
+            "Event": Listing("events", "/api/v1", "events"),
+            "MutatingWebhookConfiguration": Listing(
+                "mutatingwebhookconfigurations.admissionregistration.k8s.io", "/apis/admissionregistration.k8s.io/v1",
+                "mutatingwebhookconfigurations", namespaced=False),
+            "Deployment": Listing("deployments.apps", "/apis/apps/v1", "deployments"),
+            "PodDisruptionBudget": Listing("poddisruptionbudgets.policy", "/apis/policy/v1", "poddisruptionbudgets"),
+            "HorizontalPodAutoscaler": Listing("horizontalpodautoscalers.autoscaling", "/apis/autoscaling/v2",
+                                               "horizontalpodautoscalers"),
         }
 
     # --- core resources -------------------------------------------------------------------------------
 
-    def list(self, kind: str, namespace: str | None, *, label_selector: str | None = None) -> list[dict]:
-        """Every object of ``kind`` in ``namespace`` (None: all namespaces), page by page."""
+    def list(self, kind: str, namespace: str | None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
+        """Every object of ``kind`` in ``namespace`` (None: all namespaces, or cluster-scoped), page by page."""
         listing = self.listings[kind]
-        with api_call(self.kube, "list", listing.resource, namespace, all_namespaces=namespace is None):
-            return self._paginate(_collection(listing.prefix, namespace, listing.plural), label_selector)
+        with api_call(self.kube, "list", listing.resource, namespace,
+                      all_namespaces=namespace is None and listing.namespaced):
+            return self._paginate(_collection(listing.prefix, namespace, listing.plural), label_selector,
+                                  field_selector)
 
     def list_namespaces(self) -> list[dict]:
         with api_call(self.kube, "list", "namespaces"):
@@ -109,13 +122,15 @@ class ApiReader:
 
     # --- plumbing -------------------------------------------------------------------------------------
 
-    def _paginate(self, path: str, label_selector: str | None) -> list[dict]:
+    def _paginate(self, path: str, label_selector: str | None, field_selector: str | None = None) -> list[dict]:
         items: list[dict] = []
         token: str | None = None
         while True:
             query: list[tuple[str, object]] = []
             if label_selector:
                 query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             query.append(("limit", PAGE_LIMIT))
             if token:
                 query.append(("continue", token))

@@ -3,7 +3,8 @@
 A primary cluster's istiod reads every other cluster of the mesh through a remote secret, and says which
 ones and how far it got at ``/debug/clusterz`` (``[{"id", "secretName", "syncStatus"}]``, its own cluster
 included with an empty secret name). The plugin asks one ready istiod pod with the fixed command
-``pilot-discovery request GET debug/clusterz`` (``collect/proxy.py`` ISTIOD_COMMANDS), never a Secret.
+``pilot-discovery request GET /debug/clusterz`` in its discovery container (``collect/proxy.py``
+ALLOWED_EXEC), never a Secret.
 A cluster without istiod (a remote cluster of primary-remote) has nothing to say; a refused or failed
 exec is a gap.
 """
@@ -16,7 +17,7 @@ from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.collect import ClusterOptions
 from kubectl_meshdoctor.collect.api import ISTIO_NAMESPACE, ApiReader
 from kubectl_meshdoctor.collect.kube import connect
-from kubectl_meshdoctor.collect.proxy import CLUSTERZ, Cancellation, exec_command
+from kubectl_meshdoctor.collect.proxy import CLUSTERZ, ISTIOD_CONTAINER, Cancellation, exec_command
 from kubectl_meshdoctor.errors import ClusterError, ExecError
 
 ISTIOD_PODS = "app=istiod"
@@ -32,10 +33,8 @@ def read_clusterz(cluster: ClusterOptions, bundle: EvidenceBundle, timeout: floa
         ready = [p for p in pods if _ready(p)]
         if not ready:
             return None  # no istiod here (a remote cluster), or none ready: MD0203's business
-        pod = ready[0]
-        container = pod["spec"]["containers"][0]["name"]
-        output = exec_command(kube.api_client, ISTIO_NAMESPACE, pod["metadata"]["name"], CLUSTERZ, timeout,
-                              container=container, cancellation=cancellation)
+        output = exec_command(kube.api_client, ISTIO_NAMESPACE, ready[0]["metadata"]["name"], CLUSTERZ, timeout,
+                              container=ISTIOD_CONTAINER, cancellation=cancellation)
     except (ClusterError, ExecError) as exc:
         bundle.add_gap(WHAT, str(exc))
         return None

@@ -43,6 +43,8 @@ from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.routes import lookups_wanted, parse_route_lookups, parse_route_timeouts
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
+from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
+from kubectl_meshdoctor.envoy.xds_status import XDS_STATS_FILTER
 from kubectl_meshdoctor.errors import ExecError, ParseError
 from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
@@ -52,9 +54,10 @@ HEALTH_PORT = 15021  # Envoy's health listener, forwarding to pilot-agent
 AGENT_PORT = 15020  # pilot-agent's status port, answering even while Envoy accepts nothing
 
 # The stats pilot-agent reads to decide readiness (cds/lds update_success|update_rejected, then
-# server.state and listener_manager.workers_started), in one request.
+# server.state and listener_manager.workers_started), and those of the stream to istiod (MD0204:
+# update_failure, update_time, cluster.xds-grpc connections), in one request.
 STATS_FILTER = (r"^((cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
-                r"|server\.state|listener_manager\.workers_started)")
+                r"|server\.state|listener_manager\.workers_started|" + XDS_STATS_FILTER + ")")
 
 Argv = tuple[str, ...]
 
@@ -83,10 +86,6 @@ PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERT
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
-# Multi-cluster runs only, in istiod's own container (not istio-proxy): the clusters istiod reads and
-# their sync state (`pilot-discovery request` asks istiod's debug port, 127.0.0.1:15014).
-CLUSTERZ = ("pilot-discovery", "request", "GET", "debug/clusterz")
-ISTIOD_COMMANDS: tuple[Argv, ...] = (CLUSTERZ,)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -113,7 +112,15 @@ CURL_FALLBACK: dict[Argv, Argv] = {
 }
 
 ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
-                                 | frozenset(CURL_FALLBACK.values()) | frozenset(ISTIOD_COMMANDS))
+                                 | frozenset(CURL_FALLBACK.values()))
+
+# istiod's view of the proxies (the data of `istioctl proxy-status`), read in its discovery container.
+ISTIOD_CONTAINER = "discovery"
+SYNCZ: Argv = ("pilot-discovery", "request", "GET", "/debug/syncz")
+# Multi-cluster runs only: the clusters istiod reads and their sync state (MD0701).
+CLUSTERZ: Argv = ("pilot-discovery", "request", "GET", "/debug/clusterz")
+# The only commands the plugin ever runs, per container.
+ALLOWED_EXEC: dict[str, frozenset[Argv]] = {SIDECAR: ALL_COMMANDS, ISTIOD_CONTAINER: frozenset({SYNCZ, CLUSTERZ})}
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
@@ -204,8 +211,8 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     ``kubernetes.stream``: that helper validates every argument, builds a new SSL context and loads
     the CA for each call, which cost a sweep about as much CPU as parsing the config_dumps.
     """
-    if argv not in ALL_COMMANDS:  # the read-only promise is enforced, not just documented
-        raise ValueError(f"not one of the proxy commands: {argv!r}")
+    if argv not in ALLOWED_EXEC.get(container, ()):  # the read-only promise is enforced, not just documented
+        raise ValueError(f"not one of the commands allowed in {container}: {argv!r}")
     ws = _open_exec_stream(api_client, namespace, pod, container, argv, timeout)
     if cancellation is not None:
         cancellation.track(ws)
@@ -584,6 +591,7 @@ class PodReader:
             self.reading.fields["access_log"] = summarize_access_log(raw)
         except ParseError as exc:
             self.reading.gap("access log", str(exc))
+        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
 
 
 class _SharedValues:

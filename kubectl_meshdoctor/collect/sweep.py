@@ -13,6 +13,7 @@ import concurrent.futures
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -31,6 +32,7 @@ from kubectl_meshdoctor.collect.api import (
 )
 from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
+from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
 from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
@@ -39,9 +41,12 @@ from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
 WORKER_PREFIX = "meshdoctor-pod"
+ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every namespace (key root-cert.pem)
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
+# Pods a controller could not create (a failing injector webhook among the reasons): one narrow list.
+FAILED_CREATE_SELECTOR = "reason=FailedCreate"
 # Istio kinds: (group, plural, kind); PeerAuthentication is the only security one the checks read.
 ISTIO_KINDS = (
     (ISTIO_NETWORKING, "destinationrules", "DestinationRule"),
@@ -74,7 +79,10 @@ class Sweep:
         revisions = _revisions(scope_pods, self.bundle.objects)
         self._collect_dns()
         istio_system = self._collect_control_plane(revisions)
+        self._collect_injection()
+        self._collect_control_plane_redundancy(istio_system)
         self._collect_istio_config(istio_system)
+        self._collect_root_certs(scope_pods)
         self._collect_egress_config()
         self._collect_proxies(scope_pods)
         self.bundle.collected_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -95,6 +103,7 @@ class Sweep:
                     raise UsageError(f"namespace {namespace} not found")
                 raise UsageError(f"pod {options.pod} not found in namespace {namespace}")
             self._add([pod])
+            self._namespace_missing(namespace)  # its labels say whether the pod should have a sidecar
             self.bundle.scope = {"kind": "pod", "namespace": namespace, "pod": options.pod}
             return [pod]
         if self._namespace_missing(namespace):
@@ -170,7 +179,38 @@ class Sweep:
                         self._add([endpoints])
         if ok[0]:
             self.bundle.available.add(Evidence.CONTROL_PLANE)
+        self._collect_istiod_pods()
         return True  # present, or refused (which says nothing about its absence)
+
+    def _collect_istiod_pods(self) -> None:
+        """istiod's pods: their image gives each revision's version (MD0205), their names the syncz exec."""
+        with self._auxiliary("istiod pods (istio-system)") as ok:
+            if self.namespace is not None:  # all-namespaces scope: every pod is listed already
+                self._add(self.api.list("Pod", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.ISTIOD_PODS)
+
+    def _collect_injection(self) -> None:
+        """Why pods lack a sidecar: the injector webhooks, and the pods that could not be created."""
+        with self._auxiliary("injector webhooks (mutatingwebhookconfigurations)") as ok:
+            self._add(self.api.list("MutatingWebhookConfiguration", None))
+        if ok[0]:
+            self.bundle.available.add(Evidence.INJECTION_WEBHOOKS)
+        with self._auxiliary("FailedCreate events") as ok:
+            self._add(self.api.list("Event", self.namespace, field_selector=FAILED_CREATE_SELECTOR))
+        if ok[0]:
+            self.bundle.available.add(Evidence.FAILED_CREATE_EVENTS)
+
+    def _collect_control_plane_redundancy(self, istio_system: bool) -> None:
+        """istiod's Deployments and the PodDisruptionBudgets and autoscalers that keep it available."""
+        if not istio_system:
+            return
+        with self._auxiliary(f"istiod redundancy ({ISTIO_NAMESPACE})") as ok:
+            self._add(self.api.list("Deployment", ISTIO_NAMESPACE, label_selector=ISTIOD_SELECTOR))
+            self._add(self.api.list("PodDisruptionBudget", ISTIO_NAMESPACE))
+            self._add(self.api.list("HorizontalPodAutoscaler", ISTIO_NAMESPACE))
+        if ok[0]:
+            self.bundle.available.add(Evidence.CONTROL_PLANE_REDUNDANCY)
 
     def _collect_istio_config(self, istio_system: bool) -> None:
         versions: dict[str, str | None] = {}
@@ -192,6 +232,19 @@ class Sweep:
                 complete = complete and ok[0]
         if complete:
             self.bundle.available.add(Evidence.ISTIO_CONFIG)
+
+    def _collect_root_certs(self, scope_pods: list[dict]) -> None:
+        """istiod's istio-ca-root-cert ConfigMap of each namespace with meshed pods in scope (MD0404)."""
+        pods = scope_pods or [o for o in self.bundle.objects if o.get("kind") == "Pod"
+                              and (self.namespace is None or o["metadata"].get("namespace") == self.namespace)]
+        namespaces = sorted({p["metadata"].get("namespace") or "" for p in pods if sidecar_container(p) is not None})
+        with self._auxiliary(f"{ROOT_CERT_CONFIGMAP} ConfigMaps") as ok:
+            for namespace in namespaces:
+                found = self.api.get_config_map(namespace, ROOT_CERT_CONFIGMAP)
+                if found is not None:
+                    self._add([found])
+        if ok[0]:
+            self.bundle.available.add(Evidence.ROOT_CERT_CONFIGMAPS)
 
     def _collect_egress_config(self) -> None:
         with self._auxiliary("egress configuration (mesh config, Sidecars, ServiceEntries)") as ok:
@@ -221,11 +274,33 @@ class Sweep:
         if log_refused:
             single = readings[0].pod if self.bundle.scope["kind"] == "pod" else None
             self.bundle.add_gap("access log", LOG_REFUSED, pod=single, affects=[] if single else log_refused)
+        syncs = self._istiod_syncs([r.pod for r in readings if not r.exec_refused]) if not refused else {}
         for reading in readings:
             evidence = reading.evidence()
+            if syncs.get(reading.pod) is not None:
+                evidence = replace(evidence, istiod_sync=syncs[reading.pod])
             self.bundle.proxies[reading.pod] = evidence
             self.bundle.available |= evidence_in(evidence)
             self.bundle.gaps.extend(reading.gaps)
+
+    def _istiod_syncs(self, pods: list[str]) -> dict:
+        """Each pod's entry in istiod's /debug/syncz (None: unknown); a failed or refused read is a gap."""
+        if not pods or Evidence.ISTIOD_PODS not in self.bundle.available:
+            return {}
+        istiods = [o for o in self.bundle.objects if o.get("kind") == "Pod"
+                   and o["metadata"].get("namespace") == ISTIO_NAMESPACE
+                   and (o["metadata"].get("labels") or {}).get("app") == "istiod"]
+        client = self.kube.new_api_client()
+        try:
+            view = read_istiod_views(client, istiods, self.options.pod_timeout)
+        finally:
+            client.close()
+        syncs = {pod: view.sync_of(pod) for pod in pods}
+        if view.failures:
+            reasons = "; ".join(f"{istiod}: {reason}" for istiod, reason in view.failures)
+            # Not tied to the pods: istiod's view adds to their own evidence, which is complete without it.
+            self.bundle.add_gap(ISTIOD_SYNC_WHAT, reasons)
+        return syncs
 
     def _read_pods(self, pods: list[dict]) -> list[ProxyReading]:
         options = self.options

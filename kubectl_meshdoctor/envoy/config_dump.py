@@ -26,6 +26,7 @@ from kubectl_meshdoctor.evidence import (
     ProxyConfig,
     RejectedConfig,
     RouteTarget,
+    XdsVersion,
 )
 
 _WHAT = "config_dump"
@@ -256,6 +257,38 @@ class ConfigDump:
                 return _str(name, f"{where} name")
         return ""
 
+    def xds_versions(self) -> tuple[XdsVersion, ...]:
+        """Per xDS type, the version Envoy last accepted and when: its side of proxy-status.
+
+        CDS and LDS carry their version at the top of their section; each dynamic resource carries its
+        own ``last_updated`` (and RDS its own ``version_info``): the newest one stands for the type.
+        """
+        found = []
+        for kind, type_name, list_name, holder in (("Clusters", "CDS", "dynamic_active_clusters", None),
+                                                   ("Listeners", "LDS", "dynamic_listeners", "active_state"),
+                                                   ("Routes", "RDS", "dynamic_route_configs", None)):
+            if not self.has_section(kind):
+                continue
+            version = ""
+            for section in self._sections[kind]:
+                top = _field(section, "version_info")
+                if type(top) is str and top:
+                    version = top
+            newest, newest_version, count = "", "", 0
+            for _, entry in self._entries(kind, list_name):
+                if holder is not None:
+                    entry = _field(entry, holder)
+                    if type(entry) is not dict:
+                        continue
+                count += 1
+                updated = _field(entry, "last_updated")
+                if type(updated) is str and updated > newest:
+                    newest = updated
+                    entry_version = _field(entry, "version_info")
+                    newest_version = entry_version if type(entry_version) is str else ""
+            found.append(XdsVersion(type_name, version or newest_version, newest, count))
+        return tuple(found)
+
     def summary(self) -> ProxyConfig:
         clusters: dict[str, ClusterSummary] = {}
         for name, _, config in self._cluster_configs():
@@ -279,6 +312,7 @@ class ConfigDump:
             rejected=self.rejected(),
             listener_count=len(listeners),
             access_log_configured=any_access_log if self.has_section("Listeners") else None,
+            xds_versions=self.xds_versions(),
         )
 
 

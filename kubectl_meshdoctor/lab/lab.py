@@ -29,8 +29,10 @@ from kubectl_meshdoctor.lab import xds
 from kubectl_meshdoctor.lab.agent import PodAgent, SidecarExec
 from kubectl_meshdoctor.lab.apps import AppServers
 from kubectl_meshdoctor.lab.apiserver import AccessPolicy, KubeApiServer, KubeApiServerThread, ObjectStore
-from kubectl_meshdoctor.lab.certs import CertificateAuthority, Validity
+from kubectl_meshdoctor.lab.certs import CertificateAuthority, KeyPair, Validity
+from kubectl_meshdoctor.lab.controlplane import Redundancy
 from kubectl_meshdoctor.lab.envoy import EnvoyProcess, LabError, PortAllocator
+from kubectl_meshdoctor.lab.istiod import ConnectedProxy, IstiodDebug
 from kubectl_meshdoctor.lab.xdsserver import XdsRestServer
 from kubectl_meshdoctor.lab.scenario import (
     CREATED,
@@ -38,12 +40,23 @@ from kubectl_meshdoctor.lab.scenario import (
     AddressPool,
     Expanded,
     SidecarSpec,
+    StandIn,
     control_plane_objects,
     expand,
     istiod_service_name,
     load_scenario,
     scenario_revision,
 )
+from kubectl_meshdoctor.pods import pod_revision
+
+# Sidecar states whose Envoy got its configuration (a "disconnected" one lost istiod afterwards).
+CONFIGURED = ("healthy", "disconnected")
+# pilot-agent's xdsproxy lines (pkg/istio-agent/xds_proxy.go) when its stream to istiod opens and breaks.
+XDS_CONNECTED = "connected to upstream XDS server: {address}"
+XDS_LOST = ("upstream terminated with unexpected error rpc error: code = Unavailable desc = error reading from "
+            "server: EOF")
+
+ROOT_CERT_CONFIG_MAP = "istio-ca-root-cert"
 
 # What a plain-text server (Redis here) answers a TLS ClientHello with before closing.
 _STAND_IN_REPLY = b"-ERR Protocol error: invalid multibulk length\r\n"
@@ -62,6 +75,32 @@ class _PlainTextHandler(socketserver.BaseRequestHandler):
             self.request.sendall(_STAND_IN_REPLY)
         except OSError:
             pass
+
+
+class _TlsHandler(socketserver.BaseRequestHandler):
+    """Completes a TLS handshake with the server pod's certificate, as its sidecar would inbound; a client
+    that does not trust that certificate's root aborts the handshake, which is the failure to reproduce."""
+
+    def handle(self) -> None:
+        context: ssl.SSLContext = self.server.tls_context  # type: ignore[attr-defined]
+        try:
+            self.request.settimeout(5)
+            with context.wrap_socket(self.request, server_side=True) as tls:
+                tls.recv(4096)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def _start_tls_stand_in(port: int, leaf: KeyPair, directory: Path) -> _PlainTextServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "cert.pem").write_bytes(leaf.cert_pem)
+    (directory / "key.pem").write_bytes(leaf.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    server = _PlainTextServer(("127.0.0.1", port), _TlsHandler)
+    server.tls_context = context  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, name="lab-tls-stand-in", daemon=True).start()
+    return server
 
 
 @dataclass
@@ -99,6 +138,9 @@ class Lab:
         self._app_ports: dict[str, int] = {}  # pod IP -> its stand-in app's port
         self._thread: KubeApiServerThread | None = None
         self._xds: XdsRestServer | None = None
+        self._xds_lost: XdsRestServer | None = None  # serves "disconnected" sidecars, stopped once they are LIVE
+        self._istiod = IstiodDebug()
+        self._port_guards: list[socket.socket] = []
         self._exec: SidecarExec | None = None
         self._ports = PortAllocator()
         self.startup_seconds: float | None = None
@@ -139,10 +181,6 @@ class Lab:
     def envoy_pids(self) -> list[int]:
         return [p.envoy.pid for p in self.proxies if p.envoy.pid is not None]
 
-    def _new_exec(self) -> SidecarExec:
-        """The exec and log handlers (lab/multicluster.py adds istiod's own commands)."""
-        return SidecarExec(self.agents)
-
     def __enter__(self) -> "Lab":
         return self.start()
 
@@ -152,13 +190,15 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = self._exec = self._new_exec()
+            sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
             self._store = ObjectStore((), istio_installed=True)
             self._xds = XdsRestServer()
+            self._xds_lost = XdsRestServer()
             self._thread = KubeApiServerThread(
                 lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
             self._thread.start()
             self._thread.call(self._xds.start)
+            self._thread.call(self._xds_lost.start)
             self._build()
             for obj in self.objects:
                 self._store.add(obj)
@@ -170,9 +210,10 @@ class Lab:
                 proxy.envoy.start()
             for proxy in self.proxies:
                 proxy.envoy.wait_admin()
-                if proxy.pods[0].state == "healthy":
+                if proxy.pods[0].state in CONFIGURED:
                     proxy.envoy.wait_live()
             self._thread.call(self._start_agents)
+            self._lose_istiod()
             self._drive_traffic()
             self.server.write_kubeconfig(self.kubeconfig)
         except BaseException:
@@ -187,13 +228,17 @@ class Lab:
         if thread is not None:
             try:
                 thread.call(self._stop_agents, timeout=10)
-                if self._xds is not None:
-                    thread.call(self._xds.stop, timeout=10)
+                for server in (self._xds, self._xds_lost):
+                    if server is not None:
+                        thread.call(server.stop, timeout=10)
             except Exception:  # noqa: BLE001 - the loop may be gone already; the processes matter more
                 pass
             thread.stop()
         for proxy in self.proxies:
             proxy.envoy.stop()
+        for guard in self._port_guards:
+            guard.close()
+        self._port_guards = []
         for server in self._stand_ins:
             server.shutdown()
             server.server_close()
@@ -216,12 +261,19 @@ class Lab:
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
         pool = AddressPool()
         pool.taken.add(dns_ip)
-        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created)
+        redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
+                      for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
+        objects, resolv = control_plane_objects(pool, dns_ip, revisions, dns_created, redundancy)
         self.objects = objects
         istiod_ips = {o["metadata"]["name"]: o["spec"]["clusterIP"] for o in objects
                       if o["kind"] == "Service" and o["metadata"]["namespace"] == "istio-system"}
+        owners: dict[tuple[str, str], str] = {}
         for data in self._scenario_data:
             expanded = expand(data, pool, dns_ip, istiod_ips[istiod_service_name(scenario_revision(data))])
+            for spec in expanded.sidecars:  # two scenarios naming the same pod would share one Envoy's files
+                first = owners.setdefault((spec.namespace, spec.pod), expanded.name)
+                if first != expanded.name:
+                    raise LabError(f"scenarios {first} and {expanded.name} both define pod {spec.namespace}/{spec.pod}")
             self.expanded.append(expanded)
             self.objects.extend(expanded.objects)
             resolv.update(expanded.resolv)
@@ -230,15 +282,20 @@ class Lab:
         # A multi-cluster lab hands its clusters one root (``shared_ca``), as a mesh's plugged-in CA would.
         self._ca = self.shared_ca or CertificateAuthority(Validity.around_now(
             float(ca_cfg.get("caLifetimeHours", 24 * 365 * 10)), ca_cfg.get("caRemainingHours")))
+        self._cas: dict[str, CertificateAuthority] = {"": self._ca}
+        self.objects.extend(self._root_cert_config_maps())
         model = xds.MeshModel(self.objects)
         pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}
         self._stand_in_ports: dict[str, int] = {}
+        self._stand_in_specs: dict[int, StandIn] = {}
+        self._leaves: dict[tuple[str, str], KeyPair] = {}
         for expanded in self.expanded:
             for ip in expanded.served:
                 self._app_ports[ip] = self._ports.take(1)[0]
         for expanded in self.expanded:
             for stand_in in expanded.stand_ins:
-                self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
+                port = self._stand_in_ports.setdefault(stand_in.service_host, self._ports.take(1)[0])
+                self._stand_in_specs.setdefault(port, stand_in)
             groups: list[list[SidecarSpec]] = []
             shared: dict[str, list[SidecarSpec]] = {}
             for spec in expanded.sidecars:
@@ -249,6 +306,23 @@ class Lab:
             groups.extend(shared.values())
             for group in groups:
                 self.proxies.append(self._make_proxy(model, pods, group))
+        self._wire_istiod(pods)
+
+    def _wire_istiod(self, pods: dict) -> None:
+        """Each istiod pod, whether it runs, and the streams it holds: its revision's connected sidecars."""
+        by_revision: dict[str, tuple[str, str]] = {}
+        for (ns, name), pod in pods.items():
+            labels = pod["metadata"].get("labels", {})
+            if ns == "istio-system" and labels.get("app") == "istiod":
+                self._istiod.running[(ns, name)] = pod["status"]["containerStatuses"][0].get("ready", False)
+                by_revision[labels.get("istio.io/rev", "default")] = (ns, name)
+        for proxy in self.proxies:
+            for spec in proxy.pods:
+                pod = pods[(spec.namespace, spec.pod)]
+                istiod = by_revision.get(pod_revision(pod))
+                if spec.state == "healthy" and istiod is not None and self._istiod.running[istiod]:
+                    self._istiod.connected.setdefault(istiod, []).append(
+                        ConnectedProxy(xds.node_id(pod), xds.proxy_release(pod)))
 
     def _make_proxy(self, model: xds.MeshModel, pods: dict, group: list[SidecarSpec]) -> LabProxy:
         first = group[0]
@@ -257,7 +331,7 @@ class Lab:
         directory.mkdir(parents=True, exist_ok=True)
         access_log = directory / "access.log"
         access_log.touch()
-        drives = self._plan_drives(model, first) if first.state == "healthy" else []
+        drives = self._plan_drives(model, first) if first.state in CONFIGURED else []
         admin, health, xds_port, vout, vin, *rest = self._ports.take(5 + len(drives) + len(group))
         drive_ports, status_ports = rest[:len(drives)], rest[len(drives):]
         # A drive to an external destination enters through virtualOutbound, as iptables would send it.
@@ -270,22 +344,26 @@ class Lab:
             agent.has_sidecar = True
             agent.admin_port, agent.health_port, agent.status_port = admin, health, status_port
             agent.access_log_path = access_log
-        leaf = self._ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
-                                       Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
+        ca = self._ca_named(first.ca)
+        leaf = ca.issue_workload(first.namespace, pod["spec"].get("serviceAccountName", "default"),
+                                 Validity.around_now(first.cert_lifetime_hours, first.cert_remaining_hours))
+        for spec in group:
+            self._leaves[(spec.namespace, spec.pod)] = leaf
         ports = xds.BootstrapPorts(admin=admin, health=health, agent_status=status_ports[0], xds=xds_port)
-        if first.state == "healthy":
+        xds_server = self._xds_lost if first.state == "disconnected" else self._xds
+        if first.state in CONFIGURED:
             wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
                                        virtual_inbound_port=vin, app_ports=self._app_ports)
             resources = xds.sidecar_resources(model, pod, wiring)
-            self._xds.register(xds.node_id(pod), resources)
-            mode = "rest"
+            xds_server.register(xds.node_id(pod), resources)
+            mode = "rest" if first.state == "healthy" else "lost"
         elif first.state == "no-xds":
             mode = "ads"
         else:
             raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
-        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=self._xds.port, cert_chain_pem=leaf.cert_pem,
-                                  key_pem=leaf.key_pem, root_pem=self._ca.cert_pem)
+        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=xds_server.port, cert_chain_pem=leaf.cert_pem,
+                                  key_pem=leaf.key_pem, root_pem=ca.cert_pem)
         envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
         return LabProxy(envoy, group, access_log, bound,
                         [(kind, port, spec) for (_, _, _, (kind, spec)), port in zip(drives, drive_ports)])
@@ -325,8 +403,33 @@ class Lab:
 
     # -- running ----------------------------------------------------------------------------------
 
+    def _ca_named(self, name: str) -> CertificateAuthority:
+        """The mesh's CA (""), or another root by name: a second root, as after a botched root rotation."""
+        if name not in self._cas:
+            self._cas[name] = CertificateAuthority()
+        return self._cas[name]
+
+    def _root_cert_config_maps(self) -> list[dict]:
+        """istiod's istio-ca-root-cert ConfigMap in every namespace but kube-*: the root new pods trust."""
+        roots = {ns: ca for e in self.expanded for ns, ca in e.namespace_roots.items()}
+        maps = []
+        for obj in self.objects:
+            name = obj["metadata"]["name"]
+            if obj["kind"] != "Namespace" or name.startswith("kube-"):
+                continue
+            maps.append({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": ROOT_CERT_CONFIG_MAP, "namespace": name, "resourceVersion": "1",
+                                      "labels": {"istio.io/config": "true"}},
+                         "data": {"root-cert.pem": self._ca_named(roots.get(name, "")).cert_pem.decode()}})
+        return maps
+
     def _start_stand_ins(self) -> None:
         for port in self._stand_in_ports.values():
+            spec = self._stand_in_specs[port]
+            if spec.kind == "mtls":
+                self._stand_ins.append(_start_tls_stand_in(port, self._leaves[spec.server_pod],
+                                                           self.workdir / "stand-ins" / str(port)))
+                continue
             server = _PlainTextServer(("127.0.0.1", port), _PlainTextHandler)
             threading.Thread(target=server.serve_forever, name="lab-stand-in", daemon=True).start()
             self._stand_ins.append(server)
@@ -343,6 +446,9 @@ class Lab:
                 for line in spec.log:
                     level, _, message = line.partition("\t") if "\t" in line else ("warn", "", line)
                     agent.log(level, message)
+                if spec.state in CONFIGURED:
+                    address = f"{istiod_service_name(spec.revision)}.istio-system.svc:15012"
+                    agent.log("info", XDS_CONNECTED.format(address=address), "xdsproxy")
                 await agent.start()
                 verdict = await agent.readiness()
                 if verdict is None:
@@ -350,6 +456,30 @@ class Lab:
                     agent.log("info", "Envoy proxy is ready")
                 else:
                     agent.log("warn", f"Envoy proxy is NOT ready: {verdict}")
+
+    def _lose_istiod(self) -> None:
+        """Stop the server of the "disconnected" sidecars now that they are configured, as if istiod went away,
+        and wait until each Envoy has counted a failed retry (its cds update_failure)."""
+        lost = [p for p in self.proxies if p.pods[0].state == "disconnected"]
+        if not lost or self._thread is None or self._xds_lost is None:
+            return
+        self._thread.call(self._xds_lost.stop)
+        # Hold the port, bound but not listening, so reconnects stay refused: a server started later
+        # (a stand-in app on an ephemeral port) could otherwise take it and answer the lost Envoys.
+        guard = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        guard.bind(("127.0.0.1", self._xds_lost.port))
+        self._port_guards.append(guard)
+        for proxy in lost:
+            for spec in proxy.pods:
+                self.agents[(spec.namespace, spec.pod)].log("warn", XDS_LOST, "xdsproxy")
+        deadline = time.monotonic() + 15
+        for proxy in lost:
+            while time.monotonic() < deadline:
+                status, body = proxy.envoy.get("stats?filter=^cluster_manager.cds.update_failure$", timeout=2)
+                if status == 200 and not body.strip().endswith(b": 0"):
+                    break
+                time.sleep(0.1)
 
     async def _stop_agents(self) -> None:
         for agent in self.agents.values():

@@ -14,7 +14,6 @@ real Envoy's ROOTCA is the mesh's root.
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import tempfile
@@ -24,9 +23,8 @@ from typing import Sequence
 
 import yaml
 
-from kubectl_meshdoctor.lab.agent import SidecarExec
-from kubectl_meshdoctor.lab.apiserver import ExecResult
 from kubectl_meshdoctor.lab.certs import CertificateAuthority
+from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
 
@@ -61,10 +59,6 @@ class ClusterLab(Lab):
         self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
-        self.clusterz: list[dict] = []  # set by MultiLab before start
-
-    def _new_exec(self) -> SidecarExec:
-        return IstiodExec(self.agents, lambda: self.clusterz)
 
     def _build(self) -> None:
         super()._build()
@@ -72,26 +66,6 @@ class ClusterLab(Lab):
             apply_identity(obj, self.identity)
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
-
-
-# What real istiod's binary answers here too (pilot-discovery request asks 127.0.0.1:15014).
-CLUSTERZ = ("pilot-discovery", "request", "GET", "debug/clusterz")
-
-
-class IstiodExec(SidecarExec):
-    """The lab's exec handlers, plus istiod's `pilot-discovery request GET debug/clusterz`."""
-
-    def __init__(self, agents, clusterz):
-        super().__init__(agents)
-        self._clusterz = clusterz
-
-    async def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> ExecResult:
-        if namespace == "istio-system" and pod.startswith("istiod") and container == "istiod":
-            if tuple(command) == CLUSTERZ:
-                return ExecResult(0, json.dumps(self._clusterz()).encode())
-            return ExecResult(127, b"", f'exec: "{command[0] if command else ""}": the lab plays only '
-                                        f'pilot-discovery request GET debug/clusterz\n'.encode())
-        return await super().exec(namespace, pod, container, command)
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:
@@ -104,7 +78,7 @@ def apply_identity(obj: dict, identity: MeshIdentity) -> None:
                                     {"name": "ISTIO_META_MESH_ID", "value": identity.mesh_id},
                                     {"name": "TRUST_DOMAIN", "value": identity.trust_domain},
                                     {"name": "ISTIO_META_NETWORK", "value": identity.network}]
-            elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == "istiod":
+            elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == ISTIOD_CONTAINER:
                 container["env"] = [{"name": "CLUSTER_ID", "value": identity.cluster_id}]
     elif kind == "Namespace" and meta.get("name") == "istio-system":
         meta.setdefault("labels", {})["topology.istio.io/network"] = identity.network
@@ -169,7 +143,7 @@ class MultiLab:
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
-                lab.clusterz = [{"id": identity.cluster_id, "secretName": "", "syncStatus": "synced"}] + [
+                lab._istiod.clusterz = [{"id": identity.cluster_id, "secretName": "", "syncStatus": "synced"}] + [
                     {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
                     for other, status in reads.items()]
                 self.labs[cluster.context] = lab

@@ -11,13 +11,17 @@ into a real Envoy. Format (all keys but `name` optional)::
     description: text
     cluster: {dnsServiceIP: 10.96.0.10, revision: default, istiodReady: true, caLifetimeHours: 87600,
               caRemainingHours: null,   # revision: the istiod revision of this scenario's sidecars
-              dnsServiceCreated: 2026-11-20T14:02:00Z}   # the kube-dns Service's creationTimestamp
-    namespaces: [{name: shop, injection: true}]
-    sidecarDefaults: {state: healthy|no-xds, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
+              dnsServiceCreated: 2026-11-20T14:02:00Z,   # the kube-dns Service's creationTimestamp
+              istiodReplicas: 2, istiodPdb: true, istiodHpaMin: 2}   # that revision's redundancy (null: no HPA)
+    namespaces: [{name: shop, injection: true, rootCa: new-root}]   # rootCa: CA in its istio-ca-root-cert
+    sidecarDefaults: {state: healthy|no-xds|disconnected, nameservers: [...], log: [...], cert: {lifetimeHours, remainingHours}}
     workloads:
       - {name: cart-v1, namespace: shop, app: cart, version: v1, replicas: 2, serviceAccount: cart,
          port: 8080, sidecar: {...overrides sidecarDefaults...} | none, tlsModeLabel: true,
          created: 2026-11-20T14:05:00Z,   # the pods' creation, start and last readiness change
+         proxyVersion: 1.22.3,   # the Istio release of its proxy (image tag and Envoy's node metadata)
+         sidecar: {ca: new-root},   # its certificate and trusted root come from a second CA named new-root
+         securityContext: {runAsUser: 1000},            # the application container's
          drive: [{port: 8080, path: /, host: cart, count: 3, concurrency: 1}],   # real requests sent
                                                     # through this pod's Envoy at start; or {external: IP, port, sni}
                                                     # (via virtualOutbound); or {inbound: true, port} (into its own
@@ -25,7 +29,9 @@ into a real Envoy. Format (all keys but `name` optional)::
          serve: {delayMs: 0, listen: pod-ip|localhost}}   # a real HTTP stand-in app for each replica
     services:
       - {name: cart, namespace: shop, selector: {app: cart}, clusterIP: None|IP,
-         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext}   # a local plain TCP server
+         ports: [{name: http, port: 8080, targetPort: 8080}], standIn: plaintext,   # a local plain TCP server
+                                  # (standIn: mtls: a TLS server with the certificate of a pod behind it)
+         created: "2026-10-01T08:00:00Z"}   # creationTimestamp, when which Service is older matters
     objects: [raw Kubernetes / Istio objects: DestinationRule, VirtualService, PeerAuthentication, ...]
     expect: [{code: MD0501, subject: {kind: VirtualService, namespace: shop, name: cart}}]
 
@@ -45,9 +51,11 @@ from typing import Any, Iterable
 import yaml
 
 from kubectl_meshdoctor.errors import UsageError
+from kubectl_meshdoctor.lab.controlplane import PILOT_IMAGE, Redundancy, injector_webhook, istiod_objects
 
 ISTIO_REVISION = "default"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.2"
+ISTIOD_CONTAINER = "discovery"
 DEFAULT_DNS_IP = "10.96.0.10"
 CREATED = "2026-11-20T09:00:00Z"
 
@@ -58,7 +66,9 @@ class SidecarSpec:
 
     namespace: str
     pod: str
-    state: str  # "healthy" (config from files) or "no-xds" (ADS to an address where nothing answers)
+    # "healthy" (config from the lab's xDS server), "no-xds" (ADS to an address where nothing answers) or
+    # "disconnected" (configured, then its xDS server stops: istiod went away after configuring it)
+    state: str
     nameservers: tuple[str, ...]
     log: tuple[str, ...] = ()
     cert_lifetime_hours: float = 24.0
@@ -66,14 +76,19 @@ class SidecarSpec:
     drive: tuple[dict, ...] = ()
     # Pods of one scenario that may share a single Envoy (benchmarks: identical outbound config).
     share_envoy: bool = False
+    revision: str = ISTIO_REVISION
+    ca: str = ""  # the lab CA that issued its certificate and root ("": the mesh's; any other name: a second root)
 
 
 @dataclass(frozen=True)
 class StandIn:
-    """A plain TCP server on 127.0.0.1 standing in for a Service's pods (for example Redis)."""
+    """A server on 127.0.0.1 standing in for a Service's pods: plain TCP (Redis) or, with kind "mtls", a TLS
+    server presenting the certificate of ``server_pod``'s sidecar (what its Envoy would serve inbound)."""
 
     service_host: str
     port: int
+    kind: str = "plaintext"
+    server_pod: tuple[str, str] = ("", "")  # (namespace, name)
 
 
 @dataclass
@@ -86,6 +101,7 @@ class Expanded:
     resolv: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> resolv.conf
     stand_ins: list[StandIn] = field(default_factory=list)
     expect: list[dict] = field(default_factory=list)
+    namespace_roots: dict[str, str] = field(default_factory=dict)  # namespace -> CA name in istio-ca-root-cert
     served: dict[str, dict] = field(default_factory=dict)  # pod IP -> the workload's `serve` (a stand-in app)
 
 
@@ -172,7 +188,7 @@ def _running(name: str, image: str, ready: bool, started: str = CREATED) -> dict
 
 def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: str, port: int | None,
          sidecar: bool, proxy_ready: bool, app_ready: bool = True, node: str = "lab-node-1",
-         revision: str = ISTIO_REVISION, created: str = CREATED) -> dict:
+         revision: str = ISTIO_REVISION, created: str = CREATED, proxy_image: str = PROXY_IMAGE) -> dict:
     """A pod as the API shows it; ``created`` is its creation, start and last readiness change."""
     ports = [{"containerPort": port, "protocol": "TCP"}] if port else []
     containers = [{"name": labels.get("app", name), "image": app_image, "ports": ports,
@@ -198,7 +214,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
             "prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020", "prometheus.io/scrape": "true",
         }
         containers.append({
-            "name": "istio-proxy", "image": PROXY_IMAGE,
+            "name": "istio-proxy", "image": proxy_image,
             "args": ["proxy", "sidecar", "--domain", f"{namespace}.svc.cluster.local", "--proxyLogLevel=warning",
                      "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
             "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
@@ -208,9 +224,9 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
                              "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600},
             "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True},
         })
-        init_containers.append({"name": "istio-init", "image": PROXY_IMAGE,
+        init_containers.append({"name": "istio-init", "image": proxy_image,
                                 "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]})
-        statuses.append(_running("istio-proxy", PROXY_IMAGE, proxy_ready, created))
+        statuses.append(_running("istio-proxy", proxy_image, proxy_ready, created))
     ready = all(s["ready"] for s in statuses)
     condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": created}
     if not ready:
@@ -235,7 +251,7 @@ def _pod(name: str, namespace: str, labels: dict, sa: str, ip: str, app_image: s
     if init_containers:
         pod["spec"]["initContainers"] = init_containers
         pod["status"]["initContainerStatuses"] = [{
-            "name": "istio-init", "image": PROXY_IMAGE, "ready": True, "restartCount": 0, "started": False,
+            "name": "istio-init", "image": proxy_image, "ready": True, "restartCount": 0, "started": False,
             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created,
                                      "finishedAt": created}}}]
     return pod
@@ -305,6 +321,18 @@ def _service_objects(name: str, namespace: str, spec_ports: list[dict], selector
     return [service, endpoints, slice_]
 
 
+def _owner(workload: dict, namespace: str, template_hash: str, pod_name: str) -> list[dict]:
+    """The controller a real cluster would name: a Deployment's ReplicaSet, or a StatefulSet for `name-N`."""
+    if not workload.get("podName"):
+        kind, name = "ReplicaSet", f"{workload['name']}-{template_hash}"
+    elif pod_name.rpartition("-")[2].isdigit():
+        kind, name = "StatefulSet", pod_name.rpartition("-")[0]
+    else:
+        return []
+    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": _uid(namespace, kind, name),
+             "controller": True, "blockOwnerDeletion": True}]
+
+
 def resolv_conf(namespace: str, nameservers: Iterable[str]) -> str:
     lines = [f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local"]
     lines += [f"nameserver {ns}" for ns in nameservers]
@@ -318,6 +346,7 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
     defaults = dict(data.get("sidecarDefaults") or {})
     revision = scenario_revision(data)
     injected = {ns["name"]: bool(ns.get("injection", True)) for ns in data.get("namespaces") or ()}
+    out.namespace_roots = {ns["name"]: str(ns["rootCa"]) for ns in data.get("namespaces") or () if ns.get("rootCa")}
     for ns, inject in injected.items():
         # a revisioned control plane is selected with istio.io/rev, the default one with istio-injection
         injection = {"istio.io/rev": revision} if revision != ISTIO_REVISION else {"istio-injection": "enabled"}
@@ -343,8 +372,11 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
             ip = pool.pod_ip()
             pod = _pod(pod_name, ns, {**labels, "pod-template-hash": hash_}, w.get("serviceAccount", app), ip,
                        w.get("image", f"docker.io/istio/examples-{app}:1.20.2"), w.get("port"),
-                       sidecar=has_sidecar, proxy_ready=(state == "healthy"), revision=revision,
-                       created=str(w.get("created") or CREATED))
+                       sidecar=has_sidecar, proxy_ready=(state in ("healthy", "disconnected")), revision=revision,
+                       created=str(w.get("created") or CREATED), proxy_image=proxy_image(w.get("proxyVersion")))
+            pod["metadata"]["ownerReferences"] = _owner(w, ns, hash_, pod_name)
+            if w.get("securityContext"):  # the application container's, e.g. {runAsUser: 1337}
+                pod["spec"]["containers"][0]["securityContext"] = dict(w["securityContext"])
             pods.append(pod)
             if w.get("serve") is not None:
                 out.served[ip] = dict(w.get("serve") or {})
@@ -360,22 +392,36 @@ def expand(data: dict, pool: AddressPool, dns_ip: str, istiod_ip: str = "") -> E
                     cert_remaining_hours=cert.get("remainingHours"),
                     drive=tuple(w.get("drive") or ()),
                     share_envoy=bool(settings.get("shareEnvoy")),
+                    revision=revision,
+                    ca=str(settings.get("ca") or ""),
                 ))
     out.objects.extend(pods)
     for s in data.get("services") or ():
         ns = s.get("namespace", "default")
         ip = s.get("clusterIP") or pool.cluster_ip()
-        out.objects.extend(_service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
-                                            s.get("labels")))
+        service_objects = _service_objects(s["name"], ns, s["ports"], s.get("selector") or {}, ip, pods,
+                                           s.get("labels"))
+        if s.get("created"):  # when it matters which Service is older (istiod keeps the oldest's protocol)
+            service_objects[0]["metadata"]["creationTimestamp"] = s["created"]
+        out.objects.extend(service_objects)
         if s.get("standIn"):
+            behind = next((p for p in pods if p["metadata"]["namespace"] == ns and s.get("selector") and all(
+                p["metadata"].get("labels", {}).get(k) == v for k, v in s["selector"].items())), None)
+            server = (ns, behind["metadata"]["name"]) if behind else ("", "")
             for p in s["ports"]:
-                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"]))
+                out.stand_ins.append(StandIn(f"{s['name']}.{ns}.svc.cluster.local", p["port"], str(s["standIn"]),
+                                             server))
     for obj in data.get("objects") or ():
         obj = dict(obj)
         obj["metadata"] = {**_meta(obj["metadata"]["name"], obj["metadata"].get("namespace")),
                            **obj["metadata"]}
         out.objects.append(obj)
     return out
+
+
+def proxy_image(istio_version: str | None) -> str:
+    """The proxyv2 image of an Istio release (a workload's `proxyVersion`), the lab's own by default."""
+    return f"{PROXY_IMAGE.rpartition(':')[0]}:{istio_version}" if istio_version else PROXY_IMAGE
 
 
 def scenario_revision(data: dict) -> str:
@@ -388,10 +434,13 @@ def istiod_service_name(revision: str) -> str:
 
 
 def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, bool],
-                          dns_created: str = CREATED) -> tuple[list[dict], dict]:
+                          dns_created: str = CREATED, redundancy: dict[str, Redundancy] | None = None
+                          ) -> tuple[list[dict], dict]:
     """kube-system's DNS and istio-system's istiod (one per revision, ready or not); plus their resolv.confs.
 
     The default revision always exists, so a broken canary revision leaves the other pods' istiod intact.
+    Each revision also gets its Deployment, PDB, HPA and injector webhook (``redundancy``: per revision,
+    default two replicas with both).
     """
     objects: list[dict] = []
     for ns, labels in (("kube-system", {}), ("istio-system", {})):
@@ -422,21 +471,28 @@ def control_plane_objects(pool: AddressPool, dns_ip: str, revisions: dict[str, b
     for revision, ready in sorted({ISTIO_REVISION: True, **revisions}.items()):
         name = istiod_service_name(revision)
         selector = {"app": "istiod", "istio.io/rev": revision}
-        istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, '0', length=5)}", "istio-system",
-                      {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod", pool.pod_ip(),
-                      "docker.io/istio/pilot:1.24.2",
-                      15010, sidecar=False, proxy_ready=True, app_ready=ready)
-        if not ready:
-            status = istiod["status"]["containerStatuses"][0]
-            status.update(ready=False, started=False, restartCount=14,
-                          state={"waiting": {"reason": "CrashLoopBackOff",
-                                             "message": "back-off 5m0s restarting failed container=discovery"}})
-        objects.append(istiod)
+        kept = (redundancy or {}).get(revision) or Redundancy()
+        istiods = []
+        for index in range(max(1, kept.replicas)):
+            istiod = _pod(f"{name}-{_digest(name)}-{_digest(name, str(index), length=5)}", "istio-system",
+                          {**selector, "istio": "pilot", "sidecar.istio.io/inject": "false"}, "istiod",
+                          pool.pod_ip(), PILOT_IMAGE, 15010, sidecar=False, proxy_ready=True, app_ready=ready)
+            # istiod's one container is called `discovery` (the istio-discovery chart), whatever the app label
+            istiod["spec"]["containers"][0]["name"] = istiod["status"]["containerStatuses"][0]["name"] = ISTIOD_CONTAINER
+            if not ready:
+                status = istiod["status"]["containerStatuses"][0]
+                status.update(ready=False, started=False, restartCount=14,
+                              state={"waiting": {"reason": "CrashLoopBackOff",
+                                                 "message": "back-off 5m0s restarting failed container=discovery"}})
+            istiods.append(istiod)
+            resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+        objects += istiods
         objects += _service_objects(name, "istio-system", [
             {"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
             {"name": "https-webhook", "port": 443, "targetPort": 15017}, {"name": "http-monitoring", "port": 15014}],
-            selector, pool.cluster_ip(), [istiod], {**selector, "istio": "pilot"})
-        resolv[("istio-system", istiod["metadata"]["name"])] = resolv_conf("istio-system", [dns_ip])
+            selector, pool.cluster_ip(), istiods, {**selector, "istio": "pilot"})
+        objects += istiod_objects(name, revision, selector, len(istiods) if ready else 0, kept, _meta)
+        objects.append(injector_webhook(revision, name, _meta))
     return objects, resolv
 
 

@@ -644,6 +644,12 @@ class BootstrapPorts:
 XDS_REST_CLUSTER = "xds-rest"
 
 
+def proxy_release(pod: dict) -> str:
+    """The Istio release pilot-agent reports in the node metadata: its own image's tag."""
+    proxy = next((c for c in pod.get("spec", {}).get("containers", ()) if c.get("name") == "istio-proxy"), {})
+    return str(proxy.get("image", "")).rpartition(":")[2] or "1.24.2"
+
+
 def node_id(pod: dict) -> str:
     """Istio's sidecar node id: sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local."""
     meta = pod["metadata"]
@@ -652,11 +658,24 @@ def node_id(pod: dict) -> str:
     return f"sidecar~{ip}~{meta['name']}.{ns}~{ns}.{DOMAIN_SUFFIX}"
 
 
-def rest_config_source() -> dict:
+def rest_config_source(cluster: str = XDS_REST_CLUSTER, refresh_delay: str = "3600s") -> dict:
     """Ask the lab's REST xDS server once; a long refresh delay because lab configuration never changes."""
     return {"resource_api_version": "V3", "initial_fetch_timeout": "0s", "api_config_source": {
-        "api_type": "REST", "transport_api_version": "V3", "cluster_names": [XDS_REST_CLUSTER],
-        "refresh_delay": "3600s", "request_timeout": "10s"}}
+        "api_type": "REST", "transport_api_version": "V3", "cluster_names": [cluster],
+        "refresh_delay": refresh_delay, "request_timeout": "10s"}}
+
+
+# Istio's bootstrap keeps only these stats (stats_config.stats_matcher.inclusion_list of its bootstrap
+# template), so the lab's Envoys show what a real sidecar shows: no control_plane.*, no per-service
+# cluster stats. Checked against istio-data/bootstrap/default_golden.json by the lab tests.
+ISTIO_STATS_INCLUSION = [
+    {"prefix": "reporter="}, {"prefix": "cluster_manager"}, {"prefix": "listener_manager"}, {"prefix": "server"},
+    {"prefix": "cluster.xds-grpc"}, {"prefix": "wasm"}, {"suffix": "rbac.allowed"}, {"suffix": "rbac.denied"},
+    {"suffix": "shadow_allowed"}, {"suffix": "shadow_denied"}, {"safe_regex": {"regex": r"vhost\..*\.route\..*"}},
+    {"prefix": "component"}, {"prefix": "istio"},
+]
+# How often a sidecar whose istiod went away retries (REST polls here; Istio's ADS stream reconnects).
+LOST_RETRY = "1s"
 
 
 def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int = 0,
@@ -664,7 +683,9 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
     """Envoy bootstrap shaped like Istio's: node metadata, xds-grpc, agent cluster, 15021 listener.
 
     ``mode`` "rest" asks the lab's REST xDS server (a proxy that got its config); "ads" asks xds-grpc, where
-    nothing answers, with initial_fetch_timeout 0 as Istio does, so Envoy stays PRE_INITIALIZING.
+    nothing answers, with initial_fetch_timeout 0 as Istio does, so Envoy stays PRE_INITIALIZING; "lost"
+    asks, through the xds-grpc cluster as a sidecar does, a REST server that the lab stops once Envoy is
+    configured, and keeps retrying it: a sidecar whose istiod went away after configuring it.
     """
     meta = pod["metadata"]
     ns = meta.get("namespace", "default")
@@ -672,7 +693,7 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
     node = {
         "id": node_id(pod),
         "cluster": f"{labels.get('app', meta['name'])}.{ns}",
-        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": ns, "NAME": meta["name"],
+        "metadata": {"ISTIO_VERSION": proxy_release(pod), "NAMESPACE": ns, "NAME": meta["name"],
                      "POD_PORTS": "[]", "LABELS": labels, "CLUSTER_ID": "Kubernetes",
                      "SERVICE_ACCOUNT": pod.get("spec", {}).get("serviceAccountName", "default")},
     }
@@ -689,11 +710,18 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
             "cds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
         }
+    elif mode == "lost":
+        dynamic = {"cds_config": rest_config_source("xds-grpc", LOST_RETRY),
+                   "lds_config": rest_config_source("xds-grpc", LOST_RETRY)}
+        rest = _static_cluster(XDS_REST_CLUSTER, "127.0.0.1", xds_rest_port)  # RDS, from the same server
+        rest.pop("@type")
+        clusters.append(rest)
     else:
         raise ValueError(f"unknown xDS mode {mode!r}")
-    xds_grpc = _static_cluster("xds-grpc", "127.0.0.1", ports.xds)
-    xds_grpc["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": T_HTTP_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}}
+    xds_grpc = _static_cluster("xds-grpc", "127.0.0.1", xds_rest_port if mode == "lost" else ports.xds)
+    if mode != "lost":  # REST JSON is HTTP/1.1; gRPC needs HTTP/2
+        xds_grpc["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": T_HTTP_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}}
     xds_grpc.pop("@type")
     agent = _static_cluster("agent", "127.0.0.1", ports.agent_status)
     agent.pop("@type")
@@ -708,6 +736,7 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
     }
     return {
         "node": node,
+        "stats_config": {"stats_matcher": {"inclusion_list": {"patterns": ISTIO_STATS_INCLUSION}}},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin}}},
         "dynamic_resources": dynamic,
         "static_resources": {

@@ -22,13 +22,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubectl_meshdoctor.analysis import HEALTHY, Report
+from kubectl_meshdoctor.analysis import HEALTHY, UNMESHED, PodResult, Report
 from kubectl_meshdoctor.catalogue import CatalogueEntry, entry
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.findings import Finding, Severity
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-STATUS_STYLE = {"failing": "bold red", "degraded": "yellow", "incomplete": "magenta", HEALTHY: "green"}
+STATUS_STYLE = {"failing": "bold red", "degraded": "yellow", "incomplete": "magenta", HEALTHY: "green",
+                UNMESHED: "cyan"}
 MAX_EVIDENCE_LINES = 6
 MAX_POD_NAMES = 5
 MAX_TIMELINE = 5
@@ -298,6 +299,7 @@ def print_report(report: Report, console: Console, *, verbose: bool = False) -> 
     if not report.findings:
         scope = f"{pod_count} pod{'s' if pod_count != 1 else ''}" if pod_count else _scope_text(report)
         console.print(Text(f"no problems found in {scope}", style="bold green"))
+        _print_unmeshed(report, console)
     else:
         lines = merge_causes(_root_causes(report))
         console.print(Text("ROOT CAUSES", style="bold underline"))
@@ -376,16 +378,46 @@ def _print_pods(report: Report, console: Console) -> None:
         return
     console.print(Text("PODS", style="bold underline"))
     for result in unhealthy:
+        if result.status == UNMESHED:
+            continue
         line = Text(f"  {result.pod}  ")
         line.append(result.status, style=STATUS_STYLE.get(result.status, ""))
         if result.root_causes:
             codes = (f"{code} (probable)" if code in result.probable else code for code in result.root_causes)
             line.append("  " + ", ".join(codes), style="dim")
         console.print(line)
+        _print_outside_the_mesh(report, result, console)
+    _print_unmeshed(report, console)
     healthy = len(report.pods) - len(unhealthy)
     if healthy:
         console.print(Text(f"  {healthy} healthy pod{'s' if healthy != 1 else ''}", style="green"))
     console.print()
+
+
+def _print_unmeshed(report: Report, console: Console) -> None:
+    """Pods outside the mesh, with why; a one-pod report also shows the pod as a server."""
+    for result in report.pods:
+        if result.status != UNMESHED:
+            continue
+        line = Text(f"  {result.pod}  ")
+        line.append(UNMESHED, style=STATUS_STYLE[UNMESHED])
+        line.append(f"  {result.reason}", style="dim")
+        console.print(line)
+        _print_server_view(report, result, console)
+
+
+def _print_outside_the_mesh(report: Report, result: PodResult, console: Console) -> None:
+    """Why a failing or degraded pod has no sidecar; in a one-pod report, what it is as a server."""
+    if result.reason is None:
+        return
+    console.print(Text(f"     | no istio-proxy: {result.reason}", style="dim"))
+    _print_server_view(report, result, console)
+
+
+def _print_server_view(report: Report, result: PodResult, console: Console) -> None:
+    if report.scope.get("kind") == "pod":
+        for item in result.server:
+            console.print(Text(f"     | {item}", style="dim"))
 
 
 def _print_gaps_and_skips(report: Report, console: Console, *, verbose: bool = False) -> None:

@@ -18,7 +18,8 @@ from kubectl_meshdoctor.lab.scenario import (
 )
 
 REQUIRED = {"bookinfo-healthy", "dns-clusterip-changed", "istiod-no-endpoints", "redis-headless-no-sidecar",
-            "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid"}
+            "vs-subset-missing", "dr-disable-vs-strict", "cert-expiring", "port-name-invalid",
+            "proxy-version-skew", "istiod-gone-after-config", "root-ca-mismatch"}
 CODES = {entry.code for entry in CATALOGUE}
 
 
@@ -154,3 +155,49 @@ def test_sidecar_egress_scopes_clusters_to_the_namespace_and_control_plane():
     unscoped_objects = [o for o in objects if o["kind"] != "Sidecar"]
     unscoped = {c["name"] for c in xds.sidecar_resources(xds.MeshModel(unscoped_objects), client, wiring).clusters}
     assert any("storefront" in name for name in unscoped)
+
+
+def test_skewed_workloads_run_the_proxy_image_and_node_release_of_their_version():
+    expanded = _expand("proxy-version-skew")
+    pods = {o["metadata"]["labels"]["app"]: o for o in expanded.objects if o["kind"] == "Pod"}
+    proxy = next(c for c in pods["report-gen"]["spec"]["containers"] if c["name"] == "istio-proxy")
+    assert proxy["image"] == "docker.io/istio/proxyv2:1.22.1"
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pods["report-gen"], ports, mode="ads", cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    assert boot["node"]["metadata"]["ISTIO_VERSION"] == "1.22.1"
+    objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {})
+    istiod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "istiod")
+    assert [c["name"] for c in istiod["spec"]["containers"]] == ["discovery"]
+
+
+def test_lab_envoys_keep_only_the_stats_istios_bootstrap_keeps(shared_dir):
+    golden = json.loads((shared_dir / "istio-data" / "bootstrap" / "default_golden.json").read_text())
+    assert xds.ISTIO_STATS_INCLUSION == golden["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
+    pod = next(o for o in _expand("bookinfo-healthy").objects if o["kind"] == "Pod")
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pod, ports, mode="rest", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    assert boot["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"] == xds.ISTIO_STATS_INCLUSION
+
+
+def test_a_lost_sidecar_asks_its_server_through_xds_grpc_and_keeps_retrying():
+    expanded = _expand("istiod-gone-after-config")
+    assert {s.state for s in expanded.sidecars} == {"disconnected"}
+    pod = next(o for o in expanded.objects if o["kind"] == "Pod")
+    assert all(s["ready"] for s in pod["status"]["containerStatuses"])  # READY: the point of the story
+    ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
+    boot = xds.bootstrap(pod, ports, mode="lost", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    cds = boot["dynamic_resources"]["cds_config"]["api_config_source"]
+    assert cds["cluster_names"] == ["xds-grpc"] and cds["refresh_delay"] == xds.LOST_RETRY
+    grpc = next(c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc")
+    assert grpc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
+        "port_value"] == 5
+
+
+def test_root_rotation_scenario_names_a_second_root_for_the_server_and_the_namespace():
+    expanded = _expand("root-ca-mismatch")
+    specs = {s.pod.split("-")[0]: s for s in expanded.sidecars}
+    assert specs["vault"].ca == "new-root" and specs["teller"].ca == ""
+    assert expanded.namespace_roots == {"treasury": "new-root"}
+    (stand_in,) = expanded.stand_ins
+    assert stand_in.kind == "mtls" and stand_in.server_pod[0] == "treasury"
+    assert stand_in.server_pod[1].startswith("vault-ledger-")
