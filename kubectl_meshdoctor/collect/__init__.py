@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 # Requests to proxies in flight at once (execs into istio-proxy, log reads), over all pods of a sweep:
 # each mostly waits on the API server and kubelet. Chosen by measurement (bench/RESULTS.md).
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)

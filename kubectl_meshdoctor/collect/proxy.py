@@ -390,7 +390,7 @@ class ProxyReading:
 
 
 class ParameterSupport:
-    """Envoy versions that refuse (or ignore) config_dump's ``resource``/``mask``, learnt once each.
+    """Envoy versions that refuse (or ignore) config_dump's ``resource``/``mask``, learnt once per sweep.
 
     An old Envoy answers the parts with an error (fall back to the whole dump) or ignores the
     parameters and sends the whole dump each time (correct, but three times the bytes). Either way,
@@ -413,7 +413,6 @@ class ParameterSupport:
             self._versions.add(version)
 
 
-PARAMETER_SUPPORT = ParameterSupport()
 UNKNOWN_VERSION = "unknown"
 
 
@@ -443,7 +442,7 @@ class PodReader:
         self.on_exec_refused = on_exec_refused
         self.on_log_refused = on_log_refused
         self.cancellation = cancellation or Cancellation()
-        self.support = parameter_support or PARAMETER_SUPPORT
+        self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
         self._lock = threading.Lock()
@@ -637,7 +636,7 @@ class PodReader:
             text = (output.stderr + output.stdout).decode("utf-8", "replace")
             if _PARAMETERS_REFUSED.search(text) or (self.use_curl and output.exit_code == CURL_HTTP_ERROR):
                 raise _ParametersRefused
-        elif not output.stdout.lstrip().startswith(b"{"):
+        elif not output.stdout[:256].lstrip().startswith(b"{"):  # a slice: the answer can be megabytes
             raise _ParametersRefused  # pilot-agent passes a 404 body on with exit 0
         if output.exit_code != 0:
             failure = _failure(self._shown(step.command), output)

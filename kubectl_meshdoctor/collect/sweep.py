@@ -31,7 +31,7 @@ from kubectl_meshdoctor.collect.api import (
     ApiReader,
 )
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
-from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
+from kubectl_meshdoctor.collect.proxy import Cancellation, ParameterSupport, PodReader, ProxyReading
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
 )
@@ -242,10 +242,12 @@ class Sweep:
                     clients.append(client)
             return client
 
+        parameter_support = ParameterSupport()  # Envoy versions found refusing config_dump's parameters
         readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
                              exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=exec_refused.set,
                              log_allowed=lambda: not log_refused.is_set(), on_log_refused=log_refused.set,
-                             cancellation=cancellation, full_config_dump=self.full_config_dump)
+                             cancellation=cancellation, full_config_dump=self.full_config_dump,
+                             parameter_support=parameter_support)
                    for pod in pods]
         readings: list[ProxyReading] = []
         futures: list[concurrent.futures.Future] = []
