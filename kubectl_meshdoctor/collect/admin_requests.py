@@ -21,8 +21,15 @@ How Envoy 1.40 answers (checked on a real Envoy, see ``bench/RESULTS.md``):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any, Callable
+
+from kubectl_meshdoctor.envoy.certs import parse_certs
+from kubectl_meshdoctor.envoy.config_dump import reduce_config_part
+from kubectl_meshdoctor.envoy.server_info import parse_server_info
+from kubectl_meshdoctor.envoy.stats import parse_stats
 
 # --- stats the checks read ----------------------------------------------------------------------------
 
@@ -37,7 +44,8 @@ STATS_READ: tuple[str, ...] = (
     "server.state",
     "control_plane.connected_state",
 )
-# Families of stats, as regular expressions over the full name (e.g. per-cluster counters).
+# Families of stats, as regular expressions over the full name, e.g. a per-cluster counter:
+# r"cluster\.outbound\|.*\.upstream_rq_pending_overflow" (cluster names hold dots and pipes).
 STAT_PATTERNS_READ: tuple[str, ...] = ()
 
 
@@ -57,10 +65,16 @@ class ConfigPart:
     section: str  # the config type, as in envoy.admin.v3.<section>ConfigDump
     resource: str  # the repeated field of that type
     mask: tuple[str, ...]  # FieldMask paths, relative to each item
+    include_eds: bool = False  # needed for resource=dynamic_endpoint_configs (endpoint health)
 
     @property
     def path(self) -> str:
-        return f"config_dump?resource={self.resource}&mask={','.join(self.mask)}"
+        eds = "include_eds&" if self.include_eds else ""
+        return f"config_dump?{eds}resource={self.resource}&mask={','.join(self.mask)}"
+
+    def reduce(self, raw: bytes) -> Any:
+        """A PartialConfig; the parts of one pod are merged into its ProxyConfig."""
+        return reduce_config_part(raw, section=self.section)
 
 
 # Which reducer reads what: envoy.config_dump.summarize_cluster (name, type, cluster_type, transport
@@ -79,3 +93,24 @@ CONFIG_PARTS: tuple[ConfigPart, ...] = (
 
 # The whole dump: the fallback for an Envoy that refuses the parameters, and MESHDOCTOR_CONFIG_DUMP=full.
 CONFIG_DUMP_FULL = "config_dump"
+
+
+# --- the other admin requests: evidence field <- admin path <- reducer ----------------------------------
+
+
+@dataclass(frozen=True)
+class AdminRequest:
+    """One Envoy admin request whose answer fills one ProxyEvidence field."""
+
+    field: str  # the ProxyEvidence field it fills
+    endpoint: str  # how gaps name it
+    path: str  # admin path and query, as `pilot-agent request GET <path>` and curl send it
+    reduce: Callable[[bytes], Any]
+
+
+ADMIN_REQUESTS: tuple[AdminRequest, ...] = (
+    AdminRequest("server_info", "server_info", "server_info", parse_server_info),
+    AdminRequest("stats", "stats", f"stats?usedonly&filter={stats_filter()}", parse_stats),
+    AdminRequest("certs", "certs", "certs", parse_certs),
+)
+FULL_CONFIG_REDUCE: Callable[[bytes], Any] = functools.partial(reduce_config_part, section=None)

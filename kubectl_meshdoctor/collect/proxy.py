@@ -36,14 +36,11 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_meshdoctor.collect.admin_requests import CONFIG_DUMP_FULL, CONFIG_PARTS, stats_filter
+from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
-from kubectl_meshdoctor.envoy.certs import parse_certs
-from kubectl_meshdoctor.envoy.config_dump import PartialConfig, reduce_config_part
+from kubectl_meshdoctor.envoy.config_dump import PartialConfig
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
-from kubectl_meshdoctor.envoy.server_info import parse_server_info
-from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.errors import ExecError, ParseError
 from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
@@ -59,21 +56,19 @@ def _agent(path: str, port: int | None = None) -> Argv:
     return ("pilot-agent", "request", "GET", path) + (("--debug-port", str(port)) if port else ())
 
 
-# The admin requests come from one table (collect/admin_requests.py): the stats the checks read and
-# the config_dump parts, each masked to the fields its reducer reads.
-STATS_PATH = f"stats?usedonly&filter={stats_filter()}"
+# The admin requests come from one table (collect/admin_requests.py): the stats the checks read, the
+# config_dump parts (each masked to the fields its reducer reads), certs and server_info.
 READY = _agent("healthz/ready", HEALTH_PORT)
 READY_AGENT = _agent("healthz/ready", AGENT_PORT)
-SERVER_INFO = _agent("server_info")
-STATS = _agent(STATS_PATH)
-CERTS = _agent("certs")
+ADMIN_COMMANDS: dict[str, Argv] = {request.field: _agent(request.path) for request in ADMIN_REQUESTS}
+SERVER_INFO, STATS, CERTS = ADMIN_COMMANDS["server_info"], ADMIN_COMMANDS["stats"], ADMIN_COMMANDS["certs"]
 CONFIG_PART_COMMANDS: tuple[Argv, ...] = tuple(_agent(part.path) for part in CONFIG_PARTS)
 CONFIG_DUMP = _agent(CONFIG_DUMP_FULL)  # the whole dump: fallback, or MESHDOCTOR_CONFIG_DUMP=full
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
 
 # Every command the plugin may exec in istio-proxy. READY_AGENT runs only when READY is refused, and
 # CONFIG_DUMP only for a proxy that refuses the config_dump parameters (or when asked for).
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, *CONFIG_PART_COMMANDS,
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, *ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS,
                                     CONFIG_DUMP, RESOLV_CONF)
 
 
@@ -87,15 +82,12 @@ def _curl_status(port: int) -> Argv:
     return ("curl", "-sSg", "-w", r"\n%{http_code}", f"http://localhost:{port}/healthz/ready")
 
 
-# The same requests for an istio-proxy image without pilot-agent (exit 127).
+# The same requests for an istio-proxy image without pilot-agent (exit 127): `pilot-agent request GET
+# <path>` becomes curl of the same admin path.
 CURL_FALLBACK: dict[Argv, Argv] = {
     READY: _curl_status(HEALTH_PORT),
     READY_AGENT: _curl_status(AGENT_PORT),
-    SERVER_INFO: _curl_admin("server_info"),
-    STATS: _curl_admin(STATS_PATH),
-    CERTS: _curl_admin("certs"),
-    **{command: _curl_admin(part.path) for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS)},
-    CONFIG_DUMP: _curl_admin(CONFIG_DUMP_FULL),
+    **{command: _curl_admin(command[3]) for command in (*ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS, CONFIG_DUMP)},
 }
 
 ALL_COMMANDS: frozenset[Argv] = frozenset(PROXY_COMMANDS) | frozenset(CURL_FALLBACK.values())
@@ -127,16 +119,13 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("server_info", "server_info", SERVER_INFO, parse_server_info),
-    Step("stats", "stats", STATS, parse_stats),
-    Step("certs", "certs", CERTS, parse_certs),
+    *(Step(r.field, r.endpoint, ADMIN_COMMANDS[r.field], r.reduce) for r in ADMIN_REQUESTS),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
 )
 # The config_dump parts: each reduced to a PartialConfig as it arrives, merged once all are in.
-CONFIG_STEPS: tuple[Step, ...] = tuple(
-    Step("config", f"config_dump {part.resource}", command, functools.partial(reduce_config_part, section=part.section))
-    for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS))
-FULL_CONFIG_STEP = Step("config", "config_dump", CONFIG_DUMP, reduce_config_part)
+CONFIG_STEPS: tuple[Step, ...] = tuple(Step("config", f"config_dump {part.resource}", command, part.reduce)
+                                       for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS))
+FULL_CONFIG_STEP = Step("config", "config_dump", CONFIG_DUMP, FULL_CONFIG_REDUCE)
 
 
 @dataclass(frozen=True)
