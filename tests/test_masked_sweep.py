@@ -10,18 +10,20 @@ answer). Also here: proxies that refuse or ignore the parameters get the whole d
 from __future__ import annotations
 
 import re
+import urllib.error
+import urllib.request
 from urllib.parse import unquote
 
 import pytest
 
 from kubectl_meshdoctor.analysis import analyze
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions, collect_evidence
-from kubectl_meshdoctor.collect.admin_requests import STATS_READ
+from kubectl_meshdoctor.collect.admin_requests import CONFIG_DUMP_FULL, CONFIG_PARTS, STATS_READ, stats_filter
 from kubectl_meshdoctor.collect.proxy import CONFIG_DUMP, CONFIG_PART_COMMANDS, CURL_FALLBACK
 from kubectl_meshdoctor.collect.sweep import FULL_DUMP_VARIABLE
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.lab.apiserver import ExecResult
-from tests.test_collect_support import FakeProxies, healthy_outputs, lab_cluster
+from tests.test_collect_support import FakeProxies, healthy_outputs, lab_cluster, mask_config_dump
 
 # The lab, its scenarios and the "no Envoy binary" skip, as the end-to-end lab test uses them.
 from tests.test_collect_lab import lab_module, needs_envoy, scenario_module  # noqa: E402
@@ -77,6 +79,7 @@ def test_masked_parts_find_what_the_whole_dump_finds(scenario, monkeypatch):
         whole, whole_commands = collect_all(full=True)
 
     assert any("resource=dynamic_active_clusters" in q for q in masked_commands)
+    assert not any("command=config_dump&" in q for q in masked_commands), "no fallback to the whole dump"
     assert not any("resource=" in q for q in whole_commands)
     assert any(b.proxies for b in masked), "the scenario has meshed pods"
     for parts, dump in zip(masked, whole):
@@ -147,3 +150,45 @@ def test_curl_images_fall_back_too(tmp_path):
 
     assert bundle.proxies["shop/web-1"].config is not None, bundle.gaps
     assert ("curl", "-sSfg", "http://localhost:15000/config_dump") in {argv for *_, argv in proxies.calls}
+
+
+# --- the real Envoy's answers, and the table -------------------------------------------------------------
+
+
+@needs_envoy
+def test_real_envoy_accepts_every_part_and_the_fake_masks_as_it_does():
+    """Each config_dump part of the table is answered by Envoy 1.40 (no 400/404), and the tests' fake
+    (mask_config_dump, from a whole dump) reduces to the same evidence as Envoy's own masked answer."""
+    with lab_module.Lab(["redis-headless-no-sidecar"]) as lab:
+        admin = lab.proxies[0].envoy.admin_url
+
+        def get(path: str) -> tuple[int, bytes]:
+            try:
+                with urllib.request.urlopen(f"{admin}/{path}", timeout=30) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
+        whole = get(CONFIG_DUMP_FULL)[1]
+        answers = {part: get(part.path) for part in CONFIG_PARTS}
+        nested_mask = get("config_dump?resource=dynamic_listeners&mask=active_state.listener.filter_chains")
+        unknown = get("config_dump?resource=no_such_field")
+
+    for part, (status, body) in answers.items():
+        assert status == 200, (part.path, body[:200])
+        assert part.reduce(body).config() == part.reduce(mask_config_dump(whole, part.path)).config()
+    # What the table's comments say about Envoy: no mask inside a nested Any, 404 for an unknown field.
+    assert nested_mask[0] == 400 and b"could not be successfully used" in nested_mask[1]
+    assert unknown == (404, b"no_such_field not found in config dump")
+
+
+def test_stats_filter_matches_exactly_the_stats_the_checks_read():
+    pattern = re.compile(stats_filter())
+    for name in STATS_READ:
+        assert pattern.search(name), name
+    for other in ("cluster_manager.cds.update_success_extra", "x.server.state", "server.state_total",
+                  "cluster.outbound|80||a.b.svc.cluster.local.upstream_cx_total"):
+        assert not pattern.search(other), other
+    family = re.compile(stats_filter(("server.state",), (r"cluster\.outbound\|.*\.upstream_rq_pending_overflow",)))
+    assert family.search("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_pending_overflow")
+    assert not family.search("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total")
