@@ -17,6 +17,7 @@ holds more than one raw config_dump per worker.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import json
 import re
@@ -27,7 +28,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
@@ -103,6 +104,9 @@ CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
 # single parsed answer (~4x its size as Python objects) in memory instead of one per worker.
 _PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
+# config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
+# plugin's memory by this many answers however many requests are in flight (bench/RESULTS.md).
+LARGE_ANSWERS_IN_FLIGHT = 24
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
 _PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
@@ -131,8 +135,8 @@ FULL_CONFIG_STEP = Step("config", "config_dump", CONFIG_DUMP, FULL_CONFIG_REDUCE
 @dataclass(frozen=True)
 class ExecOutput:
     exit_code: int
-    stdout: bytes
-    stderr: bytes
+    stdout: bytes | bytearray
+    stderr: bytes | bytearray
 
 
 # --- exec -----------------------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
             raise ExecError("cancelled")
         if channels is None:
             raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True)
-        stdout, stderr, status = (channels.get(c, b"") for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
+        stdout, stderr, status = (channels.get(c) or b"" for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
     except (websocket.WebSocketException, OSError, ValueError) as exc:
         if cancellation is not None and cancellation.cancelled:  # cancel() shut the socket down
             raise ExecError("cancelled") from None
@@ -291,14 +295,15 @@ def _proxy_options(configuration: k8s.Configuration) -> dict[str, Any]:
     return options
 
 
-def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytes] | None:
+def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytearray] | None:
     """Every channel's output once the server closes the exec stream; None when ``timeout`` runs out.
 
-    Frames are collected in a list and joined once: appending each 64 KB frame to one growing bytes
-    object, as kubernetes.stream's ``run_forever`` does, is quadratic for a multi-megabyte config_dump.
+    Frames are appended to one bytearray per channel (amortised growth, no copy at the end): a growing
+    bytes object, as kubernetes.stream's ``run_forever`` keeps, is quadratic for a multi-megabyte
+    answer, and a list of frames joined at the end holds the answer twice while it is joined.
     """
     raw = ws.sock
-    parts: dict[int, list[bytes]] = {}
+    parts: dict[int, bytearray] = {}
     deadline = time.monotonic() + timeout
     poller = select.poll()
     poller.register(raw, select.POLLIN)
@@ -317,8 +322,8 @@ def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, byt
         if isinstance(data, str):
             data = data.encode()
         if data and data[0] != V5_CLOSE_CHANNEL:  # first byte: the channel
-            parts.setdefault(data[0], []).append(data[1:])
-    return {channel: b"".join(chunks) for channel, chunks in parts.items()}
+            parts.setdefault(data[0], bytearray()).extend(memoryview(data)[1:])
+    return parts
 
 
 def _refused(code: int, text: str) -> ExecError:
@@ -421,7 +426,8 @@ class PodReader:
                  log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
                  on_log_refused: Callable[[], None] = lambda: None,
                  cancellation: Cancellation | None = None, full_config_dump: bool = False,
-                 parameter_support: ParameterSupport | None = None):
+                 parameter_support: ParameterSupport | None = None,
+                 large_answers: threading.BoundedSemaphore | None = None):
         self._client = api_client if callable(api_client) else (lambda: api_client)
         self.namespace = namespace
         self.name = name
@@ -432,6 +438,7 @@ class PodReader:
         self.on_log_refused = on_log_refused
         self.cancellation = cancellation or Cancellation()
         self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
+        self.large_answers = large_answers or threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
         self._lock = threading.Lock()
@@ -585,9 +592,9 @@ class PodReader:
                 self._read_full_config()
             return
         step = CONFIG_STEPS[index]
-        output = self._run(step.command)
         try:
-            part = self._config_part(step, output)
+            with self._large_answer():
+                part = self._config_part(step, self._run(step.command))  # the raw answer is dropped here
         except _ParametersRefused:
             self._fall_back_to_full_dump()
             return
@@ -647,8 +654,18 @@ class PodReader:
         self._read_full_config()
 
     def _read_full_config(self) -> None:
-        output = self._run(FULL_CONFIG_STEP.command)
-        self._full = self._reduce(FULL_CONFIG_STEP, output)
+        with self._large_answer():
+            self._full = self._reduce(FULL_CONFIG_STEP, self._run(FULL_CONFIG_STEP.command))
+
+    @contextlib.contextmanager
+    def _large_answer(self) -> Iterator[None]:
+        """A slot for one config_dump answer, from its request until it is reduced."""
+        if not self.large_answers.acquire(timeout=max(0.0, self._remaining())):
+            raise ExecError("pod time budget spent waiting for a config_dump slot", timed_out=True)
+        try:
+            yield
+        finally:
+            self.large_answers.release()
 
     def _shown(self, argv: Argv) -> str:
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv

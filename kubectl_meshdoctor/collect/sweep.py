@@ -31,7 +31,9 @@ from kubectl_meshdoctor.collect.api import (
     ApiReader,
 )
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
-from kubectl_meshdoctor.collect.proxy import Cancellation, ParameterSupport, PodReader, ProxyReading
+from kubectl_meshdoctor.collect.proxy import (
+    LARGE_ANSWERS_IN_FLIGHT, Cancellation, ParameterSupport, PodReader, ProxyReading,
+)
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
 )
@@ -243,11 +245,12 @@ class Sweep:
             return client
 
         parameter_support = ParameterSupport()  # Envoy versions found refusing config_dump's parameters
+        large_answers = threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)  # memory: bounded, not per pod
         readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
                              exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=exec_refused.set,
                              log_allowed=lambda: not log_refused.is_set(), on_log_refused=log_refused.set,
                              cancellation=cancellation, full_config_dump=self.full_config_dump,
-                             parameter_support=parameter_support)
+                             parameter_support=parameter_support, large_answers=large_answers)
                    for pod in pods]
         readings: list[ProxyReading] = []
         futures: list[concurrent.futures.Future] = []
