@@ -421,14 +421,14 @@ class PodReader:
     pod's time budget starts when its first task starts. Every failure becomes a gap.
     """
 
-    def __init__(self, api_client: Callable[[], k8s.ApiClient] | k8s.ApiClient, namespace: str, name: str,
+    def __init__(self, client: Callable[[], k8s.ApiClient], namespace: str, name: str,
                  timeout: float, *, exec_allowed: Callable[[], bool] = lambda: True,
                  log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
                  on_log_refused: Callable[[], None] = lambda: None,
                  cancellation: Cancellation | None = None, full_config_dump: bool = False,
                  parameter_support: ParameterSupport | None = None,
                  large_answers: threading.BoundedSemaphore | None = None):
-        self._client = api_client if callable(api_client) else (lambda: api_client)
+        self._client = client  # the calling worker thread's API client
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
@@ -470,14 +470,6 @@ class PodReader:
 
     def futures(self) -> list[concurrent.futures.Future]:
         return self._futures
-
-    def read(self, log_since_seconds: int | None, request_timeout: float) -> ProxyReading:
-        """Every request one after the other (callers without a pool)."""
-        tasks = self.tasks(log_since_seconds, request_timeout)
-        self._pending = len(tasks)
-        for what, task in tasks:
-            self._guarded(what, task)
-        return self.reading
 
     def result(self) -> ProxyReading:
         """The reading, once every task of the pod is done (a task's bug is raised here)."""

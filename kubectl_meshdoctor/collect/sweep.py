@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
