@@ -83,12 +83,16 @@ class ConfigPart:
 # Static clusters, listeners and routes come from the bootstrap (Prometheus, health, xds-grpc) and no
 # check reads them; warming clusters become active ones. The full dump (CONFIG_DUMP_FULL) still reads
 # them all, and findings are the same either way (tests/test_masked_sweep.py, on every lab scenario).
+# version_info and last_updated: which xDS version each resource came with and when (proxy-status).
 CONFIG_PARTS: tuple[ConfigPart, ...] = (
     ConfigPart("Clusters", "dynamic_active_clusters",
                ("cluster.name", "cluster.type", "cluster.cluster_type", "cluster.transport_socket",
-                "cluster.transport_socket_matches", "error_state")),
-    ConfigPart("Routes", "dynamic_route_configs", ("route_config.name", "route_config.virtual_hosts", "error_state")),
-    ConfigPart("Listeners", "dynamic_listeners", ("name", "active_state.listener", "error_state")),
+                "cluster.transport_socket_matches", "error_state", "version_info", "last_updated")),
+    ConfigPart("Routes", "dynamic_route_configs",
+               ("route_config.name", "route_config.virtual_hosts", "error_state", "version_info", "last_updated")),
+    ConfigPart("Listeners", "dynamic_listeners",
+               ("name", "active_state.listener", "active_state.version_info", "active_state.last_updated",
+                "error_state")),
 )
 
 # The whole dump: the fallback for an Envoy that refuses the parameters, and MESHDOCTOR_CONFIG_DUMP=full.
