@@ -10,8 +10,9 @@ inside the container in every proxyv2 image, distroless included. When the image
 and pilot-agent's own port (15020) only when 15021 refuses the connection, which is what an Envoy that
 never got its configuration does.
 
-Each output is parsed right after it arrives and only the reduced evidence is kept, so a sweep never
-holds more than one raw config_dump per worker.
+The admin paths come from one table (collect/admin_requests.py). A pod's requests run side by side in
+the sweep's pool; each output is reduced right after it arrives and only the reduced evidence is
+kept, and at most LARGE_ANSWERS_IN_FLIGHT config_dump answers exist at once, however many pods.
 """
 
 from __future__ import annotations
