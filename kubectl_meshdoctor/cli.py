@@ -23,6 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from kubectl_meshdoctor import __version__
+from kubectl_meshdoctor.collect import DEFAULT_CONCURRENCY
 from kubectl_meshdoctor.errors import EXIT_INTERRUPTED, MeshDoctorError, UsageError
 from kubectl_meshdoctor.findings import Severity
 
@@ -206,7 +207,9 @@ SaveOption = Annotated[
     str | None, typer.Option("--save", help="Also write the evidence bundle here (a directory, or a .tgz).")
 ]
 SinceOption = Annotated[str, typer.Option("--since", help="istio-proxy log window, e.g. 15m.")]
-ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, help="Pods examined at once.")]
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", min=1, help="Requests to proxies in flight at once (execs, log reads).")
+]
 PodTimeoutOption = Annotated[str, typer.Option("--pod-timeout", help="Time allowed for all execs into one pod.")]
 TraceOption = Annotated[str | None, typer.Option(
     "--trace", metavar="HOST[:PORT][/PATH]",
@@ -278,7 +281,7 @@ def pod_command(
     if method != "GET" or header:
         raise UsageError("--method and --header describe a traced request: use them with --trace")
     code = diagnose_live(options, pod=name, all_namespaces=False, fail_on=fail_on, save=save, since=since,
-                         concurrency=1, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days,
+                         concurrency=DEFAULT_CONCURRENCY, pod_timeout=pod_timeout, ca_warn_days=ca_warn_days,
                          all_contexts=all_contexts)
     raise typer.Exit(code)
 
@@ -290,7 +293,7 @@ def sweep_command(
     fail_on: FailOnOption = FailOn.ERROR,
     save: SaveOption = None,
     since: SinceOption = "15m",
-    concurrency: ConcurrencyOption = 16,
+    concurrency: ConcurrencyOption = DEFAULT_CONCURRENCY,
     pod_timeout: PodTimeoutOption = "60s",
     ca_warn_days: CaWarnDaysOption = 30,
     all_contexts: AllContextsOption = False,

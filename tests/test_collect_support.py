@@ -20,6 +20,7 @@ from kubectl_meshdoctor.collect.proxy import (
     CERTS,
     CLUSTERS,
     CONFIG_DUMP,
+    CONFIG_PART_COMMANDS,
     CURL_FALLBACK,
     READY,
     READY_AGENT,
@@ -111,6 +112,56 @@ def curl_outputs() -> dict[tuple[str, ...], ExecResult]:
     return outputs
 
 
+# config_dump?resource=<field> names, per the entry type Envoy wraps each item in.
+_ENTRY_TYPES = {"dynamic_active_clusters": "DynamicCluster", "static_clusters": "StaticCluster",
+                "dynamic_listeners": "DynamicListener", "dynamic_route_configs": "DynamicRouteConfig"}
+
+
+def mask_config_dump(full: bytes, path: str) -> bytes:
+    """What Envoy 1.40 answers to ``config_dump?resource=F&mask=...``, computed from its whole dump.
+
+    For fake proxies that were given one whole config_dump: each item of the repeated field F, wrapped
+    as ``<Section>ConfigDump.<Entry>``, keeping the mask's paths (into the item's first Any, whose
+    ``@type`` stays). Checked against the real Envoy by tests/test_masked_sweep.py.
+    """
+    query = parse_qs(path.partition("?")[2])
+    resource, mask = query["resource"][0], query["mask"][0].split(",")
+    try:
+        document = json.loads(full)
+    except ValueError:
+        return full  # broken stays broken
+    items = []
+    for config in document.get("configs", []):
+        for item in config.get(resource) or []:
+            kept: dict = {"@type": f"{config['@type']}.{_ENTRY_TYPES[resource]}"}
+            for dotted in mask:
+                head, _, rest = dotted.partition(".")
+                if head not in item:
+                    continue
+                if not rest:
+                    kept[head] = item[head]
+                else:
+                    inner = kept.setdefault(head, {"@type": item[head].get("@type")} if "@type" in item[head] else {})
+                    if rest in item[head]:
+                        inner[rest] = item[head][rest]
+            items.append(kept)
+    return json.dumps({"configs": items} if items else {}).encode()
+
+
+def masked_answer(outputs: dict[tuple[str, ...], ExecResult], argv: tuple[str, ...]) -> ExecResult | None:
+    """A config_dump part (pilot-agent or curl) answered from the outputs' whole dump, if there is one."""
+    curl_parts = {CURL_FALLBACK[c]: c for c in CONFIG_PART_COMMANDS}
+    part = argv if argv in CONFIG_PART_COMMANDS else curl_parts.get(argv)
+    if part is None:
+        return None
+    full_command = CONFIG_DUMP if argv == part else CURL_FALLBACK[CONFIG_DUMP]
+    full = outputs.get(full_command)
+    if full is None or full.exit_code != 0:
+        return full
+    path = part[3]
+    return ExecResult(0, mask_config_dump(full.stdout, path))
+
+
 @dataclass
 class FakeProxies:
     """The exec handler: per-pod outputs (default: a healthy istio-proxy) and a record of every call."""
@@ -124,6 +175,9 @@ class FakeProxies:
         outputs = self.per_pod.get(f"{namespace}/{pod}") or healthy_outputs()
         if argv in outputs:
             return outputs[argv]
+        masked = masked_answer(outputs, argv)
+        if masked is not None:
+            return masked
         return ExecResult(127, b"", f'exec: "{command[0]}": unexpected command in this test\n'.encode())
 
     async def log(self, namespace: str, pod: str, container: str, since: int | None, tail: int | None) -> str:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# Requests to proxies in flight at once (execs into istio-proxy, log reads), over all pods of a sweep:
+# each mostly waits on the API server and kubelet. Chosen by measurement (bench/RESULTS.md).
+DEFAULT_CONCURRENCY = 32
+
+
 @dataclass(frozen=True)
 class ClusterOptions:
     kubeconfig: str | None = None  # None: $KUBECONFIG, else ~/.kube/config
@@ -22,7 +27,7 @@ class CollectOptions:
     namespace: str | None = None  # None: the context's namespace, else "default"
     all_namespaces: bool = False
     pod: str | None = None  # set for `pod NAME`; None for a sweep
-    concurrency: int = 16  # pods examined at once: execs mostly wait on the API server and kubelet
+    concurrency: int = DEFAULT_CONCURRENCY
     pod_timeout: float = 60.0  # seconds for all execs of one pod
     log_since_seconds: int = 900  # istio-proxy log window (--since)
     progress: bool = True  # rich progress bar on stderr (off for -o json/yaml)

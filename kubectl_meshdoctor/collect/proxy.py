@@ -10,12 +10,16 @@ inside the container in every proxyv2 image, distroless included. When the image
 and pilot-agent's own port (15020) only when 15021 refuses the connection, which is what an Envoy that
 never got its configuration does.
 
-Each output is parsed right after it arrives and only the reduced evidence is kept, so a sweep never
-holds more than one raw config_dump per worker.
+The admin paths come from one table (collect/admin_requests.py). A pod's requests run side by side in
+the sweep's pool; each output is reduced right after it arrives and only the reduced evidence is
+kept, and at most LARGE_ANSWERS_IN_FLIGHT config_dump answers exist at once, however many pods.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import functools
 import json
 import re
 import select
@@ -25,7 +29,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
@@ -34,17 +38,14 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
+from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
-from kubectl_meshdoctor.envoy.certs import parse_certs
 from kubectl_meshdoctor.envoy.clusters import parse_clusters
-from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
+from kubectl_meshdoctor.envoy.config_dump import PartialConfig
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.routes import lookups_wanted, parse_route_lookups, parse_route_timeouts
-from kubectl_meshdoctor.envoy.server_info import parse_server_info
-from kubectl_meshdoctor.envoy.stats import parse_stats
 from kubectl_meshdoctor.envoy.xds_log import summarize_xds_log
-from kubectl_meshdoctor.envoy.xds_status import XDS_STATS_FILTER
 from kubectl_meshdoctor.errors import ExecError, ParseError
 from kubectl_meshdoctor.evidence import Gap, ProxyConfig, ProxyEvidence, Readiness
 
@@ -53,12 +54,6 @@ ENVOY_ADMIN_PORT = 15000
 HEALTH_PORT = 15021  # Envoy's health listener, forwarding to pilot-agent
 AGENT_PORT = 15020  # pilot-agent's status port, answering even while Envoy accepts nothing
 
-# The stats pilot-agent reads to decide readiness (cds/lds update_success|update_rejected, then
-# server.state and listener_manager.workers_started), and those of the stream to istiod (MD0204:
-# update_failure, update_time, cluster.xds-grpc connections), in one request.
-STATS_FILTER = (r"^((cluster_manager\.cds|listener_manager\.lds)\.(update_success|update_rejected)$"
-                r"|server\.state|listener_manager\.workers_started|" + XDS_STATS_FILTER + ")")
-
 Argv = tuple[str, ...]
 
 
@@ -66,12 +61,14 @@ def _agent(path: str, port: int | None = None) -> Argv:
     return ("pilot-agent", "request", "GET", path) + (("--debug-port", str(port)) if port else ())
 
 
+# The admin requests come from one table (collect/admin_requests.py): the stats the checks read, the
+# config_dump parts (each masked to the fields its reducer reads), certs and server_info.
 READY = _agent("healthz/ready", HEALTH_PORT)
 READY_AGENT = _agent("healthz/ready", AGENT_PORT)
-SERVER_INFO = _agent("server_info")
-STATS = _agent(f"stats?usedonly&filter={STATS_FILTER}")
-CERTS = _agent("certs")
-CONFIG_DUMP = _agent("config_dump")
+ADMIN_COMMANDS: dict[str, Argv] = {request.field: _agent(request.path) for request in ADMIN_REQUESTS}
+SERVER_INFO, STATS, CERTS = ADMIN_COMMANDS["server_info"], ADMIN_COMMANDS["stats"], ADMIN_COMMANDS["certs"]
+CONFIG_PART_COMMANDS: tuple[Argv, ...] = tuple(_agent(part.path) for part in CONFIG_PARTS)
+CONFIG_DUMP = _agent(CONFIG_DUMP_FULL)  # the whole dump: fallback, or MESHDOCTOR_CONFIG_DUMP=full
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
 # Endpoint health and circuit breakers of the upstream clusters; asked only when the access log shows
 # failures (see PodReader._read_failing_upstreams).
@@ -79,10 +76,11 @@ CLUSTERS = _agent("clusters?format=json")
 # The HTTP routes (with their timeouts); asked only when the access log shows timeouts (UT).
 ROUTES = _agent("config_dump?resource=dynamic_route_configs")
 
-# Every command the plugin may exec in istio-proxy, in the order it runs them. READY_AGENT runs only
-# when READY is refused, CLUSTERS and ROUTES only after failing requests.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF,
-                                    CLUSTERS, ROUTES)
+# Every command the plugin may exec in istio-proxy. READY_AGENT runs only when READY is refused,
+# CONFIG_DUMP only for a proxy that refuses the config_dump parameters (or when asked for), CLUSTERS and
+# ROUTES only after failing requests.
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, *ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS,
+                                    CONFIG_DUMP, RESOLV_CONF, CLUSTERS, ROUTES)
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
@@ -98,17 +96,13 @@ def _curl_status(port: int) -> Argv:
     return ("curl", "-sSg", "-w", r"\n%{http_code}", f"http://localhost:{port}/healthz/ready")
 
 
-# The same requests for an istio-proxy image without pilot-agent (exit 127).
+# The same requests for an istio-proxy image without pilot-agent (exit 127): `pilot-agent request GET
+# <path>` becomes curl of the same admin path.
 CURL_FALLBACK: dict[Argv, Argv] = {
     READY: _curl_status(HEALTH_PORT),
     READY_AGENT: _curl_status(AGENT_PORT),
-    SERVER_INFO: _curl_admin("server_info"),
-    STATS: _curl_admin(f"stats?usedonly&filter={STATS_FILTER}"),
-    CERTS: _curl_admin("certs"),
-    CONFIG_DUMP: _curl_admin("config_dump"),
-    CLUSTERS: _curl_admin("clusters?format=json"),
-    ROUTES: _curl_admin("config_dump?resource=dynamic_route_configs"),
-    TRACE_CONFIG_DUMP: _curl_admin("config_dump?include_eds"),
+    **{command: _curl_admin(command[3]) for command in (*ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS, CONFIG_DUMP,
+                                                         CLUSTERS, ROUTES, TRACE_CONFIG_DUMP)},
 }
 
 ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
@@ -128,17 +122,22 @@ V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries 
 EXEC_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
+CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
 # Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
-# single parsed config_dump (~4x its size as Python objects) in memory instead of one per worker.
+# single parsed answer (~4x its size as Python objects) in memory instead of one per worker.
 _PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
+# config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
+# plugin's memory by this many answers however many requests are in flight (bench/RESULTS.md).
+LARGE_ANSWERS_IN_FLIGHT = 24
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
+_PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One piece of proxy evidence: the ProxyEvidence field it fills, its command and its parser."""
+    """One request for proxy evidence: the ProxyEvidence field it fills, its command and its reducer."""
 
     field: str
     endpoint: str  # how gaps name it
@@ -147,19 +146,20 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("server_info", "server_info", SERVER_INFO, parse_server_info),
-    Step("stats", "stats", STATS, parse_stats),
-    Step("certs", "certs", CERTS, parse_certs),
-    Step("config", "config_dump", CONFIG_DUMP, summarize_config_dump),
+    *(Step(r.field, r.endpoint, ADMIN_COMMANDS[r.field], r.reduce) for r in ADMIN_REQUESTS),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
 )
+# The config_dump parts: each reduced to a PartialConfig as it arrives, merged once all are in.
+CONFIG_STEPS: tuple[Step, ...] = tuple(Step("config", f"config_dump {part.resource}", command, part.reduce)
+                                       for command, part in zip(CONFIG_PART_COMMANDS, CONFIG_PARTS))
+FULL_CONFIG_STEP = Step("config", "config_dump", CONFIG_DUMP, FULL_CONFIG_REDUCE)
 
 
 @dataclass(frozen=True)
 class ExecOutput:
     exit_code: int
-    stdout: bytes
-    stderr: bytes
+    stdout: bytes | bytearray
+    stderr: bytes | bytearray
 
 
 # --- exec -----------------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
             raise ExecError("cancelled")
         if channels is None:
             raise ExecError(f"timed out after {timeout:.0f}s", timed_out=True)
-        stdout, stderr, status = (channels.get(c, b"") for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
+        stdout, stderr, status = (channels.get(c) or b"" for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
     except (websocket.WebSocketException, OSError, ValueError) as exc:
         if cancellation is not None and cancellation.cancelled:  # cancel() shut the socket down
             raise ExecError("cancelled") from None
@@ -318,14 +318,15 @@ def _proxy_options(configuration: k8s.Configuration) -> dict[str, Any]:
     return options
 
 
-def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytes] | None:
+def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytearray] | None:
     """Every channel's output once the server closes the exec stream; None when ``timeout`` runs out.
 
-    Frames are collected in a list and joined once: appending each 64 KB frame to one growing bytes
-    object, as kubernetes.stream's ``run_forever`` does, is quadratic for a multi-megabyte config_dump.
+    Frames are appended to one bytearray per channel (amortised growth, no copy at the end): a growing
+    bytes object, as kubernetes.stream's ``run_forever`` keeps, is quadratic for a multi-megabyte
+    answer, and a list of frames joined at the end holds the answer twice while it is joined.
     """
     raw = ws.sock
-    parts: dict[int, list[bytes]] = {}
+    parts: dict[int, bytearray] = {}
     deadline = time.monotonic() + timeout
     poller = select.poll()
     poller.register(raw, select.POLLIN)
@@ -344,8 +345,8 @@ def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, byt
         if isinstance(data, str):
             data = data.encode()
         if data and data[0] != V5_CLOSE_CHANNEL:  # first byte: the channel
-            parts.setdefault(data[0], []).append(data[1:])
-    return {channel: b"".join(chunks) for channel, chunks in parts.items()}
+            parts.setdefault(data[0], bytearray()).extend(memoryview(data)[1:])
+    return parts
 
 
 def _refused(code: int, text: str) -> ExecError:
@@ -405,33 +406,156 @@ class ProxyReading:
         return ProxyEvidence(pod=self.pod, container=container, **self.fields)
 
 
-class PodReader:
-    """Runs the fixed command set in one pod within a deadline; every failure becomes a gap."""
+class ParameterSupport:
+    """Envoy versions that refuse (or ignore) config_dump's ``resource``/``mask``, learnt once per sweep.
 
-    def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, deadline: float, *,
-                 exec_allowed: Callable[[], bool] = lambda: True, log_allowed: Callable[[], bool] = lambda: True,
-                 cancellation: Cancellation | None = None):
-        self.log_allowed = log_allowed
-        self.cancellation = cancellation or Cancellation()
-        self.api_client = api_client
+    An old Envoy answers the parts with an error (fall back to the whole dump) or ignores the
+    parameters and sends the whole dump each time (correct, but three times the bytes). Either way,
+    later pods running the same version go straight to one whole dump.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: set[str] = set()
+
+    def any(self) -> bool:
+        return bool(self._versions)
+
+    def refuses(self, version: str) -> bool:
+        with self._lock:
+            return version in self._versions
+
+    def remember(self, version: str) -> None:
+        with self._lock:
+            self._versions.add(version)
+
+
+UNKNOWN_VERSION = "unknown"
+
+
+class _ParametersRefused(Exception):
+    """The proxy answered a config_dump part with an HTTP error or a non-JSON body."""
+
+
+class PodReader:
+    """Reads one pod's istio-proxy: each request is a task, run concurrently with the others.
+
+    The tasks of every pod share one bounded pool (``submit``); ``result`` waits for this pod's. The
+    pod's time budget starts when its first task starts. Every failure becomes a gap.
+    """
+
+    def __init__(self, client: Callable[[], k8s.ApiClient], namespace: str, name: str,
+                 timeout: float, *, exec_allowed: Callable[[], bool] = lambda: True,
+                 log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
+                 on_log_refused: Callable[[], None] = lambda: None,
+                 cancellation: Cancellation | None = None, full_config_dump: bool = False,
+                 parameter_support: ParameterSupport | None = None,
+                 large_answers: threading.BoundedSemaphore | None = None):
+        self._client = client  # the calling worker thread's API client
         self.namespace = namespace
         self.name = name
-        self.deadline = deadline
+        self.timeout = timeout
         self.exec_allowed = exec_allowed
+        self.log_allowed = log_allowed
+        self.on_exec_refused = on_exec_refused
+        self.on_log_refused = on_log_refused
+        self.cancellation = cancellation or Cancellation()
+        self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
+        self.large_answers = large_answers or threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._server_info_read = threading.Event()
+        self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
+        self._parts: dict[int, PartialConfig] = {}
+        self._part_failures: list[tuple[str, str]] = []
+        self._full: PartialConfig | None = None
+        self._exec_failures: dict[str, str] = {}  # endpoint -> why its exec failed
+        self._futures: list[concurrent.futures.Future] = []
+        self._pending = 0  # tasks not yet done; the last one to finish merges the evidence
+        self._timed_out = False
 
-    def read(self, log_since_seconds: int | None, request_timeout: float) -> ProxyReading:
-        try:
-            self._read_proxy()
-        except ExecError as exc:
-            if exc.forbidden:
-                self.reading.exec_refused = True
-            else:
-                self.reading.gap("proxy evidence", str(exc))
-        self._read_log(log_since_seconds, request_timeout)
-        self._read_failing_upstreams()
+    # --- scheduling ---------------------------------------------------------------------------------
+
+    def tasks(self, log_since_seconds: int | None, request_timeout: float) -> list[tuple[str, Callable[[], None]]]:
+        """(what, task) for each of this pod's requests, in the order they should start: server_info
+        before the config parts, which may need its version."""
+        return [("readiness", self._read_readiness),
+                *((step.endpoint, functools.partial(self._read_step, step)) for step in STEPS),
+                *(("config_dump", functools.partial(self._read_config, index)) for index in range(len(CONFIG_STEPS))),
+                ("access log", functools.partial(self._read_log, log_since_seconds, request_timeout))]
+
+    def submit(self, pool: concurrent.futures.Executor, log_since_seconds: int | None, request_timeout: float) -> None:
+        tasks = self.tasks(log_since_seconds, request_timeout)
+        self._pending = len(tasks)
+        self._futures = [pool.submit(self._guarded, what, task) for what, task in tasks]
+
+    def futures(self) -> list[concurrent.futures.Future]:
+        return self._futures
+
+    def result(self) -> ProxyReading:
+        """The reading, once every task of the pod is done (a task's bug is raised here)."""
+        for future in self._futures:
+            future.result()
         return self.reading
+
+    def _finish(self) -> None:
+        """Merge the config parts and turn exec failures into gaps; run by the pod's last task, so the
+        parts are dropped as soon as the pod is done."""
+        reading = self.reading
+        if self._full is not None:
+            reading.fields["config"] = _shared(self._full.config())
+        elif self._config_mode == "parts" and len(self._parts) == len(CONFIG_STEPS):
+            merged = PartialConfig()
+            for index in sorted(self._parts):
+                merged.add(self._parts[index])
+            reading.fields["config"] = _shared(merged.config())
+        elif not reading.exec_refused and "config_dump" not in self._exec_failures:
+            for what, reason in self._part_failures[:1]:
+                reading.gap(what, reason)
+        if self._exec_failures and not reading.exec_refused:
+            first = next(iter(self._exec_failures.values()))
+            unread = [name for name in ("readiness", *(s.endpoint for s in STEPS), "config_dump")
+                      if name in self._exec_failures]
+            reason = f"{first}; not read: {', '.join(unread)}" if self._timed_out else first
+            # First: the reason the rest (a late log read, say) went wrong too.
+            reading.gaps.insert(0, Gap(what="proxy evidence", reason=reason, pod=reading.pod))
+        self._parts.clear()
+
+    def _guarded(self, what: str, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except ExecError as exc:
+            self._exec_failed(what, exc)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                last = self._pending == 0
+            if last:
+                self._finish()
+
+    def _exec_failed(self, what: str, exc: ExecError) -> None:
+        if exc.forbidden:
+            self.reading.exec_refused = True
+            self.on_exec_refused()
+            return
+        with self._lock:
+            self._exec_failures.setdefault(what, str(exc))
+            self._timed_out = self._timed_out or exc.timed_out
+        if what == "server_info":
+            self._server_info_read.set()
+
+    # --- exec ---------------------------------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        """Seconds left of the pod's budget, which starts with its first request."""
+        with self._lock:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self.timeout
+            return self._deadline - time.monotonic()
+
+    # --- follow-ups: evidence about the upstreams the access log shows failing ----------------------
 
     def _read_failing_upstreams(self) -> None:
         """Evidence about the upstream clusters the access log shows failing; nothing when none fails.
@@ -453,14 +577,19 @@ class PodReader:
 
     def _follow_up(self, endpoint: str, command: Argv, parse: Callable[[bytes], dict[str, Any]]) -> None:
         """Run ``command`` and store the fields ``parse`` makes of its output; any failure is a gap."""
-        answering = "config" in self.reading.fields  # an admin API that failed config_dump fails this too
-        if not answering or self.reading.exec_refused or self.cancellation.cancelled:
+        if self.reading.exec_refused or self.cancellation.cancelled:
+            return
+        # An admin API that failed server_info fails this too: ask nothing more. server_info's task was
+        # queued before the log's, so this waits at most for an exec already under way.
+        self._server_info_read.wait(max(0.0, self._remaining()))
+        if "server_info" not in self.reading.fields:
             return
         try:
             output = self._run(command)
         except ExecError as exc:
             if exc.forbidden:
                 self.reading.exec_refused = True
+                self.on_exec_refused()
             else:
                 self.reading.gap(endpoint, str(exc))
             return
@@ -473,54 +602,138 @@ class PodReader:
         except ParseError as exc:
             self.reading.gap(endpoint, str(exc))
 
-    # Evidence kinds not yet read, for a gap that says what a timeout cost.
-    def _unread(self) -> str:
-        names = [s.endpoint for s in STEPS if s.field not in self.reading.fields]
-        if "readiness" not in self.reading.fields:
-            names.insert(0, "readiness")
-        return ", ".join(names)
-
     def _run(self, argv: Argv) -> ExecOutput:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise ExecError(f"pod time budget spent; not read: {self._unread()}", timed_out=True)
+        remaining = self._remaining()
         if self.cancellation.cancelled:
             raise ExecError("cancelled")
         if not self.exec_allowed():
             raise ExecError("exec refused earlier in this sweep", forbidden=True)
+        if remaining <= 0:
+            raise ExecError("pod time budget spent", timed_out=True)
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         try:
-            output = exec_command(self.api_client, self.namespace, self.name, command, remaining,
+            output = exec_command(self._client(), self.namespace, self.name, command, remaining,
                                   cancellation=self.cancellation)
         except ExecError as exc:
             if exc.timed_out:
-                raise ExecError(f"{' '.join(command[:4])}: {exc}; not read: {self._unread()}",
-                                timed_out=True) from None
+                raise ExecError(f"{' '.join(command[:4])}: {exc}", timed_out=True) from None
             raise
-        if output.exit_code in MISSING_EXIT_CODES and not self.use_curl and argv in CURL_FALLBACK:
+        if output.exit_code in MISSING_EXIT_CODES and command == argv and argv in CURL_FALLBACK:
             self.use_curl = True  # no pilot-agent in this image: the same requests through curl
             return self._run(argv)
         return output
 
-    def _read_proxy(self) -> None:
-        self._read_readiness()
-        for step in STEPS:
-            output = self._run(step.command)
-            if output.exit_code != 0:
-                self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
-                continue
-            try:
-                with _PARSING:
-                    self.reading.fields[step.field] = _shared(step.parse(output.stdout))
-            except ParseError as exc:
-                message = str(exc)
-                self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
-                                 f"{step.endpoint}: {message}")
-            del output  # the raw text (a config_dump can be megabytes) is not kept
+    def _reduce(self, step: Step, output: ExecOutput) -> Any:
+        """The step's reducer on the output; a failure is a gap (None)."""
+        if output.exit_code != 0:
+            self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
+            return None
+        try:
+            with _PARSING:
+                return step.parse(output.stdout)
+        except ParseError as exc:
+            message = str(exc)
+            self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
+                             f"{step.endpoint}: {message}")
+            return None
+
+    def _read_step(self, step: Step) -> None:
+        try:
+            value = self._reduce(step, self._run(step.command))  # the raw output is dropped here
+            if value is not None:
+                self.reading.fields[step.field] = _shared(value)
+        finally:
+            if step.field == "server_info":
+                self._server_info_read.set()
+
+    # --- config_dump: the masked parts, or the whole dump ----------------------------------------------
+
+    def _read_config(self, index: int) -> None:
+        if self._choose_config_mode() == "full":
+            if index == 0:
+                self._read_full_config()
+            return
+        step = CONFIG_STEPS[index]
+        try:
+            with self._large_answer():
+                part = self._config_part(step, self._run(step.command))  # the raw answer is dropped here
+        except _ParametersRefused:
+            self._fall_back_to_full_dump()
+            return
+        if part is None:
+            return
+        if part.whole:  # the proxy ignored ?resource=: this answer is all of it, and later pods of its
+            self.support.remember(self._version())  # version ask for the whole dump once
+            with self._lock:
+                self._full = self._full or part
+            return
+        with self._lock:
+            self._parts[index] = part
+
+    def _choose_config_mode(self) -> str:
+        with self._lock:
+            mode = self._config_mode
+        if mode:
+            return mode
+        # Some Envoy version refused the parameters: learn this one's version before asking.
+        refused = self.support.any() and self.support.refuses(self._version())
+        with self._lock:
+            if not self._config_mode:
+                self._config_mode = "full" if refused else "parts"
+            return self._config_mode
+
+    def _version(self) -> str:
+        """This proxy's Envoy version; waits for its server_info task (queued before the config parts)."""
+        if not self._server_info_read.wait(max(0.0, self._remaining())):
+            return UNKNOWN_VERSION
+        info = self.reading.fields.get("server_info")
+        return getattr(info, "version", "") or UNKNOWN_VERSION
+
+    def _config_part(self, step: Step, output: ExecOutput) -> PartialConfig | None:
+        if output.exit_code != 0:
+            text = (output.stderr + output.stdout).decode("utf-8", "replace")
+            if _PARAMETERS_REFUSED.search(text) or (self.use_curl and output.exit_code == CURL_HTTP_ERROR):
+                raise _ParametersRefused
+        elif not output.stdout[:256].lstrip().startswith(b"{"):  # a slice: the answer can be megabytes
+            raise _ParametersRefused  # pilot-agent passes a 404 body on with exit 0
+        if output.exit_code != 0:
+            failure = _failure(self._shown(step.command), output)
+            self._part_failures.append(("config_dump", f"{failure} ({step.endpoint.split(' ', 1)[-1]})"))
+            return None
+        try:
+            with _PARSING:
+                return step.parse(output.stdout)
+        except ParseError as exc:
+            self._part_failures.append(("config_dump", f"{exc} ({step.endpoint.split(' ', 1)[-1]})"))
+            return None
+
+    def _fall_back_to_full_dump(self) -> None:
+        self.support.remember(self._version())
+        with self._lock:
+            if self._config_mode == "full":
+                return  # another part of this pod found out first and reads the whole dump
+            self._config_mode = "full"
+        self._read_full_config()
+
+    def _read_full_config(self) -> None:
+        with self._large_answer():
+            self._full = self._reduce(FULL_CONFIG_STEP, self._run(FULL_CONFIG_STEP.command))
+
+    @contextlib.contextmanager
+    def _large_answer(self) -> Iterator[None]:
+        """A slot for one config_dump answer, from its request until it is reduced."""
+        if not self.large_answers.acquire(timeout=max(0.0, self._remaining())):
+            raise ExecError("pod time budget spent waiting for a config_dump slot", timed_out=True)
+        try:
+            yield
+        finally:
+            self.large_answers.release()
 
     def _shown(self, argv: Argv) -> str:
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         return command[0]
+
+    # --- readiness ----------------------------------------------------------------------------------
 
     def _read_readiness(self) -> None:
         verdict = self._readiness(READY, HEALTH_PORT)
@@ -560,7 +773,7 @@ class PodReader:
         return None
 
     def _read_log(self, since_seconds: int | None, request_timeout: float) -> None:
-        remaining = self.deadline - time.monotonic()
+        remaining = self._remaining()
         if self.cancellation.cancelled:
             return
         if not self.log_allowed():
@@ -575,12 +788,13 @@ class PodReader:
         query.append(("limitBytes", LOG_LIMIT_BYTES))
         path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/{quote(self.name, safe='')}/log"
         try:
-            response = get_raw(self.api_client, path, query, min(remaining, request_timeout))
+            response = get_raw(self._client(), path, query, min(remaining, request_timeout))
             raw = response.data
             response.release_conn()
         except ApiException as exc:
             if exc.status in (401, 403):
                 self.reading.log_refused = True  # said once for the whole sweep, not once per pod
+                self.on_log_refused()
                 return
             self.reading.gap("access log", f"API server answered {exc.status}: {one_line(exc.reason)}")
             return
@@ -592,6 +806,7 @@ class PodReader:
         except ParseError as exc:
             self.reading.gap("access log", str(exc))
         self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
+        self._read_failing_upstreams()
 
 
 class _SharedValues:

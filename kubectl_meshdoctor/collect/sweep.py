@@ -10,8 +10,8 @@ once, instead of failing pod after pod.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -33,7 +33,9 @@ from kubectl_meshdoctor.collect.api import (
 from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
-from kubectl_meshdoctor.collect.proxy import Cancellation, PodReader, ProxyReading
+from kubectl_meshdoctor.collect.proxy import (
+    LARGE_ANSWERS_IN_FLIGHT, Cancellation, ParameterSupport, PodReader, ProxyReading,
+)
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
 )
@@ -42,6 +44,7 @@ from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
 WORKER_PREFIX = "meshdoctor-pod"
 ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every namespace (key root-cert.pem)
+FULL_DUMP_VARIABLE = "MESHDOCTOR_CONFIG_DUMP"
 CANCEL_GRACE_SECONDS = 3.0
 EXEC_REFUSED = "exec refused (RBAC: create pods/exec): only API-level checks ran"
 LOG_REFUSED = "istio-proxy log refused (RBAC: get pods/log): access-log checks did not run"
@@ -72,6 +75,9 @@ class Sweep:
         self.namespace = None if options.all_namespaces else (options.namespace or kube.target.namespace)
         self.bundle = EvidenceBundle(scope={})
         self._collected: dict[tuple[str, str, str, str], dict] = {}  # (group, kind, namespace, name) -> object
+        # MESHDOCTOR_CONFIG_DUMP=full: ask for the whole config_dump instead of its masked parts (to
+        # compare the two, or for a proxy whose masked answers are in doubt).
+        self.full_config_dump = os.environ.get(FULL_DUMP_VARIABLE, "").lower() == "full"
 
     def run(self) -> EvidenceBundle:
         scope_pods = self._resolve_scope()
@@ -320,38 +326,36 @@ class Sweep:
                     clients.append(client)
             return client
 
-        def examine(pod: dict) -> ProxyReading:
-            meta = pod["metadata"]
-            reader = PodReader(own_client(), meta["namespace"], meta["name"],
-                               deadline=time.monotonic() + options.pod_timeout,
-                               exec_allowed=lambda: not exec_refused.is_set(),
-                               log_allowed=lambda: not log_refused.is_set(), cancellation=cancellation)
-            reading = reader.read(options.log_since_seconds, self.kube.request_timeout)
-            if reading.exec_refused:
-                exec_refused.set()
-            if reading.log_refused:
-                log_refused.set()
-            return reading
-
+        parameter_support = ParameterSupport()  # Envoy versions found refusing config_dump's parameters
+        large_answers = threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)  # memory: bounded, not per pod
+        readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
+                             exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=exec_refused.set,
+                             log_allowed=lambda: not log_refused.is_set(), on_log_refused=log_refused.set,
+                             cancellation=cancellation, full_config_dump=self.full_config_dump,
+                             parameter_support=parameter_support, large_answers=large_answers)
+                   for pod in pods]
         readings: list[ProxyReading] = []
         futures: list[concurrent.futures.Future] = []
+        # One pool for every request of every pod: at most `concurrency` execs in flight, and a pod's
+        # requests run side by side instead of one after the other. Tasks start in submission order.
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                                                          thread_name_prefix=WORKER_PREFIX)
         try:
             with _progress(options.progress, len(pods)) as advance:
-                futures = [executor.submit(examine, pod) for pod in pods]
-                pending = set(futures)
-                while pending:
-                    # Short waits keep the main thread responsive to Ctrl-C on every platform.
-                    done, pending = concurrent.futures.wait(pending, timeout=0.2,
-                                                            return_when=concurrent.futures.FIRST_COMPLETED)
-                    for future in done:
-                        readings.append(future.result())
-                        advance()
+                for reader in readers:
+                    reader.submit(executor, options.log_since_seconds, self.kube.request_timeout)
+                    futures += reader.futures()
+                for reader in readers:
+                    pending = set(reader.futures())
+                    while pending:
+                        # Short waits keep the main thread responsive to Ctrl-C on every platform.
+                        _, pending = concurrent.futures.wait(pending, timeout=0.2)
+                    readings.append(reader.result())
+                    advance()
             executor.shutdown(wait=True)
         except BaseException:
-            # Ctrl-C (or a bug): drop queued pods, wake the workers blocked on exec streams, and give the
-            # running ones a short grace to finish, so the interrupt is prompt and leaves no threads behind.
+            # Ctrl-C (or a bug): drop queued requests, wake the workers blocked on exec streams, and give
+            # the running ones a short grace to finish, so the interrupt is prompt and leaves no threads.
             cancellation.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
             _, still_running = concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)

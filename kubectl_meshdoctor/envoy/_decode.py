@@ -22,7 +22,8 @@ def as_text(raw: bytes | str, what: str, *, lenient: bool = False) -> str:
         return raw
     if isinstance(raw, (bytes, bytearray, memoryview)):
         try:
-            return bytes(raw).decode("utf-8", errors="replace" if lenient else "strict")
+            text = raw if isinstance(raw, (bytes, bytearray)) else bytes(raw)  # no copy of a bytearray
+            return text.decode("utf-8", errors="replace" if lenient else "strict")
         except UnicodeDecodeError as exc:
             raise ParseError(f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     raise ParseError(f"{what}: expected bytes or text, got {type(raw).__name__}")

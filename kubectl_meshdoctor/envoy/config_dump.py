@@ -106,6 +106,9 @@ class DumpedResource:
     config: Mapping[str, typing.Any] = field(repr=False)
 
 
+_XDS_TYPES = ("CDS", "LDS", "RDS")  # the order proxy-status shows them in
+
+
 class ConfigDump:
     """Read access to a parsed config_dump, whoever printed it."""
 
@@ -118,6 +121,8 @@ class ConfigDump:
         if isinstance(configs, dict):  # very old Envoy keyed the sections by name
             configs = list(configs.values())
         self._sections: dict[str, list[dict[str, typing.Any]]] = {}
+        # True when some section came whole (a full dump, or an Envoy that ignored ?resource=).
+        self.whole_sections = False
         for index, section in enumerate(_list(configs, "configs")):
             section = _obj(section, f"configs[{index}]")
             type_url = _str(section.get("@type"), f"configs[{index}].@type")
@@ -130,6 +135,8 @@ class ConfigDump:
                 if list_name is None:
                     continue
                 section = {list_name: [section]}
+            else:
+                self.whole_sections = True
             self._sections.setdefault(kind, []).append(section)
 
     @classmethod
@@ -289,37 +296,97 @@ class ConfigDump:
             found.append(XdsVersion(type_name, version or newest_version, newest, count))
         return tuple(found)
 
-    def summary(self) -> ProxyConfig:
-        clusters: dict[str, ClusterSummary] = {}
+    def partial(self) -> PartialConfig:
+        """What this dump (whole, or one ``?resource=`` answer) contributes to the ProxyConfig."""
+        part = PartialConfig(whole=self.whole_sections)
+        clusters = part.clusters
         for name, _, config in self._cluster_configs():
             if name not in clusters:
                 clusters[name] = summarize_cluster(config, name)
 
-        # Targets are gathered as plain tuples (cheap to hash); RouteTarget objects are built once each.
-        targets: dict[_Target, None] = {}
+        targets = part.targets
         for dumped in self.route_configs():
             _collect_route_targets(dumped.config, dumped.name, targets, f"route config {dumped.name!r}")
 
         listeners = self.listeners()
-        any_access_log = False
         for dumped in listeners:
             if _walk_listener(dumped.config, dumped.name, targets):
-                any_access_log = True
+                part.access_log = True
+        part.listener_count = len(listeners)
+        if self.has_section("Listeners"):
+            part.listeners_seen = True
+        part.rejected.update(dict.fromkeys(self.rejected()))
+        part.xds_versions = {version.type: version for version in self.xds_versions()}
+        return part
 
+    def summary(self) -> ProxyConfig:
+        return self.partial().config()
+
+
+@dataclass
+class PartialConfig:
+    """The reduced evidence of one config_dump answer; several answers merge into one ProxyConfig.
+
+    A sidecar's config is asked for in parts (``?resource=dynamic_active_clusters&mask=...``, routes,
+    listeners), each reduced as it arrives so no raw part outlives its reduction. Merging keeps the
+    first of equal names, as one whole dump does (static before active before warming).
+    """
+
+    whole: bool = False  # some answer was a whole dump: the proxy ignored ?resource=
+    clusters: dict[str, ClusterSummary] = field(default_factory=dict)
+    # Gathered as plain tuples (cheap to hash); RouteTarget objects are built once, in config().
+    targets: dict[_Target, None] = field(default_factory=dict)
+    rejected: dict[RejectedConfig, None] = field(default_factory=dict)
+    listener_count: int = 0
+    listeners_seen: bool = False  # a listeners section was there (even empty): the access-log answer is known
+    access_log: bool = False
+    # Per xDS type (CDS, LDS, RDS), what Envoy last accepted: each part brings its own type.
+    xds_versions: dict[str, XdsVersion] = field(default_factory=dict)
+
+    def add(self, other: PartialConfig) -> PartialConfig:
+        self.whole = self.whole or other.whole
+        for name, cluster in other.clusters.items():
+            self.clusters.setdefault(name, cluster)
+        self.targets.update(other.targets)
+        self.rejected.update(other.rejected)
+        self.listener_count += other.listener_count
+        self.listeners_seen = self.listeners_seen or other.listeners_seen
+        self.access_log = self.access_log or other.access_log
+        for kind, version in other.xds_versions.items():
+            if version.count or kind not in self.xds_versions:  # a part that holds the type wins over one that lacks it
+                self.xds_versions[kind] = version
+        return self
+
+    def config(self) -> ProxyConfig:
         return ProxyConfig(
-            clusters=tuple(clusters.values()),
-            route_targets=tuple(RouteTarget(route_config=r, virtual_host=v, cluster=c) for r, v, c in targets),
-            rejected=self.rejected(),
-            listener_count=len(listeners),
-            access_log_configured=any_access_log if self.has_section("Listeners") else None,
-            xds_versions=self.xds_versions(),
+            clusters=tuple(self.clusters.values()),
+            route_targets=tuple(RouteTarget(route_config=r, virtual_host=v, cluster=c) for r, v, c in self.targets),
+            rejected=tuple(self.rejected),
+            listener_count=self.listener_count,
+            access_log_configured=self.access_log if self.listeners_seen else None,
+            xds_versions=tuple(self.xds_versions[kind] for kind in _XDS_TYPES if kind in self.xds_versions),
         )
 
 
 def summarize_config_dump(raw: bytes | str) -> ProxyConfig:
     """Reduce a raw config_dump (Envoy's or istioctl's JSON) to what the checks need."""
+    return reduce_config_part(raw).config()
+
+
+def reduce_config_part(raw: bytes | str, section: str | None = None) -> PartialConfig:
+    """Reduce one config_dump answer; ``section`` names the kind a ``?resource=`` request asked for.
+
+    Envoy answers a ``?resource=`` request that matched nothing with ``{}``: the section is there
+    but empty (no listeners is an answer, not an unknown), so ``section`` records it.
+    """
     with gc_paused:  # decoded, walked and freed before the collector runs again: it has nothing to find
-        return ConfigDump.from_raw(raw).summary()
+        document = load_json_object(raw, _WHAT)
+        if section is not None and not document:
+            empty = {"configs": [{"@type": f"type.googleapis.com/envoy.admin.v3.{section}ConfigDump"}]}
+            part = ConfigDump(empty).partial()
+            part.whole = False
+            return part
+        return ConfigDump(document).partial()
 
 
 # --- clusters ---------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ Istio's bootstrap keeps only some stats (its ``stats_matcher`` inclusion list: `
 not there on a default sidecar. What is there, and is enough: the CDS and LDS subscription counters
 (``update_success`` / ``update_failure`` / ``update_rejected``), when the last accepted update arrived
 (``update_time``, ms since the epoch), and the connection counters of ``cluster.xds-grpc``, the cluster
-Envoy reaches istiod through. They ride in the collector's one stats request (``XDS_STATS_FILTER`` is
-part of its filter), and the versions come from the config_dump it reads anyway (RDS stats are outside
+Envoy reaches istiod through. They ride in the collector's one stats request (their names are in
+``collect.admin_requests.STATS_READ``), and the versions come from the config_dump it reads anyway (RDS stats are outside
 Istio's inclusion list): proxy-status costs no exec of its own.
 """
 
@@ -16,9 +16,6 @@ from typing import Mapping
 
 from kubectl_meshdoctor.evidence import ProxyEvidence, XdsStatus, XdsTypeStatus, XdsVersion
 
-# Added to the collector's stats filter: the failure counters, the update times, the xds-grpc connections.
-XDS_STATS_FILTER = (r"(cluster_manager\.cds|listener_manager\.lds)\.(update_failure|update_time)$"
-                    r"|^cluster\.xds-grpc\.upstream_cx_(active|total|connect_fail)$")
 _XDS_CLUSTER = "cluster.xds-grpc.upstream_cx_"
 
 

@@ -3,7 +3,7 @@
     python -m kubectl_meshdoctor.lab list
     python -m kubectl_meshdoctor.lab up --scenario bookinfo-healthy [--scenario ...] [--kubeconfig PATH]
     python -m kubectl_meshdoctor.lab up --all
-    python -m kubectl_meshdoctor.lab up --bench 60
+    python -m kubectl_meshdoctor.lab up --bench 60 [--bench-services 1500] [--exec-latency 0.15]
     python -m kubectl_meshdoctor.lab demo [-- EXTRA SWEEP FLAGS]
 
 `up` keeps the lab running until Ctrl-C, then stops every process it started. `demo` loads every
@@ -35,17 +35,19 @@ def _list() -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
     from kubectl_meshdoctor.lab.lab import Lab
     from kubectl_meshdoctor.lab.scenario import bench_scenario, scenario_names
 
     scenarios: list = list(scenario_names()) if args.all else list(args.scenario or [])
     if args.bench:
-        scenarios.append(bench_scenario(pods=args.bench))
+        scenarios.append(bench_scenario(pods=args.bench, services=args.bench_services))
     if not scenarios:
         scenarios = ["bookinfo-healthy"]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Lab(scenarios) as lab:
+    policy = AccessPolicy(exec_latency=args.exec_latency) if args.exec_latency > 0 else None
+    with Lab(scenarios, policy=policy) as lab:
         if args.kubeconfig:
             shutil.copyfile(lab.kubeconfig, args.kubeconfig)
         kubeconfig = args.kubeconfig or str(lab.kubeconfig)
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--scenario", action="append", help="scenario name or YAML path (repeatable)")
     up.add_argument("--all", action="store_true", help="load every packaged scenario")
     up.add_argument("--bench", type=int, metavar="PODS", help="add a generated scenario of PODS meshed pods")
+    up.add_argument("--bench-services", type=int, default=1500, metavar="N",
+                    help="Services (outbound clusters) per --bench sidecar; 1500 give a 6.5 MB config_dump")
+    up.add_argument("--exec-latency", type=float, default=0.0, metavar="SECONDS",
+                    help="added to every exec, like an API server and kubelet round trip (the bench uses 0.15)")
     up.add_argument("--kubeconfig", help="also copy the kubeconfig to this path")
     demo = sub.add_parser("demo", help="load every seed scenario, sweep it with the plugin, stop the lab")
     demo.add_argument("extra", nargs=argparse.REMAINDER, help="extra flags for the sweep (after --)")
