@@ -3,7 +3,8 @@
 The sweep reduces every config_dump as it arrives; a trace needs one pod's *whole* configuration with its
 endpoints, so it runs its own exec (``TRACE_CONFIG_DUMP``, ``config_dump?include_eds``, one of the audited
 commands in proxy.py) in the traced pod only, plus the API objects of the namespaces the request touches:
-the pod's, the destination's, and the mesh root (istio-system) for mesh-wide policies. An unknown pod or a
+the pod's, the destination's, and the mesh root (istio-system) for mesh-wide policies, plus what decides
+egress (the mesh config's ``mesh`` key, Sidecars, ServiceEntries: the sweep's reads of collect/egress.py). An unknown pod or a
 pod without a sidecar is a UsageError; a configuration that cannot be read stops the trace (ClusterError),
 since there is nothing to walk without it. Objects outside the pod's namespace that cannot be listed
 become gaps the trace reports.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from kubectl_meshdoctor.collect import CollectOptions
 from kubectl_meshdoctor.collect.api import ISTIO_NAMESPACE, ApiReader
+from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect, one_line
 from kubectl_meshdoctor.collect.proxy import CURL_FALLBACK, MISSING_EXIT_CODES, TRACE_CONFIG_DUMP, exec_command
 from kubectl_meshdoctor.collect.sweep import ISTIO_KINDS
@@ -68,6 +70,10 @@ class _TraceCollector:
         objects: list[dict] = []
         for namespace in namespaces:
             objects.extend(self._list_namespace(namespace, required=namespace == self.namespace))
+        try:  # the outbound traffic policy (mesh config, Sidecars) and ServiceEntries, for an egress verdict
+            objects.extend(read_egress_config(self.api, self.namespace))
+        except AccessRefused as exc:
+            self.gaps.append(f"mesh config, Sidecars and ServiceEntries: {exc}")
         return TraceEvidence(pod=pod, index=index, objects=objects, gaps=self.gaps)
 
     def _list_namespace(self, namespace: str, *, required: bool) -> list[dict]:

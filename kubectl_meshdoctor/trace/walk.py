@@ -13,6 +13,8 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field
 
+from kubectl_meshdoctor.checks.circuit_breaker_tripped import UNLIMITED
+from kubectl_meshdoctor.checks.egress_blocked import outbound_policy, service_entry_yaml
 from kubectl_meshdoctor.checks.context import (
     TLS_MODE_LABEL,
     AnalysisContext,
@@ -298,7 +300,10 @@ class _Walk:
             verdict, code = WARN, MD_ROUTE_NOT_FOUND
             evidence.append(self._hidden_hint())
         targets = ", ".join(f"{c} ({w}%)" if w is not None else c for c, w in self.clusters)
-        self._add("route", verdict, f"{vhost_name} -> {targets}", code, evidence, **data)
+        timeout = _route_timeout(action)
+        evidence.append(f"route timeout {timeout}")
+        shown = "" if timeout.startswith(("0s", "15s (Envoy")) else f", timeout {timeout}"  # the usual ones stay quiet
+        self._add("route", verdict, f"{vhost_name} -> {targets}{shown}", code, evidence, timeout=timeout, **data)
 
     def _vs_hint(self) -> list[str]:
         if self.dest.fqdn is None:
@@ -318,8 +323,12 @@ class _Walk:
                 "it: a Sidecar resource's egress, or the Service's exportTo, hides it from this namespace")
 
     def _registry_hint(self) -> list[str]:
+        namespace = (self.pod.get("metadata") or {}).get("namespace") or "default"
+        mode, _, decided_by = outbound_policy(self.ctx, self.pod, namespace)
+        destination = f"{self.dest.host}:{self.dest.port}"
         return [f"no ServiceEntry or Service declares {self.dest.host}; with REGISTRY_ONLY the sidecar "
-                "blocks every host the registry does not know"]
+                "blocks every host the registry does not know"] + ([decided_by] if mode else []) + [
+                f"a ServiceEntry that lets it through: {service_entry_yaml(destination, namespace)}"]
 
     # --- cluster ----------------------------------------------------------------------------------------
 
@@ -359,7 +368,18 @@ class _Walk:
         parsed_name = IstioClusterName.parse(name)
         detail = f" (subset {parsed_name.subset})" if parsed_name and parsed_name.subset else ""
         evidence = [f"weights: {', '.join(f'{c} {w}%' for c, w in self.clusters)}"] if len(self.clusters) > 1 else []
-        self._add("cluster", OK, f"{name}: {discovery}{detail}", None, evidence, cluster=name, discovery=discovery)
+        limits = _circuit_breakers(self.cluster)
+        if limits:  # what answers 503 UO at run time when the load exceeds them
+            detail += f", connection pool limits {', '.join(limits)}"
+        http = _http_protocol_options(self.cluster)
+        idle = field_of(http, "idle_timeout")
+        evidence.append(f"upstream idle timeout {idle}" if idle else
+                        "upstream idle timeout 1h (Envoy's default: no DestinationRule connectionPool idleTimeout); an "
+                        "app closing kept-alive connections sooner gets requests reset (503 UC)")
+        if idle:
+            detail += f", idle timeout {idle}"
+        self._add("cluster", OK, f"{name}: {discovery}{detail}", None, evidence, cluster=name, discovery=discovery,
+                  connectionPool=limits, idleTimeout=idle)
 
     def _subset_evidence(self, parsed: IstioClusterName) -> list[str]:
         rules = self.ctx.destination_rules_for(parsed.host)
@@ -606,6 +626,37 @@ def _weight(value: typing.Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _route_timeout(action: Json) -> str:
+    """The route's timeout as Envoy holds it: "0s" is Istio's default (none), unset is Envoy's 15 s."""
+    timeout = field_of(action, "timeout")
+    if timeout is None:
+        return "15s (Envoy's default: the route sets none)"
+    return f"{timeout} (disabled)" if str(timeout) in ("0s", "0.000s") else f"{timeout} (504 UT beyond)"
+
+
+def _circuit_breakers(cluster: Json) -> list[str]:
+    """The default-priority thresholds below Istio's "unlimited" (a DestinationRule connectionPool's limits)."""
+    limits = []
+    for threshold in as_list(field_of(as_dict(field_of(cluster, "circuit_breakers")), "thresholds")):
+        threshold = as_dict(threshold)
+        if str(field_of(threshold, "priority") or "DEFAULT") != "DEFAULT":
+            continue
+        for key in ("max_connections", "max_pending_requests", "max_requests", "max_retries"):
+            value = _weight(field_of(threshold, key))
+            if value is not None and value != UNLIMITED:
+                limits.append(f"{key} {value}")
+    per_connection = _weight(field_of(_http_protocol_options(cluster), "max_requests_per_connection"))
+    if per_connection:
+        limits.append(f"max_requests_per_connection {per_connection}")
+    return limits
+
+
+def _http_protocol_options(cluster: Json) -> Json:
+    options = as_dict(field_of(cluster, "typed_extension_protocol_options"))
+    http = as_dict(options.get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
+    return as_dict(field_of(http, "common_http_protocol_options") or field_of(cluster, "common_http_protocol_options"))
 
 
 def _discovery(cluster: Json) -> str:
