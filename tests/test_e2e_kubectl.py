@@ -244,6 +244,55 @@ def test_trace_answers_on_the_other_scenarios(lab, namespace, app, target, faile
         assert document["hops"][0]["summary"].startswith("Envoy holds no listener from istiod")
 
 
+# Every scenario with a meshed client, traced toward the host its lab client really calls (its `drive`
+# entries): (namespace, client app, target, hop it stops at, code there, a fact the named hop must show).
+# UO, UC, UT and the app bound to 127.0.0.1 fail only at run time: their path is sound, so every hop passes,
+# and the hop that explains the run-time failure shows the setting behind it. http10-client-426 has no meshed
+# client (nginx-edge runs without a sidecar), so it has nothing to trace from.
+SCENARIO_TRACES = [
+    ("checkout", "checkout-web", "payments:7070/v1/charges", "endpoints", "MD0503",
+     ("endpoints", "selector app=payments of Service checkout/payments matches no pod")),
+    ("helpdesk", "ticket-ui", "kb-search:8090/v1/articles", "route", "MD0504",
+     ("route", "routes of kb-search.helpdesk.svc.cluster.local:8090: prefix /v2/")),
+    ("fintech", "settlement-worker", "rates.fx-feed.example:80/v2/latest", "route", "MD0505",
+     ("route", "Sidecar fintech/default: outboundTrafficPolicy.mode: REGISTRY_ONLY")),
+    ("fintech", "settlement-worker", "203.0.113.45:443", "cluster", "MD0505",
+     ("cluster", "addresses: [203.0.113.45/32]")),
+    ("search", "search-frontend", "inventory-api:8081/stock/sku-1138", None, None,
+     ("cluster", "connection pool limits max_connections 1, max_pending_requests 1")),
+    ("alerts", "incident-bot", "notify-svc:3000/notify/pager", None, None,
+     ("cluster", "upstream idle timeout 1h (Envoy's default")),
+    ("reports", "report-builder", "pdf-renderer:5000/render/q3-summary", None, None,
+     ("route", "timeout 0.400s (504 UT beyond)")),
+    ("warehouse-ops", "packing-station", "label-printer:9100/print/parcel-77", None, None,
+     ("cluster", "outbound|9100||label-printer.warehouse-ops.svc.cluster.local")),
+    ("treasury", "teller", "vault-ledger:7000", None, None, ("tls", "Istio mTLS to 1 endpoint(s)")),
+    ("orders", "fulfilment", "checkout:8080/", None, None, ("server", "2 meshed server pod(s)")),
+    ("analytics", "ledger-export", "report-gen:8080/", None, None, ("tls", "Istio mTLS")),
+    ("broadcast", "captioner", "segmenter-stream:9000", None, None, ("route", "TCP proxy")),
+    ("reporting", "archive", "report-builder:8080/", None, None, ("server", "2 meshed server pod(s)")),
+    ("ops-tools", "status-page", "pager:9090", None, None, ("endpoints", "1 of 1 healthy")),
+]
+
+
+@pytest.mark.parametrize("namespace, app, target, failed_at, code, fact", SCENARIO_TRACES,
+                         ids=[f"{row[0]}-{row[2]}" for row in SCENARIO_TRACES])
+def test_trace_answers_on_every_scenario_and_stops_at_the_failing_hop(lab, namespace, app, target, failed_at, code,
+                                                                      fact):
+    result, document = trace(lab, namespace, app, target)  # asserts no traceback
+    assert result.returncode == (1 if failed_at else 0), result.stdout + result.stderr
+    assert (document["failedAt"], document["code"]) == (failed_at, code), document["hops"]
+    if failed_at is None:
+        assert {h["verdict"] for h in document["hops"]} <= {"ok", "n/a"}, document["hops"]
+    step, text = fact
+    hop = by_step(document)[step]
+    assert text in " | ".join([hop["summary"], *hop["evidence"]]), hop
+    table = kubectl_meshdoctor(lab, "pod", lab.pods(namespace, app)[0], "-n", namespace, "--trace", target)
+    assert table.returncode == result.returncode and "Traceback" not in table.stderr
+    assert "ANSWER: " + ("the request stops at the " + failed_at + f" hop ({code}" if failed_at else "every hop ok") \
+        in table.stdout, table.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["pod", "no-such-pod", "-n", "bookinfo", "--trace", "reviews"], "no-such-pod"),
     (["pod", "POD", "-n", "bookinfo", "--trace", "reviews:http"], "invalid --trace"),
