@@ -134,6 +134,31 @@ def test_registry_only_http_request_ends_at_block_all_with_md0505(exp2):
     assert walk(dump, "reviews:9080/")["verdict"] == "ok"
 
 
+def test_run_time_settings_show_on_their_hops_only_when_istiod_set_them(exp2):
+    # the real dump: Istio's "unlimited" thresholds (2^32-1) and its default route timeout 0s stay quiet
+    steps = hops(walk(exp2, "reviews:9080/reviews/0"))
+    assert steps["cluster"]["summary"] == "outbound|9080||reviews.default.svc.cluster.local: EDS"
+    assert steps["cluster"]["data"]["connectionPool"] == [] and steps["cluster"]["data"]["idleTimeout"] is None
+    assert steps["route"]["data"]["timeout"] == "0s (disabled)" and "timeout" not in steps["route"]["summary"]
+    # a DestinationRule connectionPool and a VirtualService timeout, written as istiod writes them
+    # (cluster_traffic_policy.go applyConnectionPool, route.go translateRoute)
+    dump = copy.deepcopy(exp2)
+    cluster = next(c["cluster"] for c in section(dump, "Clusters")["dynamic_active_clusters"]
+                   if c["cluster"]["name"] == "outbound|9080||reviews.default.svc.cluster.local")
+    cluster["circuit_breakers"]["thresholds"][0].update(max_connections=1, max_pending_requests=1)
+    cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "common_http_protocol_options": {"idle_timeout": "4s", "max_requests_per_connection": 1}}}
+    route = section(dump, "Routes")["dynamic_route_configs"][0]["route_config"]["virtual_hosts"][0]["routes"][0]
+    route["route"]["timeout"] = "0.400s"
+    result = walk(dump, "reviews:9080/reviews/0")
+    steps = hops(result)
+    assert result["verdict"] == "ok"
+    assert steps["cluster"]["data"]["connectionPool"] == ["max_connections 1", "max_pending_requests 1",
+                                                          "max_requests_per_connection 1"]
+    assert steps["cluster"]["summary"].endswith(", idle timeout 4s")
+    assert steps["route"]["summary"].endswith(", timeout 0.400s (504 UT beyond)")
+
+
 def test_subset_cluster_missing_stops_at_the_cluster_hop_with_md0501(exp2):
     dump = copy.deepcopy(exp2)
     route = section(dump, "Routes")["dynamic_route_configs"][0]["route_config"]["virtual_hosts"][0]["routes"][0]
