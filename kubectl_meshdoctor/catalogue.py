@@ -177,7 +177,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         detection="The proxy's release (node metadata ISTIO_VERSION from /server_info, else the istio-proxy "
         "image tag) against the release of its revision's istiod pods (discovery image tag, else the "
         "app.kubernetes.io/version label). Newer minor, or two or more minors older: warning; same minor, "
-        "another patch: info.",
+        "another patch: info. Multi-cluster runs also compare the clusters of one mesh: their newest istiod "
+        "releases more than one minor apart is a warning naming both clusters.",
         fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
         "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
         "istio.io/rev=<revision of that release>).",
