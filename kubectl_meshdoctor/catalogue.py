@@ -287,7 +287,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "validates the peer's chain only against its own ROOTCA.",
         detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
         "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
-        "differently when no root of one appears in the other. Secrets are never read.",
+        "differently when no root of one appears in the other. Secrets are never read. A pod of those "
+        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here.",
         fix="Plug the same root into every cluster (istio-system/cacerts with a common root-cert.pem and a "
         "per-cluster intermediate), restart istiod, then restart the workloads so their certificates and "
         "ROOTCA are reissued.",

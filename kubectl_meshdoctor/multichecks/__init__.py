@@ -23,6 +23,11 @@ class MultiCheck:
     def run(self, clusters: list) -> Iterable[Finding]:  # clusters: list[ClusterEvidence], all readable
         raise NotImplementedError
 
+    def explains(self, cause: Finding, symptom: Finding, proxy) -> bool:
+        """Whether the pod's own evidence (its ProxyEvidence, or None) shows ``cause`` behind ``symptom``
+        (tree.ACROSS_CLUSTERS names the pairs worth asking about)."""
+        return False
+
 
 @cache
 def all_multi_checks() -> tuple[MultiCheck, ...]:
