@@ -177,7 +177,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         detection="The proxy's release (node metadata ISTIO_VERSION from /server_info, else the istio-proxy "
         "image tag) against the release of its revision's istiod pods (discovery image tag, else the "
         "app.kubernetes.io/version label). Newer minor, or two or more minors older: warning; same minor, "
-        "another patch: info.",
+        "another patch: info. Multi-cluster runs also compare the clusters of one mesh: their newest istiod "
+        "releases more than one minor apart is a warning naming both clusters.",
         fix="kubectl rollout restart the workload so the injector of its revision gives it the matching "
         "proxy; to move to a newer release, upgrade that istiod revision first (or relabel the namespace "
         "istio.io/rev=<revision of that release>).",
@@ -286,7 +287,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "validates the peer's chain only against its own ROOTCA.",
         detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
         "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
-        "differently when no root of one appears in the other. Secrets are never read.",
+        "differently when no root of one appears in the other. Secrets are never read. A pod of those "
+        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here.",
         fix="Plug the same root into every cluster (istio-system/cacerts with a common root-cert.pem and a "
         "per-cluster intermediate), restart istiod, then restart the workloads so their certificates and "
         "ROOTCA are reissued.",

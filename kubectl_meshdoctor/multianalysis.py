@@ -73,6 +73,7 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
     readable = multi.readable
     if len(readable) > 1:
         findings.extend(_compare(readable, errors, gaps, checks is None))
+        findings = _link_across(readable, findings, groups)
     findings.sort(key=lambda f: (-f.severity.rank, not f.root_cause, f.code, f.pod or "", str(f.subject),
                                  f.cluster or ""))
     merged = [RootCauseGroup(g["cause"], tuple(g["pods"]), tuple(g["probable"]), tuple(dict.fromkeys(g["clusters"])))
@@ -80,6 +81,46 @@ def analyze_clusters(multi: MultiClusterBundle, *, now: datetime | None = None, 
     merged.sort(key=lambda g: (-g.cause.severity.rank, -len(g.pods), g.cause.code))
     scope = {**scope, "clusters": [c.context for c in multi.clusters], "pods": scope_pods}
     return Report(scope, findings, pods, merged, gaps, list(skipped.values()), errors, clusters)
+
+
+def _link_across(clusters: list, findings: list[Finding], groups: dict[tuple, dict]) -> list[Finding]:
+    """Link each cluster's symptoms to the cross-cluster causes that explain them (``tree.ACROSS_CLUSTERS``):
+    the symptom's pod is in one of the cause's clusters and its evidence shows the cause (``explains``).
+    A linked symptom is no longer a root cause; its pods move to the cause's root-cause group."""
+    from kubectl_meshdoctor.multichecks import all_multi_checks
+    from kubectl_meshdoctor.tree import ACROSS_CLUSTERS
+
+    checks = {code: check for check in all_multi_checks() for code in check.codes}
+    bundles = {c.context: c.bundle for c in clusters}
+    causes = [f for f in findings if f.pod is None and f.cluster and f.code in checks]
+    linked_pods: dict[tuple, list[tuple[str, str]]] = {}  # cause -> (pod, its cluster)
+    result = []
+    for item in findings:
+        found = []
+        if item.pod and item.cluster in bundles:
+            proxy = bundles[item.cluster].proxies.get(item.pod[len(item.cluster) + 1:])
+            for cause in causes:
+                if (cause.code in ACROSS_CLUSTERS.get(item.code, ()) and item.cluster in cause.cluster.split(",")
+                        and checks[cause.code].explains(cause, item, proxy)):
+                    found.append(cause)
+                    linked_pods.setdefault(cause.cause_key, []).append((item.pod, item.cluster))
+        if found:
+            item = replace(item, root_cause=False,
+                           caused_by=tuple(dict.fromkeys((*item.caused_by, *(c.code for c in found)))))
+        result.append(item)
+    if linked_pods:
+        moved = {pod for pods in linked_pods.values() for pod, _ in pods}
+        for key, group in list(groups.items()):
+            if group["cause"].code in ACROSS_CLUSTERS:
+                group["pods"] = [p for p in group["pods"] if p not in moved]
+                if not group["pods"] and not group["probable"]:
+                    del groups[key]
+        for cause in causes:
+            pods = linked_pods.get(cause.cause_key)
+            if pods:
+                groups[cause.cause_key] = {"cause": cause, "pods": list(dict.fromkeys(p for p, _ in pods)),
+                                           "probable": [], "clusters": [c for _, c in pods]}
+    return result
 
 
 def _compare(clusters: list, errors: list[str], gaps: list[Gap], run: bool) -> list[Finding]:

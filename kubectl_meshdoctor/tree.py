@@ -30,6 +30,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
                ),
 }
 
+# Causes only a multi-cluster run finds (``multichecks``: one finding for several clusters, ``cluster``
+# "east,west") -> the symptoms of one cluster they explain: a symptom in a pod of one of the cause's
+# clusters whose own evidence shows the cause's failure (the cross-cluster check's ``explains``).
+ACROSS_CLUSTERS: dict[str, tuple[str, ...]] = {
+    "MD0601": ("MD0406",),  # failing requests <- the clusters trust different roots (verify failures logged)
+}
+
 # When a link of the chain could not be checked for a pod (its check was skipped, or that pod's proxy
 # evidence is missing: exec refused or timed out), a symptom may still point past it to a deeper cause
 # that other evidence shows: that link is *probable*, not confirmed. For each possible cause: what would

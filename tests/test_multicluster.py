@@ -190,6 +190,33 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
     assert sum("ROOTCA serial" in line for line in found[0]["evidence"]) == 3  # one root per cluster
 
 
+def test_control_planes_two_minors_apart_are_md0205_across_clusters():
+    """east runs Istio 1.24.2, west 1.22.1 and the south 1.23.4 (istiod images, and the proxies their
+    injectors gave, so each real Envoy's node metadata says its cluster's release): east and west are two
+    minors apart; south is one minor from each. Inside each cluster proxy and istiod agree."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    clusters = [LabCluster("east"), LabCluster("west", istio_version="1.22.1"),
+                LabCluster("south", istio_version="1.23.4")]
+    with MultiLab(clusters) as split:
+        west_envoy = split.labs["west"].exec("bookinfo", split.labs["west"].pods("bookinfo", "ratings")[0],
+                                             "istio-proxy", ["pilot-agent", "request", "GET", "server_info"])
+        result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        table = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts")
+    assert '"ISTIO_VERSION": "1.22.1"' in str(west_envoy), west_envoy  # the real Envoy's own metadata
+    assert result.returncode == 0, result.stderr  # a warning: below the default --fail-on error
+    found = [f for f in as_json(result)["findings"] if f["code"] == "MD0205"]
+    assert len(found) == 1, found  # no proxy is skewed against its own istiod; only east and west are apart
+    assert found[0]["message"] == (
+        "control planes of one mesh 2 minor releases apart: cluster west runs istiod 1.22.1 (revision default), "
+        "cluster east istiod 1.24.2 (revision default); Istio supports one minor at most")
+    assert found[0]["cluster"] == "west,east" and found[0]["rootCause"] and found[0]["severity"] == "warning"
+    assert found[0]["subject"]["name"] == "istiod"
+    assert "MD0205 ProxyVersionSkew" in table.stdout and "(cluster west,east)" in table.stdout
+
+
 def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
     """east (network1) has a working east-west gateway; west (network2) has one whose LoadBalancer
     never got an address; south (network3) has none. east's own gateway passes in every run."""

@@ -187,3 +187,40 @@ def test_refused_east_west_reads_are_a_gap_of_that_cluster_only(tmp_path):
     gaps = [g for g in bundles["west"].gaps if g.what == "east-west gateway (istio-system)"]
     assert len(gaps) == 1 and "gateways" in gaps[0].reason
     assert bundles["west"].proxies, "the rest of west's evidence is there"
+
+
+def test_md0601_with_verify_failures_in_a_cluster_of_md0406_is_caused_by_it():
+    """east's web-1 logs CERTIFICATE_VERIFY_FAILED toward ledger (served by west, another root): its
+    MD0601 is explained by MD0406 and joins MD0406's root-cause group; south's cart-1 fails with resets
+    only (south is one of MD0406's clusters too) and keeps its own cause."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from caseloader import load_case
+
+    bundle, _ = load_case(Path(__file__).parent / "cases/MD0406/fires-east-calls-to-west-fail-verification.yaml")
+    report = analyze_clusters(bundle)
+    failing = {f.pod: f for f in report.findings if f.code == "MD0601"}
+    assert failing["east/shop/web-1"].caused_by == ("MD0406",) and not failing["east/shop/web-1"].root_cause
+    assert failing["east/shop/web-1"].to_dict()["causedBy"] == ["MD0406"]
+    assert failing["south/shop/cart-1"].caused_by == ("MD0507",)
+    groups = {g.cause.code: g for g in report.groups}
+    assert groups["MD0406"].pods == ("east/shop/web-1",) and groups["MD0406"].clusters == ("east",)
+    assert "MD0601" not in groups and groups["MD0507"].pods == ("south/shop/cart-1",)
+
+
+def test_verify_failures_outside_md0406_clusters_are_not_linked():
+    """The same failing web-1, but only in a run whose clusters all share one root: no MD0406, no link."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from caseloader import load_case
+
+    bundle, _ = load_case(Path(__file__).parent / "cases/MD0406/fires-east-calls-to-west-fail-verification.yaml")
+    bundle.clusters = [c for c in bundle.clusters if c.context != "west"]  # east and south share a root
+    report = analyze_clusters(bundle)
+    assert not [f for f in report.findings if f.code == "MD0406"]
+    web = next(f for f in report.findings if f.code == "MD0601" and f.pod == "east/shop/web-1")
+    assert web.root_cause and web.caused_by == ()

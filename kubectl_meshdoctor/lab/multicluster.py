@@ -48,22 +48,32 @@ class LabCluster:
     # What this cluster's istiod reads (/debug/clusterz): cluster ID -> sync status ("synced", "timeout").
     # None: every other cluster of the lab, synced (multi-primary); {}: none at all.
     reads: dict[str, str] | None = None
+    # The Istio release this cluster runs (istiod's image and the proxies its injector gives); None: the lab's.
+    istio_version: str | None = None
 
 
 class ClusterLab(Lab):
     """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
 
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
-                 root: CertificateAuthority | None, east_west_gateway: str | None = None):
+                 root: CertificateAuthority | None, east_west_gateway: str | None = None,
+                 istio_version: str | None = None):
         super().__init__(scenarios, workdir=workdir)
         self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
+        self.istio_version = istio_version
+        if istio_version:  # the injector of this release: every workload's proxy (and its Envoy's metadata)
+            self._scenario_data = [dict(data, workloads=[dict(w, proxyVersion=w.get("proxyVersion") or istio_version)
+                                                         for w in data.get("workloads") or []])
+                                   for data in self._scenario_data]
 
     def _build(self) -> None:
         super()._build()
         for obj in self.objects:
             apply_identity(obj, self.identity)
+            if self.istio_version:
+                set_istiod_release(obj, self.istio_version)
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
 
@@ -87,6 +97,15 @@ def apply_identity(obj: dict, identity: MeshIdentity) -> None:
         mesh["trustDomain"] = identity.trust_domain
         mesh.setdefault("defaultConfig", {})["meshId"] = identity.mesh_id
         obj["data"]["mesh"] = yaml.safe_dump(mesh, sort_keys=False)
+
+
+def set_istiod_release(obj: dict, version: str) -> None:
+    """An istiod pod of another release: its discovery container's image tag, as the chart of that release sets it."""
+    if obj.get("kind") != "Pod" or (obj.get("metadata") or {}).get("labels", {}).get("app") != "istiod":
+        return
+    for container in obj["spec"].get("containers", []) + (obj.get("status") or {}).get("containerStatuses", []):
+        if container.get("name") == ISTIOD_CONTAINER:
+            container["image"] = f"{container['image'].rpartition(':')[0]}:{version}"
 
 
 def east_west_gateway(network: str, addressed: bool) -> list[dict]:
@@ -139,7 +158,8 @@ class MultiLab:
             for cluster in self.clusters:
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
-                                 None if cluster.own_root else self.root, cluster.east_west_gateway)
+                                 None if cluster.own_root else self.root, cluster.east_west_gateway,
+                                 cluster.istio_version)
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.

@@ -23,6 +23,11 @@ class MultiCheck:
     def run(self, clusters: list) -> Iterable[Finding]:  # clusters: list[ClusterEvidence], all readable
         raise NotImplementedError
 
+    def explains(self, cause: Finding, symptom: Finding, proxy) -> bool:
+        """Whether the pod's own evidence (its ProxyEvidence, or None) shows ``cause`` behind ``symptom``
+        (tree.ACROSS_CLUSTERS names the pairs worth asking about)."""
+        return False
+
 
 @cache
 def all_multi_checks() -> tuple[MultiCheck, ...]:
@@ -31,3 +36,9 @@ def all_multi_checks() -> tuple[MultiCheck, ...]:
         if not module_info.name.startswith("_"):
             checks.append(importlib.import_module(f"{__name__}.{module_info.name}").CHECK)
     return tuple(sorted(checks, key=lambda c: (c.codes, c.name)))
+
+
+def meshes_differ(a, b) -> bool:
+    """Two clusters (ClusterEvidence) that both show a mesh ID, and not the same one: not one mesh."""
+    first, second = a.identity.get("meshId"), b.identity.get("meshId")
+    return bool(first and second and first != second)

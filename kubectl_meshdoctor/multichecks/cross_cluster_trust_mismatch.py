@@ -9,6 +9,12 @@ Evidence: the ROOTCA each examined sidecar holds, from its Envoy's /certs. Real 
 fingerprint there, only the serial number and validity, so a root is known by (serial, valid from,
 expires). Two clusters trust differently when no root of one appears in the other; clusters whose
 sidecars were not examined (exec refused, no sidecar) are not compared. Never reads a Secret.
+
+The failing calls it explains: an MD0601 finding of a pod in one of the clusters named, whose access log
+shows the verify failure (real Envoy logs ``CERTIFICATE_VERIFY_FAILED ... certificate_signature_failure``
+for a peer chain of another root, as in the single-cluster MD0404 scenario) on the upstreams of that
+finding. The lab's clusters do not call each other, so this link rests on that log evidence: which
+cluster the failing upstream endpoint lives in is not checked.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import finding
+from kubectl_meshdoctor.checks.root_ca_mismatch import VERIFY_FAILED
 from kubectl_meshdoctor.findings import Finding, Subject
 from kubectl_meshdoctor.multichecks import MultiCheck
 
@@ -53,6 +60,12 @@ class CrossClusterTrustMismatch(MultiCheck):
         item = finding("MD0406", CACERTS, f"clusters {pairs} trust different root CAs: cross-cluster mTLS "
                        "fails certificate verification", evidence)
         yield replace(item.with_links(root_cause=True, caused_by=()), cluster=",".join(involved))
+
+    def explains(self, cause: Finding, symptom: Finding, proxy) -> bool:
+        log = proxy.access_log if proxy is not None else None
+        return any(VERIFY_FAILED in entry.transport_failure_reason or VERIFY_FAILED in entry.line
+                   for entry in (log.failures if log else ())
+                   if not symptom.upstreams or entry.upstream_cluster in symptom.upstreams)
 
 
 CHECK = CrossClusterTrustMismatch()

@@ -17,7 +17,7 @@ from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import finding
 from kubectl_meshdoctor.findings import Finding, Subject
-from kubectl_meshdoctor.multichecks import MultiCheck
+from kubectl_meshdoctor.multichecks import MultiCheck, meshes_differ
 
 ISTIOD = Subject("Deployment", "istiod", "istio-system")
 SYNCED = "synced"
@@ -35,7 +35,7 @@ class RemoteClusterNotSynced(MultiCheck):
             for other in clusters:
                 if other is reader or not other.cluster_id or other.cluster_id == reader.cluster_id:
                     continue
-                if _meshes_differ(reader, other):
+                if meshes_differ(reader, other):
                     continue
                 entry = read.get(other.cluster_id)
                 if entry is not None and entry["syncStatus"] == SYNCED:
@@ -51,11 +51,6 @@ class RemoteClusterNotSynced(MultiCheck):
                 item = finding("MD0701", ISTIOD, what + f": its sidecars get only local endpoints of services "
                                f"that also run in {other.context}", evidence)
                 yield replace(item.with_links(root_cause=True, caused_by=()), cluster=reader.context)
-
-
-def _meshes_differ(a, b) -> bool:
-    first, second = a.identity.get("meshId"), b.identity.get("meshId")
-    return bool(first and second and first != second)
 
 
 CHECK = RemoteClusterNotSynced()
