@@ -3,7 +3,7 @@
 Why: on a shared 2-core machine the load moves between minutes, so two variants are only comparable
 when they alternate on the same lab. A variant is a name and extra environment for the plugin (e.g.
 PYTHONPATH to a sitecustomize that hides a module). Prints per run: wall, the plugin's CPU (user+sys
-of the kubectl child tree), the lab process's CPU (API server + exec relay; the bench itself idles)
+of the kubectl child tree), the tree's peak RSS, the lab process's CPU (API server + exec relay; the bench itself idles)
 and the 1-minute load average.
 
     .venv/bin/python bench/ab.py --pods 60 --rounds 3 A= B=PYTHONPATH=/tmp/x
@@ -31,6 +31,9 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
     if py_spy:
         argv = [str(bench.VENV_BIN / "py-spy"), "record", "--gil", "--subprocesses", "--format", "raw", "-r", "100",
                 "-o", py_spy, "--", *argv]
+    rss_file = Path(f"/tmp/ab-rss-{os.getpid()}")
+    if not py_spy:  # GNU time: the tree's peak RSS (see run.run_child for why not wait4 here)
+        argv = [bench.GNU_TIME, "-f", "%M", "-o", str(rss_file), *argv]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_self = time.process_time()
     began = time.perf_counter()
@@ -41,7 +44,9 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
     if done.returncode not in (0, 1, 2):
         raise SystemExit(f"sweep failed ({done.returncode}): {done.stderr[-2000:]!r}")
     plugin_cpu = (after.ru_utime - before_children.ru_utime) + (after.ru_stime - before_children.ru_stime)
-    return {"wall": wall, "plugin_cpu": plugin_cpu, "lab_cpu": lab_cpu, "load": os.getloadavg()[0]}
+    rss_mb = int(rss_file.read_text().split()[-1]) / 1024 if rss_file.exists() else 0.0
+    rss_file.unlink(missing_ok=True)
+    return {"wall": wall, "plugin_cpu": plugin_cpu, "lab_cpu": lab_cpu, "rss_mb": rss_mb, "load": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -75,14 +80,16 @@ def main() -> int:
                 result = one(lab, env, args.concurrency, None)
                 results[name].append(result)
                 print(f"round {round_ + 1} {name:12} wall {result['wall']:5.2f} s  plugin cpu "
-                      f"{result['plugin_cpu']:5.2f} s  lab cpu {result['lab_cpu']:5.2f} s  load {result['load']:.1f}",
+                      f"{result['plugin_cpu']:5.2f} s  lab cpu {result['lab_cpu']:5.2f} s  tree rss {result['rss_mb']:4.0f} MB  "
+                      f"load {result['load']:.1f}",
                       flush=True)
         floor = args.pods * 8 * args.exec_latency / args.concurrency
         for name, runs in results.items():
             wall = statistics.median(r["wall"] for r in runs)
             print(f"median {name:12} wall {wall:5.2f} s ({wall / floor:.2f}x floor {floor:.2f} s)  plugin cpu "
                   f"{statistics.median(r['plugin_cpu'] for r in runs):5.2f} s  lab cpu "
-                  f"{statistics.median(r['lab_cpu'] for r in runs):5.2f} s")
+                  f"{statistics.median(r['lab_cpu'] for r in runs):5.2f} s  tree rss "
+                  f"{statistics.median(r['rss_mb'] for r in runs):4.0f} MB")
     finally:
         lab.stop()
     return 0
