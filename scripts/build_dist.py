@@ -64,12 +64,13 @@ class Target:
         return f"{self.os}-{self.arch}"
 
 
-# manylinux2014 (glibc >= 2.17) covers every current glibc distribution; macOS 10.13 and 11.0 are
-# the oldest releases for which the pinned compiled wheels exist (11.0 is the first on Apple silicon).
+# manylinux2014 (glibc >= 2.17) covers every current glibc distribution; macOS 10.15 and 11.0 are
+# the oldest releases for which the pinned compiled wheels exist (11.0 is the first on Apple silicon;
+# 10.15 on Intel since orjson, whose x86_64 macOS wheels start there).
 TARGETS = (
     Target("linux", "amd64", "manylinux2014_x86_64"),
     Target("linux", "arm64", "manylinux2014_aarch64"),
-    Target("darwin", "amd64", "macosx_10_13_x86_64"),
+    Target("darwin", "amd64", "macosx_10_15_x86_64"),
     Target("darwin", "arm64", "macosx_11_0_arm64"),
 )
 

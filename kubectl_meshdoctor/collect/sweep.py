@@ -32,6 +32,7 @@ from kubectl_meshdoctor.collect.api import (
 )
 from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
+from kubectl_meshdoctor.collect.malloc_arenas import limit_malloc_arenas
 from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
 from kubectl_meshdoctor.collect.proxy import (
     LARGE_ANSWERS_IN_FLIGHT, Cancellation, ParameterSupport, PodReader, ProxyReading,
@@ -338,6 +339,7 @@ class Sweep:
         futures: list[concurrent.futures.Future] = []
         # One pool for every request of every pod: at most `concurrency` execs in flight, and a pod's
         # requests run side by side instead of one after the other. Tasks start in submission order.
+        limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                                                          thread_name_prefix=WORKER_PREFIX)
         try:

@@ -15,6 +15,16 @@ from collections.abc import Mapping
 
 from kubectl_meshdoctor.errors import ParseError
 
+# orjson (compiled) decodes a sweep's config_dumps in a fraction of the stdlib's time, and the decode
+# is most of the plugin's CPU (bench/RESULTS.md, issue 9). Without it (no wheel for the platform),
+# the stdlib decoder gives the same objects. What orjson refuses (NaN, lone surrogate escapes, nesting
+# past 1024 levels) goes to the stdlib decoder, which accepts it or words the error as before; the
+# one difference left: integers beyond 64 bits become floats (Envoy writes 64-bit integers as strings).
+try:
+    import orjson as _orjson
+except ImportError:
+    _orjson = None
+
 
 def as_text(raw: bytes | str, what: str, *, lenient: bool = False) -> str:
     """Decode ``raw`` as UTF-8; with ``lenient`` undecodable bytes become U+FFFD instead of an error."""
@@ -64,6 +74,12 @@ gc_paused = _gc_paused
 
 
 def load_json(raw: bytes | str, what: str) -> typing.Any:
+    if _orjson is not None and isinstance(raw, (bytes, bytearray, str)):
+        try:  # the exec output as it came: no UTF-8 decode into a str copy first
+            with _gc_paused:
+                return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass  # the stdlib decoder below says what is wrong, in the same words as without orjson
     text = as_text(raw, what)
     if not text or text.isspace():  # not strip(): that would copy megabytes
         raise ParseError(f"{what}: empty output")
