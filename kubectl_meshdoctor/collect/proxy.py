@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import json
 import re
 import select
@@ -40,6 +41,7 @@ from kubernetes.client.rest import ApiException
 
 from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
+from kubectl_meshdoctor.collect.reducers import reduce_inline
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import PartialConfig
@@ -123,9 +125,6 @@ EXEC_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
 CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
-# Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
-# single parsed answer (~4x its size as Python objects) in memory instead of one per worker.
-_PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
 # config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
 # plugin's memory by this many answers however many requests are in flight (bench/RESULTS.md).
@@ -441,16 +440,18 @@ class PodReader:
     """Reads one pod's istio-proxy: each request is a task, run concurrently with the others.
 
     The tasks of every pod share one bounded pool (``submit``); ``result`` waits for this pod's. The
-    pod's time budget starts when its first task starts. Every failure becomes a gap.
+    pod's time budget is spent while one of its execs is in flight. Every failure becomes a gap.
     """
 
     def __init__(self, client: Callable[[], k8s.ApiClient], namespace: str, name: str,
                  timeout: float, *, exec_allowed: Callable[[], bool] = lambda: True,
                  log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
                  on_log_refused: Callable[[], None] = lambda: None,
+                 on_exec_answered: Callable[[], None] = lambda: None,
                  cancellation: Cancellation | None = None, full_config_dump: bool = False,
                  parameter_support: ParameterSupport | None = None,
-                 large_answers: threading.BoundedSemaphore | None = None):
+                 large_answers: threading.BoundedSemaphore | None = None,
+                 reduce: Callable[[Callable[[bytes], Any], bytes], Any] = reduce_inline):
         self._client = client  # the calling worker thread's API client
         self.namespace = namespace
         self.name = name
@@ -459,13 +460,17 @@ class PodReader:
         self.log_allowed = log_allowed
         self.on_exec_refused = on_exec_refused
         self.on_log_refused = on_log_refused
+        self.on_exec_answered = on_exec_answered  # an exec came back: exec is allowed in this cluster
         self.cancellation = cancellation or Cancellation()
         self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
         self.large_answers = large_answers or threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)
+        self.reduce = reduce  # (reducer, raw answer) -> reduced value: in process, or a sweep's helpers
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
         self._lock = threading.Lock()
-        self._deadline: float | None = None
+        self._busy_seconds = 0.0  # the pod's budget spent: time with an exec of it in flight
+        self._busy_since = 0.0
+        self._in_flight = 0
         self._server_info_read = threading.Event()
         self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
         self._parts: dict[int, PartialConfig] = {}
@@ -487,9 +492,16 @@ class PodReader:
                 ("access log", functools.partial(self._read_log, log_since_seconds, request_timeout))]
 
     def submit(self, pool: concurrent.futures.Executor, log_since_seconds: int | None, request_timeout: float) -> None:
+        submit_interleaved(pool, [self], log_since_seconds, request_timeout)
+
+    def _prepare(self, log_since_seconds: int | None, request_timeout: float) -> list[tuple[str, Callable[[], None]]]:
         tasks = self.tasks(log_since_seconds, request_timeout)
         self._pending = len(tasks)
-        self._futures = [pool.submit(self._guarded, what, task) for what, task in tasks]
+        self._futures = []
+        return tasks
+
+    def _submit_task(self, pool: concurrent.futures.Executor, what: str, task: Callable[[], None]) -> None:
+        self._futures.append(pool.submit(self._guarded, what, task))
 
     def futures(self) -> list[concurrent.futures.Future]:
         return self._futures
@@ -549,11 +561,28 @@ class PodReader:
     # --- exec ---------------------------------------------------------------------------------------
 
     def _remaining(self) -> float:
-        """Seconds left of the pod's budget, which starts with its first request."""
+        """Seconds left of the pod's budget: the time while at least one of its execs is in flight.
+
+        Time its requests spend waiting for a slot of the shared pool, behind other pods' (a hung
+        one, say), is not charged to it.
+        """
         with self._lock:
-            if self._deadline is None:
-                self._deadline = time.monotonic() + self.timeout
-            return self._deadline - time.monotonic()
+            spent = self._busy_seconds + (time.monotonic() - self._busy_since if self._in_flight else 0.0)
+        return self.timeout - spent
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._lock:
+            if not self._in_flight:
+                self._busy_since = time.monotonic()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._busy_seconds += time.monotonic() - self._busy_since
 
     # --- follow-ups: evidence about the upstreams the access log shows failing ----------------------
 
@@ -597,8 +626,7 @@ class PodReader:
             self.reading.gap(endpoint, _failure(self._shown(command), output))
             return
         try:
-            with _PARSING:
-                self.reading.fields.update(parse(output.stdout))
+            self.reading.fields.update(reduce_inline(parse, output.stdout))
         except ParseError as exc:
             self.reading.gap(endpoint, str(exc))
 
@@ -612,8 +640,10 @@ class PodReader:
             raise ExecError("pod time budget spent", timed_out=True)
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         try:
-            output = exec_command(self._client(), self.namespace, self.name, command, remaining,
-                                  cancellation=self.cancellation)
+            with self._busy():
+                output = exec_command(self._client(), self.namespace, self.name, command, remaining,
+                                      cancellation=self.cancellation)
+            self.on_exec_answered()
         except ExecError as exc:
             if exc.timed_out:
                 raise ExecError(f"{' '.join(command[:4])}: {exc}", timed_out=True) from None
@@ -629,8 +659,7 @@ class PodReader:
             self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
             return None
         try:
-            with _PARSING:
-                return step.parse(output.stdout)
+            return self.reduce(step.parse, output.stdout)
         except ParseError as exc:
             message = str(exc)
             self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
@@ -701,8 +730,7 @@ class PodReader:
             self._part_failures.append(("config_dump", f"{failure} ({step.endpoint.split(' ', 1)[-1]})"))
             return None
         try:
-            with _PARSING:
-                return step.parse(output.stdout)
+            return self.reduce(step.parse, output.stdout)
         except ParseError as exc:
             self._part_failures.append(("config_dump", f"{exc} ({step.endpoint.split(' ', 1)[-1]})"))
             return None
@@ -807,6 +835,37 @@ class PodReader:
             self.reading.gap("access log", str(exc))
         self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
         self._read_failing_upstreams()
+
+
+def submit_interleaved(pool: concurrent.futures.Executor, readers: list[PodReader], log_since_seconds: int | None,
+                       request_timeout: float, group: int = 1) -> None:
+    """Submit the tasks of ``readers``, ``group`` pods at a time, one request of each pod per round.
+
+    Why: a pod's Envoy answers admin requests on its one main thread, so its requests sent all at once
+    wait behind each other there (a config_dump part of 1500 clusters takes it ~0.25 s), each holding a
+    slot of the pool meanwhile. Within a group of pods every round holds one request of each pod, so a
+    pod's requests reach its Envoy spread out. The config parts alternate with light requests and each
+    pod starts at a different one (rotated), so every round mixes light and heavy answers and the
+    decoding is spread over the sweep.
+    server_info stays first and the log last: config parts and follow-ups may wait for server_info.
+    Groups keep each pod's requests close in time, so its time budget is not spent waiting for others.
+    """
+    for start in range(0, len(readers), max(1, group)):
+        members = readers[start:start + max(1, group)]
+        prepared = []
+        for offset, reader in enumerate(members):
+            tasks = reader._prepare(log_since_seconds, request_timeout)
+            first = [t for t in tasks if t[0] == "server_info"]
+            last = tasks[-1:]
+            heavy = [t for t in tasks[:-1] if t[0] == "config_dump"]
+            light = [t for t in tasks[:-1] if t[0] not in ("server_info", "config_dump")]
+            middle = [t for pair in itertools.zip_longest(heavy, light) for t in pair if t is not None]
+            turn = offset % max(1, len(middle))
+            prepared.append(first + middle[turn:] + middle[:turn] + last)
+        for requests in itertools.zip_longest(*prepared):
+            for reader, request in zip(members, requests):
+                if request is not None:
+                    reader._submit_task(pool, *request)
 
 
 class _SharedValues:
