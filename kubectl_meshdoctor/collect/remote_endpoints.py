@@ -3,8 +3,8 @@
 An istiod that does not read another cluster (MD0701) leaves its sidecars with only the local endpoints
 of a Service that also runs there. To show that, once every cluster of the run is swept, the plugin
 asks ONE sidecar per cluster (one it already examined, so one that answers) for the EDS of the outbound
-clusters of those Services, with the one parameterised command of ``collect/endpoint_query.py``: one
-extra exec per cluster, an answer of a few kB. Nothing is asked in a single-cluster run, nor when no
+clusters of those Services' namespaces, with the one parameterised command of ``collect/endpoint_query.py``
+(one extra exec per cluster), and keeps the endpoints of those Services only. Nothing is asked in a single-cluster run, nor when no
 Service runs, ready, in two clusters. A failed or refused exec is a gap of that cluster (not of the pod: its own examination is complete).
 
 The clusters are asked one after the other: one short exec each, after the concurrent sweeps.
@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from kubectl_meshdoctor.bundle import EvidenceBundle
 from kubectl_meshdoctor.collect import ClusterOptions, CollectOptions
-from kubectl_meshdoctor.collect.endpoint_query import MAX_CLUSTERS, endpoint_query, outbound_cluster
+from kubectl_meshdoctor.collect.endpoint_query import endpoint_query, outbound_cluster
 from kubectl_meshdoctor.collect.kube import connect
 from kubectl_meshdoctor.collect.proxy import Cancellation, exec_command
 from kubectl_meshdoctor.envoy.eds import parse_endpoint_configs
@@ -45,12 +45,12 @@ def read_endpoints(cluster: ClusterOptions, bundle: EvidenceBundle, ports: list[
     if pod is None:
         bundle.add_gap(WHAT, "no sidecar of this cluster was examined, so none was asked")
         return None
-    asked = list(dict.fromkeys(outbound_cluster(p.port, p.host) for p in ports))[:MAX_CLUSTERS]
+    asked = list(dict.fromkeys(outbound_cluster(p.port, p.host) for p in ports))
     namespace, name = pod.split("/", 1)
     try:
         kube = connect(cluster)
         try:
-            output = exec_command(kube.api_client, namespace, name, endpoint_query(asked), timeout,
+            output = exec_command(kube.api_client, namespace, name, endpoint_query([p.namespace for p in ports]), timeout,
                                   cancellation=cancellation)
         finally:
             kube.close()
