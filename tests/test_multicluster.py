@@ -246,10 +246,26 @@ def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
                 LabCluster("west", identity=MeshIdentity("west", network="network2"), east_west_gateway="pending"),
                 LabCluster("south", identity=MeshIdentity("south", network="network3"))]
     with MultiLab(clusters) as split:
-        broken = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        saved = split.workdir / "networks.tgz"
+        broken = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json",
+                            "--save", str(saved))
         working = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,south", "-o", "json")
         requests = [r for lab in split.labs.values() for r in lab.requests]
+        from kubectl_meshdoctor.multibundle import load_bundle
+
+        eds = {c.context: c.endpoints["clusters"]["outbound|9080||reviews.bookinfo.svc.cluster.local"]
+               for c in load_bundle(saved).clusters}
     assert broken.returncode == 1, broken.stderr
+    # The real Envoys' EDS, as istiod builds it across networks: east's ready gateway stands in for east's
+    # three reviews pods (15443, weight 3) in west and south; west's gateway has no address and south has
+    # none, so their pods are listed as they are (istiod knows no gateway to send them through).
+    def origins(endpoints):
+        return sorted((e["clusterId"], e["address"].rpartition(":")[2], e["weight"]) for e in endpoints)
+
+    assert origins(eds["west"]) == origins(eds["south"]) == sorted(
+        [("east", "15443", 3)] + [("south", "9080", 1)] * 3 + [("west", "9080", 1)] * 3)
+    assert origins(eds["east"]) == sorted([(c, "9080", 1) for c in ("east", "west", "south") for _ in range(3)])
+    assert {e["address"] for e in eds["west"] if e["clusterId"] == "east"} == {"203.0.113.20:15443"}
     found = {f["cluster"]: f for f in as_json(broken)["findings"] if f["code"] == "MD0702"}
     assert set(found) == {"west", "south"}
     assert found["west"]["message"] == ("cluster west (network network2): the east-west gateway istio-eastwestgateway "
