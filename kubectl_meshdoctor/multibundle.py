@@ -120,7 +120,7 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
                                             identity=identity, server=entry.get("server"),
                                             clusterz=_clusterz(entry.get("clusterz")),
                                             endpoints=_endpoints(entry.get("endpoints"))))
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
         raise BundleError(f"{path}: multi-cluster bundle lists no cluster")
