@@ -7,7 +7,9 @@ clusters of those Services' namespaces, with the one parameterised command of ``
 (one extra exec per cluster), and keeps the endpoints of those Services only. Nothing is asked in a single-cluster run, nor when no
 Service runs, ready, in two clusters. A failed or refused exec is a gap of that cluster (not of the pod: its own examination is complete).
 
-The clusters are asked one after the other: one short exec each, after the concurrent sweeps.
+The clusters are asked one after the other: one short exec each, after the concurrent sweeps (measured
+on the lab: 8.5 kB and about 5 ms for bookinfo's namespace). There is no curl fallback for an image
+without pilot-agent: that would be a second exec; its exit 127 is a gap like any other failure.
 """
 
 from __future__ import annotations
