@@ -114,3 +114,17 @@ def test_eds_evidence_is_saved_in_the_v2_bundle_and_older_bundles_load_without_i
     assert [c.endpoints for c in old.clusters] == [None, None]
     found = [f for f in analyze_clusters(old).findings if f.code == "MD0701"]
     assert len(found) == 1 and found[0].evidence == ("cluster east /debug/clusterz: east (synced)",)
+
+
+def test_an_empty_eds_is_named_as_such_and_a_gateway_of_the_other_cluster_counts_as_remote():
+    multi, _ = load_case(FIRES)
+    east = multi.clusters[0]
+    clusters = east.endpoints["clusters"]
+    clusters["outbound|9080||reviews.bookinfo.svc.cluster.local"] = []
+    clusters["outbound|9080||ratings.bookinfo.svc.cluster.local"] = [
+        {"address": "10.244.0.7:9080", "clusterId": "east", "weight": 1},
+        {"address": "203.0.113.20:15443", "clusterId": "west", "weight": 1}]  # west's east-west gateway
+    found = next(f for f in analyze_clusters(multi).findings if f.code == "MD0701")
+    assert found.evidence[1:] == (
+        "EDS of reviews.bookinfo:9080 in sidecar bookinfo/productpage-v1-6b7f6d9b7c-x2x5k (cluster east): "
+        "no endpoint; cluster west has 1 ready pod",)

@@ -82,7 +82,7 @@ def only_local_endpoints(reader, other) -> list[str]:
         origins = {_origin(e, reader.cluster_id, local_ips) for e in endpoints}
         if remote and origins <= {"local"}:
             lines.append(f"EDS of {port.label} in sidecar {held['pod']} (cluster {reader.context}): "
-                         f"{_count(len(endpoints), 'endpoint')}, all local; "
+                         f"{_count(len(endpoints), 'endpoint') + ', all local' if endpoints else 'no endpoint'}; "
                          f"cluster {other.context} has {_count(remote, 'ready pod')}")
     return lines
 
