@@ -17,6 +17,7 @@ from kubectl_meshdoctor.collect import CollectOptions
 from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
+from kubectl_meshdoctor.collect.remote_endpoints import read_shared_endpoints
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
 from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
@@ -96,6 +97,8 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
         concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
         raise
     executor.shutdown(wait=True)
+    # Once every cluster is read: which Services run in several, and what one sidecar of each holds for them.
+    read_shared_endpoints(options, [cluster for cluster, _ in results], cancellation)
     bundle = MultiClusterBundle([cluster for cluster, _ in results])
     if not bundle.readable:
         errors = [error for _, error in results if error is not None]

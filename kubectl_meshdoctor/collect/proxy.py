@@ -40,6 +40,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
+from kubectl_meshdoctor.collect.endpoint_query import is_endpoint_query
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.collect.reducers import reduce_inline
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
@@ -115,8 +116,13 @@ ISTIOD_CONTAINER = "discovery"
 SYNCZ: Argv = ("pilot-discovery", "request", "GET", "/debug/syncz")
 # Multi-cluster runs only: the clusters istiod reads and their sync state (MD0701).
 CLUSTERZ: Argv = ("pilot-discovery", "request", "GET", "/debug/clusterz")
-# The only commands the plugin ever runs, per container.
+# The only commands the plugin ever runs, per container; plus, in istio-proxy and in multi-cluster runs
+# only, the EDS of named outbound clusters, whose one shape collect/endpoint_query.py checks (MD0701).
 ALLOWED_EXEC: dict[str, frozenset[Argv]] = {SIDECAR: ALL_COMMANDS, ISTIOD_CONTAINER: frozenset({SYNCZ, CLUSTERZ})}
+
+
+def allowed_exec(container: str, argv: Argv) -> bool:
+    return argv in ALLOWED_EXEC.get(container, ()) or (container == SIDECAR and is_endpoint_query(argv))
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
@@ -210,7 +216,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     ``kubernetes.stream``: that helper validates every argument, builds a new SSL context and loads
     the CA for each call, which cost a sweep about as much CPU as parsing the config_dumps.
     """
-    if argv not in ALLOWED_EXEC.get(container, ()):  # the read-only promise is enforced, not just documented
+    if not allowed_exec(container, argv):  # the read-only promise is enforced, not just documented
         raise ValueError(f"not one of the commands allowed in {container}: {argv!r}")
     ws = _open_exec_stream(api_client, namespace, pod, container, argv, timeout)
     if cancellation is not None:

@@ -118,6 +118,7 @@ class Lab:
     """A running lab cluster. Use as a context manager; `.kubeconfig` points kubectl and the plugin at it."""
 
     shared_ca: CertificateAuthority | None = None  # set by lab/multicluster.py: the mesh's common root
+    pod_cidr = "10.244.0.0/16"  # lab/multicluster.py gives each cluster its own, as one flat network needs
 
     def __init__(self, scenarios: Sequence[str | dict] = ("bookinfo-healthy",), workdir: str | Path | None = None,
                  policy: AccessPolicy | None = None):
@@ -190,37 +191,46 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
-            self._store = ObjectStore((), istio_installed=True)
-            self._xds = XdsRestServer()
-            self._xds_lost = XdsRestServer()
-            self._thread = KubeApiServerThread(
-                lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
-            self._thread.start()
-            self._thread.call(self._xds.start)
-            self._thread.call(self._xds_lost.start)
-            self._build()
-            for obj in self.objects:
-                self._store.add(obj)
-            self._start_stand_ins()
-            for expanded in self.expanded:
-                for ip, settings in expanded.served.items():
-                    self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
-            for proxy in self.proxies:
-                proxy.envoy.start()
-            for proxy in self.proxies:
-                proxy.envoy.wait_admin()
-                if proxy.pods[0].state in CONFIGURED:
-                    proxy.envoy.wait_live()
-            self._thread.call(self._start_agents)
-            self._lose_istiod()
-            self._drive_traffic()
-            self.server.write_kubeconfig(self.kubeconfig)
+            self._prepare()
+            self._launch()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def _prepare(self) -> None:
+        """The API server, the xDS servers and every object and sidecar configuration; no Envoy runs yet
+        (a multi-cluster lab adds the other clusters' endpoints in between, lab/remote_endpoints.py)."""
+        sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
+        self._store = ObjectStore((), istio_installed=True)
+        self._xds = XdsRestServer()
+        self._xds_lost = XdsRestServer()
+        self._thread = KubeApiServerThread(
+            lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
+        self._thread.start()
+        self._thread.call(self._xds.start)
+        self._thread.call(self._xds_lost.start)
+        self._build()
+        for obj in self.objects:
+            self._store.add(obj)
+
+    def _launch(self) -> None:
+        """Start what ``_prepare`` configured: stand-ins, Envoys, agents, then the scenario's traffic."""
+        self._start_stand_ins()
+        for expanded in self.expanded:
+            for ip, settings in expanded.served.items():
+                self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
+        for proxy in self.proxies:
+            proxy.envoy.start()
+        for proxy in self.proxies:
+            proxy.envoy.wait_admin()
+            if proxy.pods[0].state in CONFIGURED:
+                proxy.envoy.wait_live()
+        self._thread.call(self._start_agents)
+        self._lose_istiod()
+        self._drive_traffic()
+        self.server.write_kubeconfig(self.kubeconfig)
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice and after a failed start."""
@@ -259,7 +269,7 @@ class Lab:
             revision = scenario_revision(data)
             revisions[revision] = revisions.get(revision, True) and (data.get("cluster") or {}).get("istiodReady", True)
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
-        pool = AddressPool()
+        pool = AddressPool(self.pod_cidr)
         pool.taken.add(dns_ip)
         redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
                       for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}

@@ -9,7 +9,10 @@ Each cluster gets the identity Istio's installation gives it: the injector's env
 (``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
 ``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config. The clusters
 share one root CA (the plugged-in ``cacerts`` of the install guides) unless one is given its own, so each
-real Envoy's ROOTCA is the mesh's root.
+real Envoy's ROOTCA is the mesh's root. Each cluster has its own pod CIDR (10.244/16, 10.245/16, ...), and
+each sidecar's endpoints of a Service that also runs in a cluster its istiod reads (synced) include that
+cluster's pods, as istiod merges them (lab/remote_endpoints.py): every cluster is prepared first, the
+endpoints added, then the Envoys started.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from kubectl_meshdoctor.lab.certs import CertificateAuthority
 from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
+from kubectl_meshdoctor.lab.remote_endpoints import add_remote_endpoints
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,9 @@ class ClusterLab(Lab):
 
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
                  root: CertificateAuthority | None, east_west_gateway: str | None = None,
-                 istio_version: str | None = None):
+                 istio_version: str | None = None, pod_cidr: str = Lab.pod_cidr):
         super().__init__(scenarios, workdir=workdir)
+        self.pod_cidr = pod_cidr
         self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
@@ -76,6 +81,10 @@ class ClusterLab(Lab):
                 set_istiod_release(obj, self.istio_version)
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
+
+    def sidecar_resources(self) -> list:
+        """The configuration of every configured sidecar, before its Envoy starts (lab/remote_endpoints.py)."""
+        return self._xds.registered() + self._xds_lost.registered()
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:
@@ -155,11 +164,12 @@ class MultiLab:
     def start(self) -> "MultiLab":
         try:
             ids = {c.context: (c.identity or MeshIdentity(cluster_id=c.context)).cluster_id for c in self.clusters}
-            for cluster in self.clusters:
+            prepared = []
+            for index, cluster in enumerate(self.clusters):
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway,
-                                 cluster.istio_version)
+                                 cluster.istio_version, pod_cidr=f"10.{244 + index}.0.0/16")
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
@@ -167,7 +177,11 @@ class MultiLab:
                     {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
                     for other, status in reads.items()]
                 self.labs[cluster.context] = lab
-                lab.start()
+                lab._prepare()
+                prepared.append((lab, reads))
+            add_remote_endpoints(prepared)
+            for lab, _ in prepared:
+                lab._launch()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
         except BaseException:
             self.stop()

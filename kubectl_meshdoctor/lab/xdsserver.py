@@ -26,6 +26,10 @@ class XdsRestServer:
     def register(self, node_id: str, resources: SidecarResources) -> None:
         self._by_node[node_id] = resources
 
+    def registered(self) -> list[SidecarResources]:
+        """Every sidecar's resources, to amend before its Envoy first asks (lab/remote_endpoints.py)."""
+        return list(self._by_node.values())
+
     async def _discovery(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         type_url = _TYPES.get(kind)
