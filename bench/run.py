@@ -179,6 +179,9 @@ class ExecMeter:
         return getattr(self._handler, "envoy_seconds", 0.0)
 
 
+RECORDINGS = 3  # times each Envoy admin answer is timed before it is replayed
+
+
 class PerPodEnvoyTime:
     """Gives every lab pod the admin timing of an Envoy of its own.
 
@@ -187,7 +190,8 @@ class PerPodEnvoyTime:
     of 1500 clusters, so a concurrent sweep would queue behind it, which no cluster does: there every
     pod's Envoy answers on its own node at the same time. So the first answer for each admin request
     (config_dump parts, /certs, /stats, /server_info, the readiness probe) comes from the real Envoy and
-    is timed alone (one recording at a time: the time of an idle Envoy, not of a queue); later pods get
+    is timed alone (one recording at a time: the time of an idle Envoy, not of a queue; the quickest
+    of three); later pods get
     the same bytes after waiting as long (a sleep, not CPU). One pod's requests still wait for each other
     during that time, as they would on its own Envoy's main thread. The bytes are real Envoy output either
     way, and the sequential baseline gets exactly the same treatment. ``envoy_seconds`` adds up the Envoy
@@ -209,9 +213,13 @@ class PerPodEnvoyTime:
         if key not in self._answers:
             async with self._recording:
                 if key not in self._answers:
-                    began = time.perf_counter()
-                    result = await self._handler(namespace, pod, container, command)
-                    self._answers[key] = (result, time.perf_counter() - began)
+                    # The quickest of three: one slow answer (a scheduler hiccup) would be replayed 60 times.
+                    times = []
+                    for _ in range(RECORDINGS):
+                        began = time.perf_counter()
+                        result = await self._handler(namespace, pod, container, command)
+                        times.append(time.perf_counter() - began)
+                    self._answers[key] = (result, min(times))
                     self.envoy_seconds += self._answers[key][1]
                     return result
         result, seconds = self._answers[key]

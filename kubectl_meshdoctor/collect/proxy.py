@@ -457,7 +457,8 @@ class PodReader:
                  cancellation: Cancellation | None = None, full_config_dump: bool = False,
                  parameter_support: ParameterSupport | None = None,
                  large_answers: threading.BoundedSemaphore | None = None,
-                 reduce: Callable[[Callable[[bytes], Any], bytes], Any] = reduce_inline):
+                 reduce: Callable[[Callable[[bytes], Any], bytes], Any] = reduce_inline,
+                 in_flight: contextlib.AbstractContextManager | None = None):
         self._client = client  # the calling worker thread's API client
         self.namespace = namespace
         self.name = name
@@ -471,6 +472,9 @@ class PodReader:
         self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
         self.large_answers = large_answers or threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)
         self.reduce = reduce  # (reducer, raw answer) -> reduced value: in process, or a sweep's helpers
+        # Requests in flight over the whole sweep (--concurrency): held for an exec or a log read only,
+        # not while its answer is reduced, so a slot never waits for a reduction.
+        self.in_flight = in_flight or contextlib.nullcontext()
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
         self._lock = threading.Lock()
@@ -637,6 +641,10 @@ class PodReader:
             self.reading.gap(endpoint, str(exc))
 
     def _run(self, argv: Argv) -> ExecOutput:
+        with self.in_flight:  # a slot of the sweep's --concurrency, for the exec only
+            return self._run_in_slot(argv)
+
+    def _run_in_slot(self, argv: Argv) -> ExecOutput:
         remaining = self._remaining()
         if self.cancellation.cancelled:
             raise ExecError("cancelled")
@@ -656,7 +664,7 @@ class PodReader:
             raise
         if output.exit_code in MISSING_EXIT_CODES and command == argv and argv in CURL_FALLBACK:
             self.use_curl = True  # no pilot-agent in this image: the same requests through curl
-            return self._run(argv)
+            return self._run_in_slot(argv)
         return output
 
     def _reduce(self, step: Step, output: ExecOutput) -> Any:
@@ -807,15 +815,28 @@ class PodReader:
         return None
 
     def _read_log(self, since_seconds: int | None, request_timeout: float) -> None:
+        with self.in_flight:  # checked in the slot: a refusal another pod's read met is known by then
+            raw = self._fetch_log(since_seconds, request_timeout)
+        if raw is None:
+            return
+        try:
+            self.reading.fields["access_log"] = summarize_access_log(raw)
+        except ParseError as exc:
+            self.reading.gap("access log", str(exc))
+        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
+        self._read_failing_upstreams()
+
+    def _fetch_log(self, since_seconds: int | None, request_timeout: float) -> bytes | None:
+        """The istio-proxy log's newest window, or None (refused, failed: said in the reading)."""
         remaining = self._remaining()
         if self.cancellation.cancelled:
-            return
+            return None
         if not self.log_allowed():
             self.reading.log_refused = True
-            return
+            return None
         if remaining <= 0:
             self.reading.gap("access log", "pod time budget spent before the istio-proxy log was read")
-            return
+            return None
         query: list[tuple[str, object]] = [("container", SIDECAR)]
         if since_seconds:
             query.append(("sinceSeconds", since_seconds))
@@ -829,18 +850,13 @@ class PodReader:
             if exc.status in (401, 403):
                 self.reading.log_refused = True  # said once for the whole sweep, not once per pod
                 self.on_log_refused()
-                return
+                return None
             self.reading.gap("access log", f"API server answered {exc.status}: {one_line(exc.reason)}")
-            return
+            return None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.reading.gap("access log", f"cannot read the istio-proxy log: {one_line(exc)}")
-            return
-        try:
-            self.reading.fields["access_log"] = summarize_access_log(raw)
-        except ParseError as exc:
-            self.reading.gap("access log", str(exc))
-        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
-        self._read_failing_upstreams()
+            return None
+        return raw
 
 
 def submit_interleaved(pool: concurrent.futures.Executor, readers: list[PodReader], log_since_seconds: int | None,

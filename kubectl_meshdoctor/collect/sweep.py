@@ -44,6 +44,7 @@ from kubectl_meshdoctor.pods import (
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
+REDUCING_WORKERS = 8  # workers beyond --concurrency: their answers are being reduced, their slot is free
 WORKER_PREFIX = "meshdoctor-pod"
 ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every namespace (key root-cert.pem)
 FULL_DUMP_VARIABLE = "MESHDOCTOR_CONFIG_DUMP"
@@ -381,9 +382,13 @@ class Sweep:
         # requests run side by side instead of one after the other. Tasks start in submission order.
         limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
         reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
+        in_flight = threading.BoundedSemaphore(max(1, options.concurrency))
         for reader in readers:
             reader.reduce = reducers.reduce
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+            reader.in_flight = in_flight
+        # More workers than requests in flight: a worker whose answer is being reduced holds no slot,
+        # so the next request goes out meanwhile. The extra ones wait for a slot, or for a reduction.
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency) + REDUCING_WORKERS,
                                                          thread_name_prefix=WORKER_PREFIX)
         try:
             with _progress(options.progress, len(pods)) as advance:
