@@ -133,8 +133,10 @@ CURL_CONNECTION_REFUSED = 7
 CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
 # config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
-# plugin's memory by this many answers however many requests are in flight (bench/RESULTS.md).
-LARGE_ANSWERS_IN_FLIGHT = 24
+# plugin's memory by this many answers however many requests are in flight. Measured on the bench (60
+# pods, one reducer helper): plugin peak RSS ~150 MB with 24, ~120 MB with 12, ~105 MB with 8, and 8
+# slowed the sweep by ~30% (config parts waiting for a slot); bench/RESULTS.md.
+LARGE_ANSWERS_IN_FLIGHT = 12
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
 _PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
