@@ -18,3 +18,12 @@ def refuses(raw: bytes) -> None:
 
 def has_a_bug(raw: bytes) -> None:
     raise KeyError("a reducer bug")
+
+
+def stuck_in_a_helper(raw: bytes) -> int:
+    """Never answers when run in a helper (the test names its own pid in the environment)."""
+    if str(os.getpid()) != os.environ.get("REDUCER_PROBE_PARENT"):
+        import time
+
+        time.sleep(60)
+    return os.getpid()

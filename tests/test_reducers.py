@@ -140,3 +140,11 @@ def test_a_sweep_reduced_in_helpers_finds_what_one_process_finds(scenario, monke
         assert _what_checks_read(local) == _what_checks_read(remote)
         for pod, proxy in local.proxies.items():
             assert [c.serial for c in proxy.certs or ()] == [c.serial for c in remote.proxies[pod].certs or ()]
+
+
+def test_a_stuck_helper_is_given_up_and_the_answer_reduced_here(helpers, monkeypatch):
+    monkeypatch.setenv("REDUCER_PROBE_PARENT", str(os.getpid()))  # read by the helper at call time
+    monkeypatch.setattr(reducers, "EXCHANGE_TIMEOUT_SECONDS", 0.5)
+    process = helpers._helpers[0].process
+    assert helpers.reduce(reducer_probe.stuck_in_a_helper, LARGE) == os.getpid()
+    assert helpers.running == 0 and process.poll() is not None  # killed, not left behind

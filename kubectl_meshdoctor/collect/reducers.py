@@ -22,10 +22,12 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import select
 import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +38,10 @@ MAX_HELPERS = 4
 # Below this an answer is reduced in process: shipping it costs more than decoding it here.
 OFFLOAD_MIN_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 2.0
+# One exchange (send an answer, get its reduction) takes ~25 ms for 2.8 MB; a helper that takes this
+# long is stuck or starved, and is given up for this process (which reduces in process from then on).
+EXCHANGE_TIMEOUT_SECONDS = 30.0
+PIPE_CHUNK = 1 << 20
 
 _REQUEST = struct.Struct(">II")  # reducer pickle length, raw answer length
 _REPLY = struct.Struct(">I")  # reply pickle length
@@ -71,20 +77,13 @@ class _Helper:
         self.process = process
 
     def reduce(self, reducer: bytes, raw: bytes) -> tuple[str, Any]:
+        """One exchange; TimeoutError when the helper neither takes the answer nor replies in time."""
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
-        stdin.write(_REQUEST.pack(len(reducer), len(raw)))
-        stdin.write(reducer)
-        stdin.write(raw)
-        stdin.flush()
-        header = stdout.read(_REPLY.size)
-        if len(header) != _REPLY.size:
-            raise EOFError("reducer helper ended")
-        (length,) = _REPLY.unpack(header)
-        reply = stdout.read(length)
-        if len(reply) != length:
-            raise EOFError("reducer helper ended mid-reply")
-        return pickle.loads(reply)  # our own helper's reply: reduced evidence, built by our code
+        deadline = time.monotonic() + EXCHANGE_TIMEOUT_SECONDS
+        _write_all(stdin.fileno(), [_REQUEST.pack(len(reducer), len(raw)), reducer, raw], deadline)
+        (length,) = _REPLY.unpack(_read_exactly(stdout.fileno(), _REPLY.size, deadline))
+        return pickle.loads(_read_exactly(stdout.fileno(), length, deadline))  # our own helper's reply
 
     def stop(self) -> None:
         try:
@@ -97,6 +96,31 @@ class _Helper:
         finally:
             if self.process.stdout:
                 self.process.stdout.close()
+
+
+def _write_all(fd: int, chunks: list[bytes], deadline: float) -> None:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                raise TimeoutError("reducer helper does not take its input")
+            view = view[os.write(fd, view[:PIPE_CHUNK]):]
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    data = bytearray()
+    while len(data) < size:
+        if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            raise TimeoutError("reducer helper does not reply")
+        chunk = os.read(fd, min(size - len(data), PIPE_CHUNK))
+        if not chunk:
+            raise EOFError("reducer helper ended")
+        data += chunk
+    return bytes(data)
 
 
 class ReducerProcesses:
@@ -129,12 +153,16 @@ class ReducerProcesses:
         helper = self._idle.get()
         try:
             kind, value = helper.reduce(reducer, raw)
-        except (OSError, EOFError, pickle.PickleError, ValueError):
-            # The helper died or its pipe broke: this answer, and later ones, are reduced here.
+        except BaseException as exc:
+            # The helper died, stuck or its pipe broke (or this thread was interrupted mid-exchange):
+            # it is not used again, and this answer is reduced here.
             with self._lock:
                 self._alive -= 1
+            helper.process.kill()
             helper.stop()
-            return reduce_inline(reduce, raw)
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C
+            return reduce_inline(reduce, raw)  # the same value, or the same error, from this process
         self._idle.put(helper)
         if kind == _PARSE_ERROR:
             raise ParseError(value)
