@@ -518,9 +518,12 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "an address the other networks can reach, ready gateway pods, and a Gateway exposing *.local on port "
         "15443 with TLS mode AUTO_PASSTHROUGH. One of these is missing.",
         detection="Multi-cluster runs only, when the clusters read are on at least two networks (the sidecars' "
-        "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label): in each cluster, the "
-        "istio=eastwestgateway Services of istio-system (status.loadBalancer.ingress or externalIPs), their "
-        "Endpoints, and istio-system's Gateways whose selector matches the gateway.",
+        "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label; a meshed pod's own "
+        "topology.istio.io/network label, else its namespace's, puts it on another network): in each cluster, "
+        "for each network its workloads are on, the istio=eastwestgateway Services of istio-system for that "
+        "network (labelled with it; the cluster's own network also takes an unlabelled one) with "
+        "status.loadBalancer.ingress or externalIPs, their Endpoints, and istio-system's Gateways whose "
+        "selector matches the gateway.",
         fix="Install the east-west gateway in that cluster (Istio's multi-cluster guide: "
         "gen-eastwest-gateway.sh with the cluster's network), make sure its Service gets an external address "
         "and its pods are ready, and expose the services with the cross-network Gateway (port 15443, "

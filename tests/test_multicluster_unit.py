@@ -224,3 +224,27 @@ def test_verify_failures_outside_md0406_clusters_are_not_linked():
     assert not [f for f in report.findings if f.code == "MD0406"]
     web = next(f for f in report.findings if f.code == "MD0601" and f.pod == "east/shop/web-1")
     assert web.root_cause and web.caused_by == ()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("fires-namespace-on-another-network-without-its-gateway",
+     "cluster west (namespace payments on network network2): no east-west gateway for network network2, so "
+     "clusters on network network1 cannot reach them"),
+    ("fires-pod-labelled-with-another-network",
+     "cluster west (pod shop/ledger-1 on network network3): no east-west gateway for network network3, so "
+     "clusters on network network1 cannot reach them"),
+])
+def test_md0702_follows_the_network_of_each_namespace_and_pod(case, message):
+    """Both control planes sit on network1, but some of west's workloads are on another network by their
+    namespace's or their own topology.istio.io/network label: west needs a gateway for that network, and
+    only that is reported (east's and west's network1 gateways work)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from caseloader import load_case
+
+    bundle, _ = load_case(Path(__file__).parent / f"cases/MD0702/{case}.yaml")
+    found = [f for f in analyze_clusters(bundle).findings if f.code == "MD0702"]
+    assert [(f.cluster, f.message) for f in found] == [("west", message)]
+    assert found[0].evidence[0].endswith("topology.istio.io/network=" + message.split(" on network ")[1][:8])
