@@ -288,7 +288,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
         "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
         "differently when no root of one appears in the other. Secrets are never read. A pod of those "
-        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here.",
+        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here, "
+        "unless the failing endpoint's address is the pod IP of a pod of its own cluster or of a cluster "
+        "sharing its root.",
         fix="Plug the same root into every cluster (istio-system/cacerts with a common root-cert.pem and a "
         "per-cluster intermediate), restart istiod, then restart the workloads so their certificates and "
         "ROOTCA are reissued.",

@@ -32,7 +32,11 @@ def mesh():
         pytest.skip("the kubectl-meshdoctor script is not installed next to this Python (pip install .)")
     from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
 
-    clusters = [LabCluster("east"), LabCluster("west", ("bookinfo-healthy", "vs-subset-missing")),
+    from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER
+
+    # east's checkout calls ledger, whose only pods run in west: real cross-cluster mTLS, one shared root
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)),
+                LabCluster("west", ("bookinfo-healthy", "vs-subset-missing", SERVER)),
                 LabCluster("south", ("vs-subset-missing",))]
     with MultiLab(clusters, unreachable=["north"]) as running:
         yield running
@@ -65,6 +69,24 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert [(c["meshId"], c["trustDomain"]) for c in report["clusters"]] == [("mesh1", "cluster.local")] * 2
     # one root, one mesh, two names, one network, each istiod reading the other cluster
     assert not {"MD0406", "MD0701", "MD0702", "MD0703"} & {f["code"] for f in report["findings"]}
+
+
+def test_calls_across_clusters_succeed_over_mtls_with_one_root_and_the_sweep_is_clean(mesh):
+    east, west = mesh.labs["east"], mesh.labs["west"]
+    checkout = east.pods("payments", app="checkout")[0]
+    ledger = next(o for o in west.objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "ledger")
+    address = f"{ledger['status']['podIP']}:8080"
+    # east's real Envoy reached west's pod IP; west's real Envoy terminated the mTLS (SNI of east's cluster)
+    sent = [line for line in east.logs("payments", checkout).splitlines() if '"GET /entries HTTP/1.1"' in line]
+    assert len(sent) == 2 and all(" 200 - via_upstream " in line and f'"{address}"' in line for line in sent), sent
+    served = west.logs("payments", ledger["metadata"]["name"])
+    assert served.count(" 200 - via_upstream ") == 2 and "outbound_.8080_._.ledger.payments.svc.cluster.local" in served
+    assert not ledger["status"]["podIP"].startswith(east.pod_cidr.rsplit(".", 1)[0] + ".")  # its own pod CIDR
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "payments", "--context", "east,west", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = as_json(result)
+    assert {p["pod"].split("/")[0] for p in report["pods"]} == {"east", "west"}
+    assert not [f for f in report["findings"] if f["severity"] == "error"], report["findings"]
 
 
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
@@ -179,8 +201,22 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
         pytest.skip("kubectl is not installed")
     from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
 
-    with MultiLab([LabCluster("east"), LabCluster("west", own_root=True), LabCluster("south")]) as split:
+    from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER
+
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)),
+                LabCluster("west", ("bookinfo-healthy", SERVER), own_root=True), LabCluster("south")]
+    with MultiLab(clusters) as split:
         result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        across = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+        table = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west")
+        checkout = split.labs["east"].pods("payments", app="checkout")[0]
+        ledger = split.labs["west"].pods("payments", app="ledger")[0]
+        ledger_ip = next(o["status"]["podIP"] for o in split.labs["west"].objects if o["metadata"]["name"] == ledger)
+        log = split.labs["east"].logs("payments", checkout)
+    # east's real Envoy called west's ledger at its pod IP and refused west's certificate
+    failed = [line for line in log.splitlines() if '"GET /entries HTTP/1.1"' in line]
+    assert len(failed) == 2 and all(" 503 UF " in line and "CERTIFICATE_VERIFY_FAILED" in line
+                                    and f'"{ledger_ip}:8080"' in line for line in failed), failed
     assert result.returncode == 1, result.stderr
     found = [f for f in as_json(result)["findings"] if f["code"] == "MD0406"]
     assert len(found) == 1 and found[0]["rootCause"], found
@@ -188,6 +224,20 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
                                    "cross-cluster mTLS fails certificate verification")
     assert found[0]["cluster"] == "east,west,south"
     assert sum("ROOTCA serial" in line for line in found[0]["evidence"]) == 3  # one root per cluster
+    # -A east,west: checkout's failing calls (MD0601) are MD0406's, confirmed by the endpoint: west's ledger pod
+    assert across.returncode == 1, across.stderr
+    report = as_json(across)
+    cause = next(f for f in report["findings"] if f["code"] == "MD0406")
+    assert cause["cluster"] == "east,west"
+    assert (f"cluster east: payments/{checkout} -> outbound|8080||ledger.payments.svc.cluster.local at {ledger_ip}:8080, "
+            f"pod payments/{ledger} of cluster west: 2 calls failed CERTIFICATE_VERIFY_FAILED") in cause["evidence"]
+    failing = next(f for f in report["findings"] if f["code"] == "MD0601")
+    assert failing["pod"] == f"east/payments/{checkout}" and failing["causedBy"] == ["MD0406"]
+    assert not failing["rootCause"]
+    group = next(g for g in report["rootCauseGroups"] if g["code"] == "MD0406")
+    assert group["pods"] == [f"east/payments/{checkout}"]
+    assert not [f for f in report["findings"] if f["severity"] == "error" and f["rootCause"] and f["code"] != "MD0406"]
+    assert "MD0406 CrossClusterTrustMismatch" in table.stdout and "Traceback" not in table.stderr
 
 
 def test_control_planes_two_minors_apart_are_md0205_across_clusters():

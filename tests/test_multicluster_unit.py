@@ -248,3 +248,37 @@ def test_md0702_follows_the_network_of_each_namespace_and_pod(case, message):
     found = [f for f in analyze_clusters(bundle).findings if f.code == "MD0702"]
     assert [(f.cluster, f.message) for f in found] == [("west", message)]
     assert found[0].evidence[0].endswith("topology.istio.io/network=" + message.split(" on network ")[1][:8])
+
+
+def _pod_at(name: str, ip: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "app"}]}, "status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
+
+
+@pytest.mark.parametrize("owner, linked", [
+    ("west", True),    # the failing endpoint is west's ledger-1: a cluster on another root
+    ("east", False),   # the address is a pod of web-1's own cluster: not a cross-cluster failure
+    ("south", False),  # a pod of south, which shares east's root: the roots do not explain it
+    ("both", True),    # east and west both show the IP (overlapping CIDRs): unknown, the log lines decide
+])
+def test_md0406_link_checks_which_cluster_the_failing_endpoint_belongs_to(owner, linked):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from caseloader import load_case
+
+    bundle, _ = load_case(Path(__file__).parent / "cases/MD0406/fires-east-calls-to-west-fail-verification.yaml")
+    clusters = {c.context: c.bundle for c in bundle.clusters}
+    for context in (["east", "west"] if owner == "both" else [owner]):
+        clusters[context].objects.append(_pod_at("ledger-1", "10.245.0.9"))
+    report = analyze_clusters(bundle)
+    web = next(f for f in report.findings if f.code == "MD0601" and f.pod == "east/shop/web-1")
+    assert (web.caused_by == ("MD0406",)) is linked and web.root_cause is not linked
+    cause = next(f for f in report.findings if f.code == "MD0406")
+    named = [line for line in cause.evidence if "failed CERTIFICATE_VERIFY_FAILED" in line]
+    if owner == "west":
+        assert named == ["cluster east: shop/web-1 -> outbound|7000||ledger.shop.svc.cluster.local at 10.245.0.9:7000, "
+                         "pod shop/ledger-1 of cluster west: 1 call failed CERTIFICATE_VERIFY_FAILED"]
+    else:
+        assert named == []

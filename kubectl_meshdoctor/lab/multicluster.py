@@ -9,7 +9,9 @@ Each cluster gets the identity Istio's installation gives it: the injector's env
 (``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
 ``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config. The clusters
 share one root CA (the plugged-in ``cacerts`` of the install guides) unless one is given its own, so each
-real Envoy's ROOTCA is the mesh's root.
+real Envoy's ROOTCA is the mesh's root. Each cluster has a pod CIDR of its own on loopback, and a Service
+without local pods gets the endpoints of the clusters its istiod has synced, so sidecars really call each
+other across clusters over Istio mTLS (lab/crosscluster.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Sequence
 import yaml
 
 from kubectl_meshdoctor.lab.certs import CertificateAuthority
+from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER, called_pods, loopback_pod_cidrs, meshed_pods
 from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
@@ -55,6 +58,8 @@ class LabCluster:
 class ClusterLab(Lab):
     """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
 
+    drive_on_start = False  # MultiLab drives every cluster's traffic once all of them run
+
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
                  root: CertificateAuthority | None, east_west_gateway: str | None = None,
                  istio_version: str | None = None):
@@ -68,12 +73,15 @@ class ClusterLab(Lab):
                                                          for w in data.get("workloads") or []])
                                    for data in self._scenario_data]
 
-    def _build(self) -> None:
-        super()._build()
+    def _build_objects(self) -> None:
+        super()._build_objects()
         for obj in self.objects:
             apply_identity(obj, self.identity)
             if self.istio_version:
                 set_istiod_release(obj, self.istio_version)
+
+    def _build(self) -> None:
+        super()._build()
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
 
@@ -155,19 +163,34 @@ class MultiLab:
     def start(self) -> "MultiLab":
         try:
             ids = {c.context: (c.identity or MeshIdentity(cluster_id=c.context)).cluster_id for c in self.clusters}
-            for cluster in self.clusters:
+            synced: dict[str, list[str]] = {}  # context -> the contexts its istiod reads and has synced
+            for cluster, cidr in zip(self.clusters, loopback_pod_cidrs(len(self.clusters))):
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway,
                                  cluster.istio_version)
+                lab.pod_cidr = cidr
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
+                synced[cluster.context] = [c for c in ids if c != cluster.context and reads.get(ids[c]) == "synced"]
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
                 lab._istiod.clusterz = [{"id": identity.cluster_id, "secretName": "", "syncStatus": "synced"}] + [
                     {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
                     for other, status in reads.items()]
                 self.labs[cluster.context] = lab
+                lab._build_objects()  # every cluster's pod IPs, before any sidecar is configured
+            called: dict[str, set] = {context: set() for context in self.labs}
+            for context, lab in self.labs.items():
+                # istiod sends its sidecars the endpoints of the clusters it has synced (MD0701's story: none).
+                remote = [p for other in synced[context] for p in meshed_pods(self.labs[other].objects)]
+                lab.remote_pods = tuple(remote)
+                for other in synced[context]:
+                    called[other] |= called_pods(lab.objects, meshed_pods(self.labs[other].objects))
+            for context, lab in self.labs.items():
+                lab.called_from_afar = frozenset(called[context])
                 lab.start()
+            for lab in self.labs.values():
+                lab._drive_traffic()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
         except BaseException:
             self.stop()
@@ -216,10 +239,12 @@ def demo_story(command: list[str], shown: str) -> int:
     import os
     import subprocess
 
-    clusters = [LabCluster("east"), LabCluster("west", own_root=True)]
-    print("\nmulti-cluster story: east and west run bookinfo, west kept its own root CA, north is down", flush=True)
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)), LabCluster("west", ("bookinfo-healthy", SERVER),
+                                                                             own_root=True)]
+    print("\nmulti-cluster story: east and west run bookinfo, east's checkout calls west's ledger, but west kept its "
+          "own root CA; north is down", flush=True)
     with MultiLab(clusters, unreachable=["north"]) as lab:
-        args = ["-n", "bookinfo", "--context", "east,west,north"]
+        args = ["-A", "--context", "east,west,north"]
         print(f"$ KUBECONFIG={lab.kubeconfig} {shown} {' '.join(args)}\n", flush=True)
         env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
         return subprocess.run([*command, *args], env=env, stdin=subprocess.DEVNULL).returncode

@@ -53,6 +53,8 @@ T_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 T_TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 T_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+T_DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+T_TLS_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -119,9 +121,13 @@ def mesh_outbound_mode(config_map: dict) -> str:
 class MeshModel:
     """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
 
-    def __init__(self, objects: Iterable[dict]):
+    def __init__(self, objects: Iterable[dict], remote_pods: Iterable[dict] = ()):
         self.services: list[MeshService] = []
         self.pods: list[dict] = []
+        # Multi-cluster labs: pods of the other clusters istiod reads (lab/multicluster.py). Istio merges every
+        # cluster's endpoints of a Service of the same name and namespace; the lab adds them only to Services
+        # with no local pod, so each cluster's own stories keep their local-only endpoints.
+        self.remote_pods = list(remote_pods)
         self.destination_rules: list[dict] = []
         self.virtual_services: list[dict] = []
         self.sidecars: list[dict] = []
@@ -185,12 +191,14 @@ class MeshModel:
 
     def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
         wanted = {**service.selector, **(extra_labels or {})}
-        return [
-            pod for pod in self.pods
-            if pod["metadata"].get("namespace") == service.namespace
-            and service.selector and _selects(wanted, _labels(pod))
-            and pod.get("status", {}).get("podIP")
-        ]
+
+        def selected(pods: list[dict]) -> list[dict]:
+            return [pod for pod in pods
+                    if pod["metadata"].get("namespace") == service.namespace
+                    and service.selector and _selects(wanted, _labels(pod))
+                    and pod.get("status", {}).get("podIP")]
+
+        return selected(self.pods) or selected(self.remote_pods)
 
     def destination_rule(self, host: str) -> dict | None:
         for rule in self.destination_rules:
@@ -243,6 +251,28 @@ def _istio_mtls_socket(host: str, port: int, subset: str, sans: list[str]) -> di
     }
 
 
+def _istio_mtls_server_socket() -> dict:
+    """Istio's inbound mTLS: the workload certificate, a client certificate required and verified against
+    ROOTCA (any SPIFFE identity of the trust domain; authorization policies narrow it, none here)."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": T_DOWNSTREAM_TLS,
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
+                               "tls_maximum_protocol_version": "TLSv1_3"},
+                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "combined_validation_context": {
+                    "default_validation_context": {"match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"prefix": "spiffe://cluster.local/"}}]},
+                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                },
+            },
+            "require_client_certificate": True,
+        },
+    }
+
+
 def _tls_mode(rule: dict | None, port: int, subset: str) -> str | None:
     """The DestinationRule's tls.mode for (port, subset): subset policy, then port policy, then top."""
     if rule is None:
@@ -278,6 +308,9 @@ class SidecarWiring:
     # and their own inbound cluster, point at APP_ADDRESS:port, so requests really reach a server (with its
     # latency, its refusals).
     app_ports: dict[str, int] = field(default_factory=dict)
+    # Multi-cluster labs: sidecars of other clusters call this pod at its pod IP (a loopback address of its
+    # cluster's pod CIDR), so virtualInbound also listens there on each inbound port and terminates Istio mTLS.
+    mtls_at_pod_ip: bool = False
 
 
 # Where the lab's stand-in apps play "the pod IP": another loopback address, so that an app bound to
@@ -602,18 +635,31 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
             # permissive HTTP match has no ALPN condition), without accept_http_10 unless PILOT_HTTP10.
             filters = (_inbound_http_chain(iname, target, port["port"], wiring)
                        if port_protocol(port) in HTTP_PROTOCOLS else _tcp_chain(iname, wiring, iname))
+            if wiring.mtls_at_pod_ip:
+                inbound_chains.append({"name": f"0.0.0.0_{target}_mtls",
+                                       "filter_chain_match": {"destination_port": target, "transport_protocol": "tls"},
+                                       "transport_socket": _istio_mtls_server_socket(), "filters": filters})
             inbound_chains.append({"name": f"0.0.0.0_{target}",
                                    "filter_chain_match": {"destination_port": target},
                                    "filters": filters})
     if wiring.virtual_inbound_port:
-        listeners.append({
+        inbound: dict[str, Any] = {
             "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_inbound_port}},
             "listener_filters": [_proxy_protocol_filter()],  # the pod IP:port the client called (lab only)
             "filter_chains": inbound_chains + [{"name": "virtualInbound-catchall",
                                                 "filters": _tcp_chain("InboundPassthroughCluster", wiring,
                                                                       "InboundPassthroughCluster")}],
-        })
+        }
+        if wiring.mtls_at_pod_ip:
+            # What iptables does in a pod: the pod IP's inbound ports end at virtualInbound, whose chain for the
+            # port then matches by destination port; TLS is told apart from plain text by the TLS inspector.
+            inbound["additional_addresses"] = [
+                {"address": {"socket_address": {"address": pod["status"]["podIP"], "port_value": port}}}
+                for port in sorted(seen)]
+            inbound["listener_filters"].append({"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                "@type": T_TLS_INSPECTOR}})
+        listeners.append(inbound)
     if wiring.virtual_outbound_port:
         # Unknown destinations: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY (listener_builder.go).
         egress = "BlackHoleCluster" if registry_only else "PassthroughCluster"

@@ -11,10 +11,15 @@ expires). Two clusters trust differently when no root of one appears in the othe
 sidecars were not examined (exec refused, no sidecar) are not compared. Never reads a Secret.
 
 The failing calls it explains: an MD0601 finding of a pod in one of the clusters named, whose access log
-shows the verify failure (real Envoy logs ``CERTIFICATE_VERIFY_FAILED ... certificate_signature_failure``
-for a peer chain of another root, as in the single-cluster MD0404 scenario) on the upstreams of that
-finding. The lab's clusters do not call each other, so this link rests on that log evidence: which
-cluster the failing upstream endpoint lives in is not checked.
+shows the verify failure on the upstreams of that finding. Real Envoy 1.40, calling across the lab's
+clusters over Istio mTLS a pod of a cluster on another root, logs ``503 UF`` with
+``upstream_reset_before_response_started{remote_connection_failure|TLS_error:|...BAD_SIGNATURE|...|
+CERTIFICATE_VERIFY_FAILED:verify_cert_failed:..._certificate_signature_failure:TLS_error_end}`` and the
+failing endpoint, the callee's pod IP and port, as %UPSTREAM_HOST%. When that address is the pod IP of
+exactly one pod of the clusters read, the link holds only if that pod's cluster is one the caller's
+cluster shares no root with (a pod of its own cluster, or of a cluster of the same root, fails for another
+reason: MD0404 inside a cluster); an address no cluster read shows (pods out of scope) leaves the link
+to the log lines and the pod's cluster.
 """
 
 from __future__ import annotations
@@ -57,15 +62,72 @@ class CrossClusterTrustMismatch(MultiCheck):
         evidence = [f"cluster {context}: ROOTCA serial {serial} (valid {start} to {end}) in {count} sidecar"
                     f"{'s' if count != 1 else ''}"
                     for context in involved for (serial, start, end), count in roots[context].most_common()]
+        evidence += _failing_calls([c for c in clusters if c.context in involved], apart)
         item = finding("MD0406", CACERTS, f"clusters {pairs} trust different root CAs: cross-cluster mTLS "
                        "fails certificate verification", evidence)
         yield replace(item.with_links(root_cause=True, caused_by=()), cluster=",".join(involved))
 
-    def explains(self, cause: Finding, symptom: Finding, proxy) -> bool:
-        log = proxy.access_log if proxy is not None else None
-        return any(VERIFY_FAILED in entry.transport_failure_reason or VERIFY_FAILED in entry.line
-                   for entry in (log.failures if log else ())
-                   if not symptom.upstreams or entry.upstream_cluster in symptom.upstreams)
+    def explains(self, cause: Finding, symptom: Finding, proxy, clusters: list = ()) -> bool:
+        named = set((cause.cluster or "").split(","))
+        for entry in _verify_failures(proxy, symptom.upstreams):
+            owner = pod_at(clusters, entry.upstream_host)
+            if owner is None:
+                return True  # the endpoint is no pod of the clusters read: the log lines and the cluster say it
+            context, _ = owner
+            if context in named and context != symptom.cluster and _apart(clusters, context, symptom.cluster):
+                return True
+        return False
+
+
+def _verify_failures(proxy, upstreams=()) -> list:
+    """The access-log failures of ``proxy`` that show the certificate verification failure."""
+    log = proxy.access_log if proxy is not None else None
+    return [entry for entry in (log.failures if log else ())
+            if (VERIFY_FAILED in entry.transport_failure_reason or VERIFY_FAILED in entry.line)
+            and (not upstreams or entry.upstream_cluster in upstreams)]
+
+
+def pod_at(clusters: list, address: str) -> tuple[str, str] | None:
+    """(context, namespace/name) of the one pod of the clusters read whose IP is the endpoint's address
+    (``ip:port``); None when no pod has it, or pods of several clusters do (overlapping pod CIDRs)."""
+    ip = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if not ip:
+        return None
+    owners = []
+    for cluster in clusters:
+        for obj in cluster.bundle.objects if cluster.bundle is not None else ():
+            status = obj.get("status") or {}
+            addresses = {status.get("podIP")} | {a.get("ip") for a in status.get("podIPs") or () if isinstance(a, dict)}
+            if obj.get("kind") == "Pod" and ip in addresses:
+                meta = obj.get("metadata") or {}
+                owners.append((cluster.context, f"{meta.get('namespace')}/{meta.get('name')}"))
+    return owners[0] if len({context for context, _ in owners}) == 1 else None
+
+
+def _apart(clusters: list, first: str, second: str | None) -> bool:
+    """Whether the sidecars of two clusters hold no ROOTCA in common (both must show one)."""
+    bundles = {c.context: c.bundle for c in clusters if c.bundle is not None}
+    if first not in bundles or second not in bundles:
+        return False
+    a, b = roots_of(bundles[first]), roots_of(bundles[second])
+    return bool(a and b) and not set(a) & set(b)
+
+
+def _failing_calls(clusters: list, apart: list[tuple[str, str]], limit: int = 4) -> list[str]:
+    """Evidence lines: calls that failed verification toward a pod of a cluster on another root."""
+    lines = []
+    for cluster in clusters:
+        for key, proxy in sorted(cluster.bundle.proxies.items()):
+            seen: dict[tuple[str, str], int] = {}
+            for entry in _verify_failures(proxy):
+                seen[(entry.upstream_cluster, entry.upstream_host)] = seen.get((entry.upstream_cluster, entry.upstream_host), 0) + 1
+            for (upstream, host), count in seen.items():
+                owner = pod_at(clusters, host)
+                if owner is None or (cluster.context, owner[0]) not in apart and (owner[0], cluster.context) not in apart:
+                    continue
+                lines.append(f"cluster {cluster.context}: {key} -> {upstream} at {host}, pod {owner[1]} of cluster "
+                             f"{owner[0]}: {count} call{'s' if count != 1 else ''} failed CERTIFICATE_VERIFY_FAILED")
+    return lines[:limit]
 
 
 CHECK = CrossClusterTrustMismatch()
