@@ -282,3 +282,101 @@ def test_md0406_link_checks_which_cluster_the_failing_endpoint_belongs_to(owner,
                          "pod shop/ledger-1 of cluster west: 1 call failed CERTIFICATE_VERIFY_FAILED"]
     else:
         assert named == []
+
+
+def test_multi_cluster_progress_draws_one_bar_per_cluster():
+    """Each cluster's sweep reports through its own sink from its own thread; the display says which
+    cluster is where, and a cluster that could not be read says so."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
+
+    out = io.StringIO()
+    display = ClusterProgress(["east", "west", "north"], console=Console(file=out, force_terminal=True, width=100))
+    display.start()
+
+    def sweep(context: str, pods: int) -> None:
+        advance = display.sink(context)(pods)
+        for _ in range(pods):
+            advance()
+
+    threads = [threading.Thread(target=sweep, args=args) for args in (("east", 3), ("west", 5))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert display.state("west").description == "examining istio-proxy" and display.state("west").completed == 5
+    assert display.state("north").total is None  # still reading its API
+    display.finished("east", True)
+    display.finished("west", True)
+    display.finished("north", False)
+    display.progress.refresh()
+    text = out.getvalue()
+    display.stop()
+    assert [(display.state(c).description, display.state(c).completed, display.state(c).total)
+            for c in ("east", "west", "north")] == [("done", 3, 3), ("done", 5, 5), ("not read", 0, 1)]
+    assert "east " in text and "west " in text and "north" in text and "5/5" in text and "not read" in text
+
+
+def test_multi_cluster_sweep_feeds_each_cluster_bar_with_its_pods(tmp_path, monkeypatch):
+    """Through two lab clusters: with progress on (a table on a terminal) each cluster's sweep advances its
+    own bar to the pods it examined; with progress off (-o json/yaml, no terminal) no display exists."""
+    import io
+
+    from rich.console import Console
+    from test_collect_support import lab_cluster
+
+    from kubectl_meshdoctor.collect import ClusterOptions
+    from kubectl_meshdoctor.collect import multi
+    from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
+
+    made: list[ClusterProgress] = []
+
+    def recording(contexts):
+        made.append(ClusterProgress(contexts, console=Console(file=io.StringIO(), force_terminal=True)))
+        return made[-1]
+
+    monkeypatch.setattr(multi, "ClusterProgress", recording)
+    with lab_cluster(tmp_path / "east") as east, lab_cluster(tmp_path / "west") as west:
+        path = two_lab_clusters(tmp_path, east, west)
+        options = east.options(cluster=ClusterOptions(kubeconfig=str(path), request_timeout=10.0))
+        quiet = multi.collect_clusters(options, ["east", "west"])  # the lab's options: progress off
+        assert not made
+        shown = multi.collect_clusters(replace_progress(options), ["east", "west"])
+    assert len(made) == 1
+    for cluster in shown.clusters:
+        state = made[0].state(cluster.context)
+        examined = len(cluster.bundle.proxies)
+        assert examined > 1 and (state.description, state.completed, state.total) == ("done", examined, examined)
+    assert [len(c.bundle.proxies) for c in quiet.clusters] == [len(c.bundle.proxies) for c in shown.clusters]
+
+
+def replace_progress(options):
+    from dataclasses import replace
+
+    return replace(options, progress=True)
+
+
+@pytest.mark.parametrize("output", ["json", "yaml", "table"])
+def test_multi_cluster_runs_show_no_progress_off_a_terminal_or_for_machine_output(tmp_path, monkeypatch, output):
+    """The CLI turns the display on only for a table on a terminal; here stderr is CliRunner's (no terminal)."""
+    from typer.testing import CliRunner
+
+    from kubectl_meshdoctor.cli import app
+    from kubectl_meshdoctor.collect import multi
+
+    seen = []
+
+    def record(options, contexts):
+        seen.append((options.progress, contexts))
+        bundle = EvidenceBundle(scope={"kind": "namespace", "namespace": "shop", "pod": None, "pods": []})
+        return MultiClusterBundle([ClusterEvidence(c, bundle) for c in contexts])
+
+    monkeypatch.setattr(multi, "collect_clusters", record)
+    result = CliRunner().invoke(app, ["namespace", "sweep", "-n", "shop", "--kubeconfig", kubeconfig(tmp_path, "east", "west"),
+                                      "--context", "east,west", "-o", output])
+    assert result.exit_code == 0, result.output
+    assert seen == [(False, ["east", "west"])]

@@ -14,6 +14,7 @@ import concurrent.futures
 from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
 from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
@@ -68,12 +69,14 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
     from kubectl_meshdoctor.collect.sweep import collect
 
     cancellation = Cancellation()
+    display = ClusterProgress(contexts) if options.progress else None  # one bar per cluster, on a terminal
 
     def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
         cluster = replace(options.cluster, context=context)
         try:
             server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
-            bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation))
+            bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation,
+                                     progress_sink=display.sink(context) if display is not None else None))
             read_east_west(cluster, bundle)  # only a mesh of several clusters needs the gateway between them
             clusterz = read_clusterz(cluster, bundle, options.pod_timeout, cancellation)
             return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server,
@@ -83,6 +86,10 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
 
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=len(contexts), thread_name_prefix=WORKER_PREFIX)
     futures = [executor.submit(one, context) for context in contexts]
+    if display is not None:
+        display.start()
+        for future, context in zip(futures, contexts):
+            future.add_done_callback(display.when_done(context))
     try:
         # Short waits keep the main thread responsive to Ctrl-C, which only the main thread receives.
         while not all(f.done() for f in futures):
@@ -95,6 +102,9 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
         executor.shutdown(wait=False, cancel_futures=True)
         concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
         raise
+    finally:
+        if display is not None:
+            display.stop()
     executor.shutdown(wait=True)
     bundle = MultiClusterBundle([cluster for cluster, _ in results])
     if not bundle.readable:

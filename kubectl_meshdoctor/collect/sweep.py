@@ -343,7 +343,7 @@ class Sweep:
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                                                          thread_name_prefix=WORKER_PREFIX)
         try:
-            with _progress(options.progress, len(pods)) as advance:
+            with _progress(options.progress, len(pods), options.progress_sink) as advance:
                 for reader in readers:
                     reader.submit(executor, options.log_since_seconds, self.kube.request_timeout)
                     futures += reader.futures()
@@ -402,8 +402,12 @@ def _revisions(scope_pods: list[dict], objects: list[dict]) -> set[str]:
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator:
-    """A transient progress bar on stderr; a no-op when disabled (machine-readable output)."""
+def _progress(enabled: bool, total: int, sink=None) -> Iterator:
+    """A transient progress bar on stderr; a no-op when disabled (machine-readable output). A multi-cluster
+    run's display (``sink``) draws the bars of all clusters instead."""
+    if sink is not None:
+        yield sink(total)
+        return
     if not enabled or total <= 1:
         yield lambda: None
         return
