@@ -287,7 +287,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "validates the peer's chain only against its own ROOTCA.",
         detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
         "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
-        "differently when no root of one appears in the other. Secrets are never read. A pod of those "
+        "differently when no root of one appears in the other; a cluster without examined sidecars is known by "
+        "the root its istiod publishes in istio-system's istio-ca-root-cert ConfigMap. Whether the cacerts "
+        "Secret exists is read metadata-only (never its data). A pod of those "
         "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here, "
         "unless the failing endpoint's address is the pod IP of a pod of its own cluster or of a cluster "
         "sharing its root.",

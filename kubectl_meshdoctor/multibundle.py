@@ -57,6 +57,8 @@ class ClusterEvidence:
     server: str | None = None  # the API server's URL: two contexts of one server are one cluster
     # istiod's /debug/clusterz ({id, secretName, syncStatus} per cluster it reads); None: not known.
     clusterz: list[dict] | None = None
+    # The root istiod publishes and whether it has a plugged-in CA (collect/trust_anchor.py); None: not read.
+    trust_anchor: dict | None = None
 
     @property
     def cluster_id(self) -> str | None:
@@ -78,7 +80,7 @@ class MultiClusterBundle:
         entries = []
         for index, cluster in enumerate(self.clusters):
             entry = {"context": cluster.context, "server": cluster.server, "identity": cluster.identity,
-                     "clusterz": cluster.clusterz,
+                     "clusterz": cluster.clusterz, "trustAnchor": cluster.trust_anchor,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -115,7 +117,8 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
             identity = {key: (entry.get("identity") or {}).get(key) for key in IDENTITY_KEYS}
             clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
                                             identity=identity, server=entry.get("server"),
-                                            clusterz=_clusterz(entry.get("clusterz"))))
+                                            clusterz=_clusterz(entry.get("clusterz")),
+                                            trust_anchor=_trust_anchor(entry.get("trustAnchor"))))
     except (KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
@@ -162,6 +165,19 @@ def _clusterz(value) -> list[dict] | None:
         return None
     return [{"id": str(c["id"]), "secretName": str(c.get("secretName") or ""),
              "syncStatus": str(c.get("syncStatus") or "")} for c in value]
+
+
+def _trust_anchor(value) -> dict | None:
+    """The saved trust anchor, reduced again to its known fields (a header is user-editable input)."""
+    if value is None:
+        return None
+    roots = value.get("rootCerts")
+    cacerts = value.get("cacerts")
+    return {"rootCerts": None if roots is None else [
+                {key: str(root[key]) for key in ("serial", "notBefore", "notAfter", "sha256")} for root in roots],
+            "rootCertFound": value.get("rootCertFound"),
+            "cacerts": None if cacerts is None else {"present": bool(cacerts["present"]),
+                                                     "created": _text(cacerts.get("created"))}}
 
 
 def _text(value) -> str | None:

@@ -79,5 +79,6 @@ def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
         for proxy in proxies.values():
             bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
-                                        server=doc.get("server"), clusterz=doc.get("clusterz")))
+                                        server=doc.get("server"), clusterz=doc.get("clusterz"),
+                                        trust_anchor=doc.get("trustAnchor")))
     return MultiClusterBundle(evidence)

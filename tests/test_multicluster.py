@@ -89,6 +89,14 @@ def test_calls_across_clusters_succeed_over_mtls_with_one_root_and_the_sweep_is_
     assert not [f for f in report["findings"] if f["severity"] == "error"], report["findings"]
 
 
+def test_clusters_without_examined_sidecars_are_compared_by_the_root_istiod_publishes(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "istio-system", "--context", "east,west", "-o", "json")
+    assert result.returncode == 0, result.stderr  # one root (the ConfigMaps agree), no sidecar to examine
+    report = as_json(result)
+    assert not [p for p in report["pods"] if p["status"] not in ("unmeshed", "healthy")]
+    assert not [f for f in report["findings"] if f["code"] == "MD0406"]
+
+
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
     result = meshdoctor(mesh, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west")
     assert result.returncode == 0, result.stderr
@@ -157,6 +165,22 @@ def test_saved_multi_cluster_bundle_replays_the_same_report(mesh, tmp_path):
     live_report, replayed = as_json(live), as_json(replay)
     for key in ("clusters", "findings", "pods", "rootCauseGroups", "gaps"):
         assert replayed[key] == live_report[key], key
+    import tarfile
+
+    with tarfile.open(saved) as archive:
+        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    header = json.loads(next(content for name, content in files.items() if name.endswith("bundle.json")
+                             and "/clusters/" not in name and not name.startswith("clusters/")))
+    anchors = {c["context"]: c.get("trustAnchor") for c in header["clusters"]}
+    assert anchors["west"]["cacerts"] == {"present": True, "created": "2026-11-20T08:30:00Z"}
+    assert anchors["west"]["rootCerts"][0]["sha256"] and anchors["north"] is None
+    # The cacerts Secret's data (the mesh's CA key, also in its last-applied annotation) is nowhere
+    planted = next(o for o in mesh.labs["west"].objects if o["kind"] == "Secret")["data"]["ca-key.pem"][:40]
+    for name, content in files.items():
+        assert b"ca-key.pem" not in content and b"last-applied" not in content, name
+        assert planted.encode() not in content, name
+    # istio-system's root is kept as serial, validity and fingerprint in the header, not as its PEM
+    assert mesh.root.cert_pem.split(b"\n")[1][:40].decode() not in json.dumps(header)
 
 
 def test_every_cluster_saw_only_reads(mesh):
@@ -174,6 +198,29 @@ def test_every_cluster_saw_only_reads(mesh):
             # istiod is asked only which clusters it reads, and only istiod is asked that
             assert query["container"] == (["discovery"] if command in (CLUSTERZ, SYNCZ) else ["istio-proxy"]), query
         assert any(tuple(q["command"]) == CLUSTERZ for q in execs), f"{context}: istiod was not asked"
+        # Secrets: only cacerts in istio-system, only whether it exists (metadata-only, so no data is sent)
+        secrets = [r for r in requests if "/secrets" in r.path]
+        assert secrets and {(r.verb, r.path) for r in secrets} == {
+            ("get", "/api/v1/namespaces/istio-system/secrets/cacerts")}, context
+        assert all("as=PartialObjectMetadata;g=meta.k8s.io" in r.accept for r in secrets), context
+
+
+def test_every_multi_cluster_read_is_granted_by_the_documented_rbac(mesh):
+    from test_e2e_kubectl import _rbac_grants
+
+    grants = _rbac_grants()
+    for context, lab in mesh.labs.items():
+        assert lab.requests, f"{context} was never read (the tests above sweep every cluster first)"
+        for request in lab.requests:
+            if request.verb == "discovery":
+                continue
+            parts = request.path.strip("/").split("/")
+            group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+            if rest[:1] == ["namespaces"] and len(rest) > 2:
+                rest = rest[2:]
+            resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+            verb = {"exec": "create", "log": "get"}.get(request.verb, request.verb)
+            assert (group, resource, verb) in grants, (context, request.path, verb)
 
 
 def test_clusters_that_disagree_on_their_mesh_identity_are_md0703():
@@ -209,6 +256,8 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
         result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
         across = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
         table = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west")
+        by_config_maps = meshdoctor(split, "namespace", "sweep", "-n", "istio-system", "--context", "east,west",
+                                    "-o", "json")
         checkout = split.labs["east"].pods("payments", app="checkout")[0]
         ledger = split.labs["west"].pods("payments", app="ledger")[0]
         ledger_ip = next(o["status"]["podIP"] for o in split.labs["west"].objects if o["metadata"]["name"] == ledger)
@@ -238,6 +287,16 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
     assert group["pods"] == [f"east/payments/{checkout}"]
     assert not [f for f in report["findings"] if f["severity"] == "error" and f["rootCause"] and f["code"] != "MD0406"]
     assert "MD0406 CrossClusterTrustMismatch" in table.stdout and "Traceback" not in table.stderr
+    # istio-system has no sidecar: the clusters are compared by the root each istiod publishes, and west
+    # has no plugged-in CA
+    assert by_config_maps.returncode == 1, by_config_maps.stderr
+    found = next(f for f in as_json(by_config_maps)["findings"] if f["code"] == "MD0406")
+    assert found["cluster"] == "east,west"
+    assert sum("no sidecar examined; istio-ca-root-cert in istio-system publishes root serial" in line
+               for line in found["evidence"]) == 2
+    assert "cluster east: Secret istio-system/cacerts present (created 2026-11-20T08:30:00Z)" in found["evidence"]
+    assert ("cluster west: no Secret istio-system/cacerts: istiod signs with a self-signed root of its own"
+            in found["evidence"])
 
 
 def test_control_planes_two_minors_apart_are_md0205_across_clusters():

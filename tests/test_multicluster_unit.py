@@ -89,6 +89,8 @@ def test_v2_bundle_saves_and_loads_every_cluster_and_v1_still_loads(tmp_path):
     ([{"context": "east", "directory": "clusters/0", "identity": "x"}], "corrupt multi-cluster bundle"),
     ([{"context": "east", "directory": None, "clusterz": 7}], None),  # unread: its clusterz is not used
     ([{"context": "east", "directory": "clusters/0", "clusterz": "x"}], "corrupt"),
+    ([{"context": "east", "directory": "clusters/0", "trustAnchor": {"rootCerts": "x"}}], "corrupt"),
+    ([{"context": "east", "directory": "clusters/0", "trustAnchor": {"cacerts": {}}}], "corrupt"),
     ([{"context": "east", "directory": "../../etc"}], "is not a meshdoctor bundle"),  # no file there
 ])
 def test_corrupt_v2_header_is_a_bundle_error(tmp_path, clusters, message):
@@ -380,3 +382,34 @@ def test_multi_cluster_runs_show_no_progress_off_a_terminal_or_for_machine_outpu
                                       "--context", "east,west", "-o", output])
     assert result.exit_code == 0, result.output
     assert seen == [(False, ["east", "west"])]
+
+
+def test_refused_cacerts_read_is_a_gap_and_the_published_root_is_still_read(tmp_path):
+    """west may not get Secrets: whether istiod has a plugged-in CA stays unknown (a gap); the root its
+    istiod publishes is read all the same, kept as serial, validity and fingerprint."""
+    from test_collect_support import lab_cluster, shop_objects
+
+    from kubectl_meshdoctor.collect import ClusterOptions
+    from kubectl_meshdoctor.collect.multi import collect_clusters
+    from kubectl_meshdoctor.lab.apiserver import AccessPolicy
+    from kubectl_meshdoctor.lab.certs import CertificateAuthority
+
+    published = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "istio-ca-root-cert", "namespace": "istio-system"},
+                 "data": {"root-cert.pem": CertificateAuthority().cert_pem.decode()}}
+    with lab_cluster(tmp_path / "east") as east, \
+            lab_cluster(tmp_path / "west", shop_objects() + [published],
+                        policy=AccessPolicy(forbidden_resources={"secrets"})) as west:
+        path = two_lab_clusters(tmp_path, east, west)
+        options = east.options(cluster=ClusterOptions(kubeconfig=str(path), request_timeout=10.0))
+        multi = collect_clusters(options, ["east", "west"])
+        secret_reads = [r for r in west.server.requests if "/secrets" in r.path]
+    anchors = {c.context: c.trust_anchor for c in multi.clusters}
+    assert anchors["east"]["cacerts"] == {"present": False, "created": None}  # no cacerts: istiod self-signed
+    assert anchors["east"]["rootCertFound"] is False and anchors["east"]["rootCerts"] is None
+    assert anchors["west"]["cacerts"] is None
+    assert anchors["west"]["rootCertFound"] and len(anchors["west"]["rootCerts"]) == 1
+    assert set(anchors["west"]["rootCerts"][0]) == {"serial", "notBefore", "notAfter", "sha256"}
+    gaps = [g for g in multi.clusters[1].bundle.gaps if g.what.startswith("cacerts Secret presence")]
+    assert len(gaps) == 1 and "forbidden" in gaps[0].reason
+    assert [r.accept for r in secret_reads] == ["application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"]

@@ -18,6 +18,7 @@ from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
 from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
+from kubectl_meshdoctor.collect.trust_anchor import read_trust_anchor
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
 from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
@@ -80,7 +81,7 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
             read_east_west(cluster, bundle)  # only a mesh of several clusters needs the gateway between them
             clusterz = read_clusterz(cluster, bundle, options.pod_timeout, cancellation)
             return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server,
-                                   clusterz=clusterz), None
+                                   clusterz=clusterz, trust_anchor=read_trust_anchor(cluster, bundle)), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 

@@ -79,11 +79,33 @@ class ClusterLab(Lab):
             apply_identity(obj, self.identity)
             if self.istio_version:
                 set_istiod_release(obj, self.istio_version)
+        if self.shared_ca is not None:
+            self.objects.append(plugged_in_ca(self.shared_ca))
 
     def _build(self) -> None:
         super()._build()
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
+
+
+def plugged_in_ca(root: CertificateAuthority) -> dict:
+    """The cacerts Secret of the multi-cluster guides (the mesh's root, here also the signing CA), applied
+    with kubectl apply: its data, private key included, is copied into the last-applied annotation too. The
+    plugin may learn only that it exists."""
+    import base64
+    import json
+
+    from kubectl_meshdoctor.lab.certs import _key_pem
+
+    pem = root.cert_pem
+    data = {name: base64.b64encode(value).decode() for name, value in (
+        ("ca-cert.pem", pem), ("ca-key.pem", _key_pem(root._key)), ("root-cert.pem", pem), ("cert-chain.pem", pem))}
+    meta = {"name": "cacerts", "namespace": "istio-system", "uid": "cacerts-plugged-in", "resourceVersion": "1",
+            "creationTimestamp": "2026-11-20T08:30:00Z"}
+    applied = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+               "metadata": {"name": "cacerts", "namespace": "istio-system"}}
+    meta["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": data}
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:

@@ -6,9 +6,13 @@ Secret) into every cluster. A cluster installed with istiod's own self-signed ro
 calls to it from another cluster fail the TLS handshake (CERTIFICATE_VERIFY_FAILED).
 
 Evidence: the ROOTCA each examined sidecar holds, from its Envoy's /certs. Real Envoy prints no
-fingerprint there, only the serial number and validity, so a root is known by (serial, valid from,
-expires). Two clusters trust differently when no root of one appears in the other; clusters whose
-sidecars were not examined (exec refused, no sidecar) are not compared. Never reads a Secret.
+fingerprint there, only the serial number and validity, so a root is known by (serial, expires), as
+MD0404 knows it. A cluster without examined sidecars (exec refused, none in scope) is known by the root
+its istiod publishes in istio-system's ``istio-ca-root-cert`` ConfigMap (read in multi-cluster runs,
+collect/trust_anchor.py: serial, validity and fingerprint only). Two clusters trust differently when no
+root of one appears in the other; a cluster with neither is not compared. Whether istiod has a plugged-in
+CA (the ``cacerts`` Secret, its presence read metadata-only, never its data) is evidence: without it
+istiod signs with a self-signed root no other cluster can share.
 
 The failing calls it explains: an MD0601 finding of a pod in one of the clusters named, whose access log
 shows the verify failure on the upstreams of that finding. Real Envoy 1.40, calling across the lab's
@@ -29,7 +33,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import finding
-from kubectl_meshdoctor.checks.root_ca_mismatch import VERIFY_FAILED
+from kubectl_meshdoctor.checks.root_ca_mismatch import ROOT_CERT_CONFIGMAP, VERIFY_FAILED
 from kubectl_meshdoctor.findings import Finding, Subject
 from kubectl_meshdoctor.multichecks import MultiCheck
 
@@ -46,22 +50,54 @@ def roots_of(bundle) -> Counter:
     return roots
 
 
+def trusted(cluster) -> tuple[frozenset, list[str]]:
+    """The roots a cluster trusts, as (serial number, expires), and the evidence lines that say so: its
+    sidecars' ROOTCA, else the root its istiod publishes (istio-ca-root-cert of istio-system)."""
+    held = roots_of(cluster.bundle)
+    if held:
+        return frozenset(_key(serial, end) for serial, _, end in held) - {None}, [
+            f"cluster {cluster.context}: ROOTCA serial {serial} (valid {start} to {end}) in {count} sidecar"
+            f"{'s' if count != 1 else ''}" for (serial, start, end), count in held.most_common()]
+    published = (cluster.trust_anchor or {}).get("rootCerts") or []
+    return frozenset(_key(c["serial"], c["notAfter"]) for c in published) - {None}, [
+        f"cluster {cluster.context}: no sidecar examined; {ROOT_CERT_CONFIGMAP} in istio-system publishes root "
+        f"serial {c['serial']} (valid {c['notBefore']} to {c['notAfter']}, SHA-256 {c['sha256'][:16]}…)"
+        for c in published]
+
+
+def _key(serial: str, expires: str) -> tuple[int, str] | None:
+    try:
+        return int(serial, 16), expires
+    except ValueError:
+        return None
+
+
+def plugged_in(cluster) -> list[str]:
+    """Evidence: whether istiod of the cluster was given a CA (the cacerts Secret, by its metadata)."""
+    cacerts = (cluster.trust_anchor or {}).get("cacerts")
+    if cacerts is None:
+        return []
+    if cacerts["present"]:
+        return [f"cluster {cluster.context}: Secret istio-system/cacerts present (created {cacerts['created']})"]
+    return [f"cluster {cluster.context}: no Secret istio-system/cacerts: istiod signs with a self-signed root of "
+            "its own"]
+
+
 class CrossClusterTrustMismatch(MultiCheck):
     name = "cross-cluster-trust-mismatch"
     codes = ("MD0406",)
 
     def run(self, clusters: list) -> Iterable[Finding]:
-        roots = {c.context: roots_of(c.bundle) for c in clusters}
-        roots = {context: held for context, held in roots.items() if held}
+        found = {c.context: trusted(c) for c in clusters}
+        roots = {context: keys for context, (keys, _) in found.items() if keys}
         contexts = list(roots)
-        apart = [(a, b) for i, a in enumerate(contexts) for b in contexts[i + 1:] if not set(roots[a]) & set(roots[b])]
+        apart = [(a, b) for i, a in enumerate(contexts) for b in contexts[i + 1:] if not roots[a] & roots[b]]
         if not apart:
             return
         involved = list(dict.fromkeys(context for pair in apart for context in pair))
         pairs = ", ".join(f"{a} and {b}" for a, b in apart)
-        evidence = [f"cluster {context}: ROOTCA serial {serial} (valid {start} to {end}) in {count} sidecar"
-                    f"{'s' if count != 1 else ''}"
-                    for context in involved for (serial, start, end), count in roots[context].most_common()]
+        evidence = [line for context in involved for line in found[context][1]]
+        evidence += [line for c in clusters if c.context in involved for line in plugged_in(c)]
         evidence += _failing_calls([c for c in clusters if c.context in involved], apart)
         item = finding("MD0406", CACERTS, f"clusters {pairs} trust different root CAs: cross-cluster mTLS "
                        "fails certificate verification", evidence)
@@ -106,11 +142,9 @@ def pod_at(clusters: list, address: str) -> tuple[str, str] | None:
 
 def _apart(clusters: list, first: str, second: str | None) -> bool:
     """Whether the sidecars of two clusters hold no ROOTCA in common (both must show one)."""
-    bundles = {c.context: c.bundle for c in clusters if c.bundle is not None}
-    if first not in bundles or second not in bundles:
-        return False
-    a, b = roots_of(bundles[first]), roots_of(bundles[second])
-    return bool(a and b) and not set(a) & set(b)
+    known = {c.context: trusted(c)[0] for c in clusters if c.bundle is not None}
+    a, b = known.get(first), known.get(second)
+    return bool(a and b) and not a & b
 
 
 def _failing_calls(clusters: list, apart: list[tuple[str, str]], limit: int = 4) -> list[str]:
