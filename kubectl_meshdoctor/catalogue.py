@@ -523,7 +523,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "15443 with TLS mode AUTO_PASSTHROUGH. One of these is missing.",
         detection="Multi-cluster runs only, when the clusters read are on at least two networks (the sidecars' "
         "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label; a meshed pod's own "
-        "topology.istio.io/network label, else its namespace's, puts it on another network): in each cluster, "
+        "topology.istio.io/network label, which the injector writes, puts it on another network, while a "
+        "workload namespace's label is read neither by the injector nor by istiod): in each cluster, "
         "for each network its workloads are on, the istio=eastwestgateway Services of istio-system for that "
         "network (labelled with it; the cluster's own network also takes an unlabelled one) with "
         "status.loadBalancer.ingress or externalIPs, their Endpoints, and istio-system's Gateways whose "

@@ -354,6 +354,33 @@ def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
     assert {r.method for r in requests} == {"GET"}
 
 
+def test_pods_injected_onto_a_network_of_their_own_need_its_gateway():
+    """east and west share network1 and each runs its gateway, but west's payments pods were injected onto
+    network2 (ISTIO_META_NETWORK and the pod label): west needs a network2 gateway too. Then the same with
+    that gateway: clean."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.crosscluster import SERVER
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    def clusters(*gateways: str) -> list:
+        return [LabCluster("east", east_west_gateway="ready"),
+                LabCluster("west", ("bookinfo-healthy", SERVER), east_west_gateway="ready",
+                           namespace_networks={"payments": "network2"}, network_gateways=gateways)]
+
+    with MultiLab(clusters()) as split:
+        missing = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+        ledger = split.labs["west"].pods("payments", app="ledger")[0]
+    assert missing.returncode == 1, missing.stderr
+    found = [(f["cluster"], f["message"]) for f in as_json(missing)["findings"] if f["code"] == "MD0702"]
+    assert found == [("west", f"cluster west (pod payments/{ledger} on network network2): no east-west gateway for "
+                               "network network2, so clusters on network network1 cannot reach them")]
+    with MultiLab(clusters("network2")) as split:
+        served = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+    assert served.returncode == 0, served.stderr
+    assert not [f for f in as_json(served)["findings"] if f["code"] == "MD0702"]
+
+
 def test_istiod_that_does_not_read_the_other_cluster_is_md0701():
     """Multi-primary, but east's istiod has no remote secret for west, and west's sync with east timed out."""
     if not Path(KUBECTL).exists():

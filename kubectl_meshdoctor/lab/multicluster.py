@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -53,6 +53,10 @@ class LabCluster:
     reads: dict[str, str] | None = None
     # The Istio release this cluster runs (istiod's image and the proxies its injector gives); None: the lab's.
     istio_version: str | None = None
+    # Namespaces whose pods were injected onto another network (ISTIO_META_NETWORK and the pod label the
+    # injector writes), and the networks besides its own this cluster runs a ready east-west gateway for.
+    namespace_networks: dict[str, str] | None = None
+    network_gateways: tuple[str, ...] = ()
 
 
 class ClusterLab(Lab):
@@ -62,9 +66,12 @@ class ClusterLab(Lab):
 
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
                  root: CertificateAuthority | None, east_west_gateway: str | None = None,
-                 istio_version: str | None = None):
+                 istio_version: str | None = None, namespace_networks: dict[str, str] | None = None,
+                 network_gateways: Sequence[str] = ()):
         super().__init__(scenarios, workdir=workdir)
         self.identity = identity
+        self.namespace_networks = dict(namespace_networks or {})
+        self.network_gateways = tuple(network_gateways)
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
         self.istio_version = istio_version
@@ -76,7 +83,9 @@ class ClusterLab(Lab):
     def _build_objects(self) -> None:
         super()._build_objects()
         for obj in self.objects:
-            apply_identity(obj, self.identity)
+            namespace = (obj.get("metadata") or {}).get("namespace")
+            network = self.namespace_networks.get(namespace, self.identity.network)
+            apply_identity(obj, replace(self.identity, network=network) if obj["kind"] == "Pod" else self.identity)
             if self.istio_version:
                 set_istiod_release(obj, self.istio_version)
         if self.shared_ca is not None:
@@ -86,6 +95,8 @@ class ClusterLab(Lab):
         super()._build()
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
+        for network in self.network_gateways:
+            self.objects.extend(east_west_gateway(network, True, suffix=f"-{network}"))
 
 
 def plugged_in_ca(root: CertificateAuthority) -> dict:
@@ -118,6 +129,7 @@ def apply_identity(obj: dict, identity: MeshIdentity) -> None:
                                     {"name": "ISTIO_META_MESH_ID", "value": identity.mesh_id},
                                     {"name": "TRUST_DOMAIN", "value": identity.trust_domain},
                                     {"name": "ISTIO_META_NETWORK", "value": identity.network}]
+                meta.setdefault("labels", {})["topology.istio.io/network"] = identity.network  # as the injector
             elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == ISTIOD_CONTAINER:
                 container["env"] = [{"name": "CLUSTER_ID", "value": identity.cluster_id}]
     elif kind == "Namespace" and meta.get("name") == "istio-system":
@@ -138,27 +150,29 @@ def set_istiod_release(obj: dict, version: str) -> None:
             container["image"] = f"{container['image'].rpartition(':')[0]}:{version}"
 
 
-def east_west_gateway(network: str, addressed: bool) -> list[dict]:
+def east_west_gateway(network: str, addressed: bool, suffix: str = "") -> list[dict]:
     """The east-west gateway Istio's multi-cluster guide installs (gen-eastwest-gateway.sh, then the
     cross-network Gateway): its Service (with a LoadBalancer address when ``addressed``), ready Endpoints,
     and the AUTO_PASSTHROUGH Gateway. The gateway pod itself is not played."""
-    labels = {"istio": "eastwestgateway", "app": "istio-eastwestgateway", "topology.istio.io/network": network}
-    meta = {"name": "istio-eastwestgateway", "namespace": "istio-system", "labels": labels,
+    labels = {"istio": "eastwestgateway", "app": f"istio-eastwestgateway{suffix}", "topology.istio.io/network": network}
+    meta = {"name": f"istio-eastwestgateway{suffix}", "namespace": "istio-system", "labels": labels,
             "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"eastwest-{network}"}
     ports = [{"name": "status-port", "port": 15021, "protocol": "TCP"}, {"name": "tls", "port": 15443, "protocol": "TCP"},
              {"name": "tls-istiod", "port": 15012, "protocol": "TCP"}]
     ingress = [{"ip": "203.0.113.20"}] if addressed else []
+    # a gateway of a second network of the cluster selects its own pods
+    selector = {"istio": "eastwestgateway", **({"topology.istio.io/network": network} if suffix else {})}
     return [
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"type": "LoadBalancer", "selector": {"istio": "eastwestgateway"}, "ports": ports,
+         "spec": {"type": "LoadBalancer", "selector": selector, "ports": ports,
                   "clusterIP": "10.96.200.20"},
          "status": {"loadBalancer": {"ingress": ingress} if ingress else {}}},
         {"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta, uid=f"eastwest-ep-{network}"),
          "subsets": [{"addresses": [{"ip": "10.244.200.20"}], "ports": [{"name": "tls", "port": 15443}]}]},
         {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-         "metadata": {"name": "cross-network-gateway", "namespace": "istio-system",
+         "metadata": {"name": f"cross-network-gateway{suffix}", "namespace": "istio-system",
                       "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"cross-network-{network}"},
-         "spec": {"selector": {"istio": "eastwestgateway"},
+         "spec": {"selector": selector,
                   "servers": [{"port": {"number": 15443, "name": "tls", "protocol": "TLS"},
                                "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}},
     ]
@@ -190,7 +204,7 @@ class MultiLab:
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway,
-                                 cluster.istio_version)
+                                 cluster.istio_version, cluster.namespace_networks, cluster.network_gateways)
                 lab.pod_cidr = cidr
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}

@@ -8,12 +8,15 @@ without an address other networks can reach, without a ready gateway pod, or wit
 the remote endpoints are dropped or unreachable and the callers see only their local endpoints, or 503.
 
 A cluster's network is its sidecars' ``ISTIO_META_NETWORK``, else the ``topology.istio.io/network`` label
-of istio-system. A cluster may also hold workloads on other networks: as istiod decides a pod's network,
-the pod's own ``topology.istio.io/network`` label wins, then its namespace's, then the cluster's network.
-Each network with workloads in a cluster needs that cluster's gateway for that network (the Service
-labelled with it; an unlabelled gateway, or one labelled with no network of the cluster's workloads,
-serves the cluster's own network). Runs only when the clusters read are on at least two networks, and
-only on clusters whose east-west evidence was read.
+of istio-system. A cluster may also hold workloads on other networks, by the pod's own
+``topology.istio.io/network`` label: istiod takes an endpoint's network from that label, else from the
+system namespace (or meshNetworks), and the injector writes the label from the network it injects
+(values.global.network, overridden by a network label the pod already has). A workload namespace's label
+is read by neither (istio/istio pkg/kube/inject and the endpoint builder, checked), so it is not counted
+here. Each network with workloads in a cluster needs that cluster's gateway for that network (the
+Service labelled with it; an unlabelled gateway, or one labelled with no network of the cluster's
+workloads, serves the cluster's own network). Runs only when the clusters read are on at least two
+networks, and only on clusters whose east-west evidence was read.
 """
 
 from __future__ import annotations
@@ -66,24 +69,20 @@ class EastWestGatewayUnavailable(MultiCheck):
                               cluster=cluster.context)
 
 
-def workload_networks(objects: list[dict], default: str | None) -> dict[str, list[str]]:
-    """network -> where its workloads are ("namespace shop", "pod shop/cart-1"), for the meshed pods whose
-    network is set apart from the cluster's: by their own topology.istio.io/network label, else their
-    namespace's. Pods on the cluster's network are not listed (the cluster's network covers them)."""
-    namespaces = {(o.get("metadata") or {}).get("name"): ((o.get("metadata") or {}).get("labels") or {}).get(NETWORK_LABEL)
-                  for o in objects if o.get("kind") == "Namespace"}
-    found: dict[str, list[str]] = {}
+def workload_networks(objects: list[dict], default: str | None, named: int = 3) -> dict[str, list[str]]:
+    """network -> where its workloads are ("pod shop/cart-1", "namespace shop: 4 pods"), for the meshed pods
+    whose own topology.istio.io/network label puts them on another network than the cluster's."""
+    by_network: dict[str, dict[str, list[str]]] = {}
     for pod in objects:
         meta = pod.get("metadata") or {}
-        if pod.get("kind") != "Pod" or sidecar_container(pod) is None:
+        network = (meta.get("labels") or {}).get(NETWORK_LABEL)
+        if pod.get("kind") != "Pod" or sidecar_container(pod) is None or not network or network == default:
             continue
-        namespace = str(meta.get("namespace") or "")
-        label = (meta.get("labels") or {}).get(NETWORK_LABEL)
-        network, where = (label, f"pod {namespace}/{meta.get('name')}") if label else \
-            (namespaces.get(namespace), f"namespace {namespace}")
-        if network and network != default and where not in found.setdefault(network, []):
-            found[network].append(where)
-    return found
+        by_network.setdefault(network, {}).setdefault(str(meta.get("namespace") or ""), []).append(str(meta.get("name")))
+    return {network: [f"pod {ns}/{pods[0]}" if len(pods) == 1 else
+                      f"namespace {ns}: {len(pods)} pods ({', '.join(sorted(pods)[:named])}{', ...' if len(pods) > named else ''})"
+                      for ns, pods in sorted(namespaces.items())]
+            for network, namespaces in by_network.items()}
 
 
 def _problem(objects: list[dict], network: str, cluster_network: bool,
