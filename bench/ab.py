@@ -31,21 +31,20 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
     if py_spy:
         argv = [str(bench.VENV_BIN / "py-spy"), "record", "--gil", "--subprocesses", "--format", "raw", "-r", "100",
                 "-o", py_spy, "--", *argv]
-    rss_file = Path(f"/tmp/ab-rss-{os.getpid()}")
-    if not py_spy:  # GNU time: the tree's peak RSS (see run.run_child for why not wait4 here)
-        argv = [bench.GNU_TIME, "-f", "%M", "-o", str(rss_file), *argv]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_self = time.process_time()
-    began = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True)
-    wall = time.perf_counter() - began
+    if py_spy:
+        began = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True)
+        wall, rss_mb = time.perf_counter() - began, 0.0
+        if done.returncode not in (0, 1, 2):
+            raise SystemExit(f"sweep failed ({done.returncode}): {done.stderr[-2000:]!r}")
+    else:  # the tree's peak RSS, reducer helpers included (see run.run_child)
+        run = bench.run_child(argv, env)
+        wall, rss_mb = run.wall, run.tree_maxrss_mb
     lab_cpu = time.process_time() - before_self
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1, 2):
-        raise SystemExit(f"sweep failed ({done.returncode}): {done.stderr[-2000:]!r}")
     plugin_cpu = (after.ru_utime - before_children.ru_utime) + (after.ru_stime - before_children.ru_stime)
-    rss_mb = int(rss_file.read_text().split()[-1]) / 1024 if rss_file.exists() else 0.0
-    rss_file.unlink(missing_ok=True)
     return {"wall": wall, "plugin_cpu": plugin_cpu, "lab_cpu": lab_cpu, "rss_mb": rss_mb, "load": os.getloadavg()[0]}
 
 

@@ -505,7 +505,12 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "istiod's list or never reaches sync status synced.",
         detection="Multi-cluster runs only: `pilot-discovery request GET debug/clusterz` in one ready istiod pod "
         "of each cluster (the clusters istiod reads, their secret and sync status), compared with the cluster "
-        "IDs of the other clusters of the run that share its mesh ID. Secrets are never read.",
+        "IDs of the other clusters of the run that share its mesh ID. Secrets are never read. The symptom is "
+        "shown where it was read: one examined sidecar per cluster is asked for the EDS of the Services that run, "
+        "ready, in several clusters (`config_dump?resource=dynamic_endpoint_configs&include_eds&name_regex=` the "
+        "outbound clusters of their namespaces), and each Service whose endpoints there are all local (Istio's "
+        "endpoint metadata names the cluster) while the unread cluster has ready pods is named in the evidence. "
+        "Remote endpoints missing while /debug/clusterz says synced are not reported: that rules this cause out.",
         fix="Create (or recreate) the remote secret of the missing cluster in this cluster's istio-system: "
         "istioctl create-remote-secret --context=<other> --name=<its cluster name> | kubectl apply -f - "
         "--context=<this>; check that istiod can reach the other API server, then see /debug/clusterz say synced.",

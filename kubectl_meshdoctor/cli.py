@@ -210,7 +210,7 @@ SinceOption = Annotated[str, typer.Option("--since", help="istio-proxy log windo
 ConcurrencyOption = Annotated[
     int, typer.Option("--concurrency", min=1, help="Requests to proxies in flight at once (execs, log reads).")
 ]
-PodTimeoutOption = Annotated[str, typer.Option("--pod-timeout", help="Time allowed for all execs into one pod.")]
+PodTimeoutOption = Annotated[str, typer.Option("--pod-timeout", help="Time allowed for all execs into one pod (counted while one of them is in flight).")]
 TraceOption = Annotated[str | None, typer.Option(
     "--trace", metavar="HOST[:PORT][/PATH]",
     help="Walk one request from this pod's sidecar: listener, route, cluster, endpoints, TLS, server.")]

@@ -57,6 +57,9 @@ class ClusterEvidence:
     server: str | None = None  # the API server's URL: two contexts of one server are one cluster
     # istiod's /debug/clusterz ({id, secretName, syncStatus} per cluster it reads); None: not known.
     clusterz: list[dict] | None = None
+    # What one of its sidecars holds in EDS for the Services shared with other clusters of the run
+    # (collect/remote_endpoints.py): {"pod", "asked", "clusters": {name: [endpoint]}}; None: not asked.
+    endpoints: dict | None = None
     # The root istiod publishes and whether it has a plugged-in CA (collect/trust_anchor.py); None: not read.
     trust_anchor: dict | None = None
 
@@ -80,7 +83,8 @@ class MultiClusterBundle:
         entries = []
         for index, cluster in enumerate(self.clusters):
             entry = {"context": cluster.context, "server": cluster.server, "identity": cluster.identity,
-                     "clusterz": cluster.clusterz, "trustAnchor": cluster.trust_anchor,
+                     "clusterz": cluster.clusterz, "endpoints": cluster.endpoints,
+                     "trustAnchor": cluster.trust_anchor,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -118,8 +122,9 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
             clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
                                             identity=identity, server=entry.get("server"),
                                             clusterz=_clusterz(entry.get("clusterz")),
+                                            endpoints=_endpoints(entry.get("endpoints")),
                                             trust_anchor=_trust_anchor(entry.get("trustAnchor"))))
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
         raise BundleError(f"{path}: multi-cluster bundle lists no cluster")
@@ -165,6 +170,17 @@ def _clusterz(value) -> list[dict] | None:
         return None
     return [{"id": str(c["id"]), "secretName": str(c.get("secretName") or ""),
              "syncStatus": str(c.get("syncStatus") or "")} for c in value]
+
+
+def _endpoints(value) -> dict | None:
+    """The saved EDS evidence; absent in bundles saved before it was collected (None, as not asked)."""
+    if value is None:
+        return None
+    return {"pod": str(value["pod"]), "asked": [str(name) for name in value["asked"]],
+            "clusters": {str(name): [{"address": str(e["address"]),
+                                      "clusterId": None if e.get("clusterId") is None else str(e["clusterId"]),
+                                      "weight": int(e.get("weight", 1))} for e in endpoints]
+                         for name, endpoints in value["clusters"].items()}}
 
 
 def _trust_anchor(value) -> dict | None:

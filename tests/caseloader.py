@@ -67,8 +67,8 @@ def load_case(path: Path):
 
 
 def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
-    """A case of several clusters: each ``Cluster`` document (context, optional server), its objects and
-    its ProxyEvidence."""
+    """A case of several clusters: each ``Cluster`` document (context, optional server, clusterz, endpoints),
+    its objects and its ProxyEvidence."""
     from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
 
     evidence = []
@@ -80,5 +80,5 @@ def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
             bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
                                         server=doc.get("server"), clusterz=doc.get("clusterz"),
-                                        trust_anchor=doc.get("trustAnchor")))
+                                        endpoints=doc.get("endpoints"), trust_anchor=doc.get("trustAnchor")))
     return MultiClusterBundle(evidence)

@@ -67,6 +67,7 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert all(p["pod"].startswith(p["cluster"] + "/") for p in report["pods"])
     assert not [f for f in report["findings"] if f["severity"] == "error"]
     assert [(c["meshId"], c["trustDomain"]) for c in report["clusters"]] == [("mesh1", "cluster.local")] * 2
+    assert not [g for g in report["gaps"] if "EDS" in g["what"]], report["gaps"]  # each sidecar answered
     # one root, one mesh, two names, one network, each istiod reading the other cluster
     assert not {"MD0406", "MD0701", "MD0702", "MD0703"} & {f["code"] for f in report["findings"]}
 
@@ -184,6 +185,7 @@ def test_saved_multi_cluster_bundle_replays_the_same_report(mesh, tmp_path):
 
 
 def test_every_cluster_saw_only_reads(mesh):
+    from kubectl_meshdoctor.collect.endpoint_query import is_endpoint_query
     from kubectl_meshdoctor.collect.proxy import ALL_COMMANDS, CLUSTERZ, SYNCZ
 
     for context, lab in mesh.labs.items():
@@ -194,15 +196,31 @@ def test_every_cluster_saw_only_reads(mesh):
         execs = [parse_qs(r.query) for r in requests if r.verb == "exec"]
         for query in execs:
             command = tuple(query["command"])
-            assert command in ALL_COMMANDS | {CLUSTERZ, SYNCZ}, command
+            assert command in ALL_COMMANDS | {CLUSTERZ, SYNCZ} or is_endpoint_query(_as_sent(command)), command
             # istiod is asked only which clusters it reads, and only istiod is asked that
             assert query["container"] == (["discovery"] if command in (CLUSTERZ, SYNCZ) else ["istio-proxy"]), query
         assert any(tuple(q["command"]) == CLUSTERZ for q in execs), f"{context}: istiod was not asked"
+        # The EDS of the Services shared by clusters: one sidecar per cluster, once per multi-cluster run
+        # that found such Services (here east and west share bookinfo's; south shares storefront with west).
+        eds = [q for q in execs if is_endpoint_query(_as_sent(tuple(q["command"])))]
+        assert eds and all(q["container"] == ["istio-proxy"] for q in eds), context
         # Secrets: only cacerts in istio-system, only whether it exists (metadata-only, so no data is sent)
         secrets = [r for r in requests if "/secrets" in r.path]
         assert secrets and {(r.verb, r.path) for r in secrets} == {
             ("get", "/api/v1/namespaces/istio-system/secrets/cacerts")}, context
         assert all("as=PartialObjectMetadata;g=meta.k8s.io" in r.accept for r in secrets), context
+
+
+def _as_sent(command: tuple) -> tuple:
+    """The lab records the exec query string decoded once (aiohttp), and parse_qs decodes it again: the EDS
+    query's own percent-encoding, as the plugin sent it, is put back."""
+    from urllib.parse import quote
+
+    from kubectl_meshdoctor.collect.endpoint_query import ENDPOINTS_PREFIX
+
+    if len(command) == 4 and command[3].startswith(ENDPOINTS_PREFIX):
+        return command[:3] + (ENDPOINTS_PREFIX + quote(command[3][len(ENDPOINTS_PREFIX):], safe=""),)
+    return command
 
 
 def test_every_multi_cluster_read_is_granted_by_the_documented_rbac(mesh):
@@ -329,10 +347,26 @@ def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
                 LabCluster("west", identity=MeshIdentity("west", network="network2"), east_west_gateway="pending"),
                 LabCluster("south", identity=MeshIdentity("south", network="network3"))]
     with MultiLab(clusters) as split:
-        broken = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        saved = split.workdir / "networks.tgz"
+        broken = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json",
+                            "--save", str(saved))
         working = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,south", "-o", "json")
         requests = [r for lab in split.labs.values() for r in lab.requests]
+        from kubectl_meshdoctor.multibundle import load_bundle
+
+        eds = {c.context: c.endpoints["clusters"]["outbound|9080||reviews.bookinfo.svc.cluster.local"]
+               for c in load_bundle(saved).clusters}
     assert broken.returncode == 1, broken.stderr
+    # The real Envoys' EDS, as istiod builds it across networks: east's ready gateway stands in for east's
+    # three reviews pods (15443, weight 3) in west and south; west's gateway has no address and south has
+    # none, so their pods are listed as they are (istiod knows no gateway to send them through).
+    def origins(endpoints):
+        return sorted((e["clusterId"], e["address"].rpartition(":")[2], e["weight"]) for e in endpoints)
+
+    assert origins(eds["west"]) == origins(eds["south"]) == sorted(
+        [("east", "15443", 3)] + [("south", "9080", 1)] * 3 + [("west", "9080", 1)] * 3)
+    assert origins(eds["east"]) == sorted([(c, "9080", 1) for c in ("east", "west", "south") for _ in range(3)])
+    assert {e["address"] for e in eds["west"] if e["clusterId"] == "east"} == {"203.0.113.20:15443"}
     found = {f["cluster"]: f for f in as_json(broken)["findings"] if f["code"] == "MD0702"}
     assert set(found) == {"west", "south"}
     assert found["west"]["message"] == ("cluster west (network network2): the east-west gateway istio-eastwestgateway "
@@ -381,8 +415,31 @@ def test_istiod_that_does_not_read_the_other_cluster_is_md0701():
 
     with MultiLab([LabCluster("east", reads={}), LabCluster("west", reads={"east": "timeout"})]) as split:
         result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west", "-o", "json")
+        saved = split.workdir / "split.tgz"
+        live = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--context", "east,west", "-o", "json",
+                          "--save", str(saved))
+        replay = meshdoctor(split, "analyze", str(saved), "-o", "json")
+        eds_execs = [r for lab in split.labs.values() for r in lab.requests
+                     if r.verb == "exec" and "dynamic_endpoint_configs" in r.query]
     assert result.returncode == 1, result.stderr
     found = {f["cluster"]: f["message"] for f in as_json(result)["findings"] if f["code"] == "MD0701"}
+    evidence = {f["cluster"]: f["evidence"] for f in as_json(result)["findings"] if f["code"] == "MD0701"}
+    # The real Envoys' EDS: each sidecar holds its own cluster's bookinfo pods only (one bookinfo sidecar
+    # is asked; details, productpage, ratings, reviews run in both clusters).
+    sidecar = {c: next(line.split(" in sidecar ")[1].split(" ")[0] for line in lines if " in sidecar " in line)
+               for c, lines in evidence.items()}
+    assert all(s.startswith("bookinfo/") for s in sidecar.values()), sidecar
+    assert evidence["east"][1:] == [
+        f"EDS of {svc} in sidecar {sidecar['east']} (cluster east): {n}, all local; cluster west has {pods}"
+        for svc, n, pods in (("details.bookinfo:9080", "1 endpoint", "1 ready pod"),
+                             ("productpage.bookinfo:9080", "1 endpoint", "1 ready pod"),
+                             ("ratings.bookinfo:9080", "1 endpoint", "1 ready pod"),
+                             ("reviews.bookinfo:9080", "3 endpoints", "3 ready pods"))]
+    assert len(evidence["west"]) == 5 and "cluster east has 3 ready pods" in evidence["west"][-1]
+    assert len(eds_execs) == 4  # one sidecar per cluster, per run: two runs
+    # The saved bundle holds the EDS evidence and analyze replays the same findings.
+    assert replay.returncode == 1, replay.stderr
+    assert as_json(replay)["findings"] == as_json(live)["findings"]
     assert found == {
         "east": "istiod of cluster east does not read cluster west (cluster ID west): no remote secret for it: "
                 "its sidecars get only local endpoints of services that also run in west",

@@ -89,6 +89,9 @@ def test_v2_bundle_saves_and_loads_every_cluster_and_v1_still_loads(tmp_path):
     ([{"context": "east", "directory": "clusters/0", "identity": "x"}], "corrupt multi-cluster bundle"),
     ([{"context": "east", "directory": None, "clusterz": 7}], None),  # unread: its clusterz is not used
     ([{"context": "east", "directory": "clusters/0", "clusterz": "x"}], "corrupt"),
+    ([{"context": "east", "directory": "clusters/0", "endpoints": []}], "corrupt"),
+    ([{"context": "east", "directory": "clusters/0", "endpoints": {"pod": "a/b", "asked": [], "clusters": {
+        "x": [{"address": "a", "weight": "heavy"}]}}}], "corrupt"),
     ([{"context": "east", "directory": "clusters/0", "trustAnchor": {"rootCerts": "x"}}], "corrupt"),
     ([{"context": "east", "directory": "clusters/0", "trustAnchor": {"cacerts": {}}}], "corrupt"),
     ([{"context": "east", "directory": "../../etc"}], "is not a meshdoctor bundle"),  # no file there

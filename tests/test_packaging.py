@@ -15,6 +15,7 @@ import json
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tomllib
@@ -220,6 +221,16 @@ def test_krew_archive_runs_on_a_host_with_only_python3(built, tmp_path):
     [venv] = (home / ".cache" / "pex" / "venvs").rglob("pyvenv.cfg")  # its own virtualenv, in the user's home
     assert "include-system-site-packages = false" in venv.read_text()
     assert_plugin_works(env, tmp_path, __version__)
+    # A sweep reduces large answers in helper processes started from the plugin's own interpreter:
+    # they must find the package inside the PEX's virtualenv.
+    probe = ("import functools, json; from kubectl_meshdoctor.collect.reducers import ReducerProcesses; "
+             "from kubectl_meshdoctor.envoy._decode import load_json_object; pool = ReducerProcesses(1); "
+             "doc = {'configs': list(range(40000))}; "
+             "got = pool.reduce(functools.partial(load_json_object, what='x'), json.dumps(doc).encode()); "
+             "print(pool.running, got == doc); pool.close()")
+    helper = subprocess.run([str(venv.parent / "bin" / "python"), "-c", probe], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert helper.stdout.split() == ["1", "True"], helper.stderr
 
 
 # --- reproducibility ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
 from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
+from kubectl_meshdoctor.collect.remote_endpoints import read_shared_endpoints
 from kubectl_meshdoctor.collect.trust_anchor import read_trust_anchor
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
@@ -107,6 +108,8 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
         if display is not None:
             display.stop()
     executor.shutdown(wait=True)
+    # Once every cluster is read: which Services run in several, and what one sidecar of each holds for them.
+    read_shared_endpoints(options, [cluster for cluster, _ in results], cancellation)
     bundle = MultiClusterBundle([cluster for cluster, _ in results])
     if not bundle.readable:
         errors = [error for _, error in results if error is not None]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import json
 import re
 import select
@@ -39,7 +40,9 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
+from kubectl_meshdoctor.collect.endpoint_query import is_endpoint_query
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
+from kubectl_meshdoctor.collect.reducers import reduce_inline
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.clusters import parse_clusters
 from kubectl_meshdoctor.envoy.config_dump import PartialConfig
@@ -113,8 +116,13 @@ ISTIOD_CONTAINER = "discovery"
 SYNCZ: Argv = ("pilot-discovery", "request", "GET", "/debug/syncz")
 # Multi-cluster runs only: the clusters istiod reads and their sync state (MD0701).
 CLUSTERZ: Argv = ("pilot-discovery", "request", "GET", "/debug/clusterz")
-# The only commands the plugin ever runs, per container.
+# The only commands the plugin ever runs, per container; plus, in istio-proxy and in multi-cluster runs
+# only, the EDS of named outbound clusters, whose one shape collect/endpoint_query.py checks (MD0701).
 ALLOWED_EXEC: dict[str, frozenset[Argv]] = {SIDECAR: ALL_COMMANDS, ISTIOD_CONTAINER: frozenset({SYNCZ, CLUSTERZ})}
+
+
+def allowed_exec(container: str, argv: Argv) -> bool:
+    return argv in ALLOWED_EXEC.get(container, ()) or (container == SIDECAR and is_endpoint_query(argv))
 
 STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
 V5_CLOSE_CHANNEL = 255  # v5.channel.k8s.io: "channel N closed" signal, carries no output
@@ -123,13 +131,12 @@ EXEC_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not found / not executable)
 CURL_CONNECTION_REFUSED = 7
 CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
-# Parsing is CPU work under the GIL, so parsing one output at a time loses no speed, and it keeps a
-# single parsed answer (~4x its size as Python objects) in memory instead of one per worker.
-_PARSING = threading.Lock()
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
 # config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
-# plugin's memory by this many answers however many requests are in flight (bench/RESULTS.md).
-LARGE_ANSWERS_IN_FLIGHT = 24
+# plugin's memory by this many answers however many requests are in flight. Measured on the bench (60
+# pods, one reducer helper): plugin peak RSS ~150 MB with 24, ~120 MB with 12, ~105 MB with 8, and 8
+# slowed the sweep by ~30% (config parts waiting for a slot); bench/RESULTS.md.
+LARGE_ANSWERS_IN_FLIGHT = 12
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
 _PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
@@ -211,7 +218,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     ``kubernetes.stream``: that helper validates every argument, builds a new SSL context and loads
     the CA for each call, which cost a sweep about as much CPU as parsing the config_dumps.
     """
-    if argv not in ALLOWED_EXEC.get(container, ()):  # the read-only promise is enforced, not just documented
+    if not allowed_exec(container, argv):  # the read-only promise is enforced, not just documented
         raise ValueError(f"not one of the commands allowed in {container}: {argv!r}")
     ws = _open_exec_stream(api_client, namespace, pod, container, argv, timeout)
     if cancellation is not None:
@@ -441,16 +448,19 @@ class PodReader:
     """Reads one pod's istio-proxy: each request is a task, run concurrently with the others.
 
     The tasks of every pod share one bounded pool (``submit``); ``result`` waits for this pod's. The
-    pod's time budget starts when its first task starts. Every failure becomes a gap.
+    pod's time budget is spent while one of its execs is in flight. Every failure becomes a gap.
     """
 
     def __init__(self, client: Callable[[], k8s.ApiClient], namespace: str, name: str,
                  timeout: float, *, exec_allowed: Callable[[], bool] = lambda: True,
                  log_allowed: Callable[[], bool] = lambda: True, on_exec_refused: Callable[[], None] = lambda: None,
                  on_log_refused: Callable[[], None] = lambda: None,
+                 on_exec_answered: Callable[[], None] = lambda: None,
                  cancellation: Cancellation | None = None, full_config_dump: bool = False,
                  parameter_support: ParameterSupport | None = None,
-                 large_answers: threading.BoundedSemaphore | None = None):
+                 large_answers: threading.BoundedSemaphore | None = None,
+                 reduce: Callable[[Callable[[bytes], Any], bytes], Any] = reduce_inline,
+                 in_flight: contextlib.AbstractContextManager | None = None):
         self._client = client  # the calling worker thread's API client
         self.namespace = namespace
         self.name = name
@@ -459,13 +469,20 @@ class PodReader:
         self.log_allowed = log_allowed
         self.on_exec_refused = on_exec_refused
         self.on_log_refused = on_log_refused
+        self.on_exec_answered = on_exec_answered  # an exec came back: exec is allowed in this cluster
         self.cancellation = cancellation or Cancellation()
         self.support = parameter_support or ParameterSupport()  # a sweep passes one for all its pods
         self.large_answers = large_answers or threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)
+        self.reduce = reduce  # (reducer, raw answer) -> reduced value: in process, or a sweep's helpers
+        # Requests in flight over the whole sweep (--concurrency): held for an exec or a log read only,
+        # not while its answer is reduced, so a slot never waits for a reduction.
+        self.in_flight = in_flight or contextlib.nullcontext()
         self.reading = ProxyReading(pod=f"{namespace}/{name}")
         self.use_curl = False
         self._lock = threading.Lock()
-        self._deadline: float | None = None
+        self._busy_seconds = 0.0  # the pod's budget spent: time with an exec of it in flight
+        self._busy_since = 0.0
+        self._in_flight = 0
         self._server_info_read = threading.Event()
         self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
         self._parts: dict[int, PartialConfig] = {}
@@ -487,9 +504,16 @@ class PodReader:
                 ("access log", functools.partial(self._read_log, log_since_seconds, request_timeout))]
 
     def submit(self, pool: concurrent.futures.Executor, log_since_seconds: int | None, request_timeout: float) -> None:
+        submit_interleaved(pool, [self], log_since_seconds, request_timeout)
+
+    def _prepare(self, log_since_seconds: int | None, request_timeout: float) -> list[tuple[str, Callable[[], None]]]:
         tasks = self.tasks(log_since_seconds, request_timeout)
         self._pending = len(tasks)
-        self._futures = [pool.submit(self._guarded, what, task) for what, task in tasks]
+        self._futures = []
+        return tasks
+
+    def _submit_task(self, pool: concurrent.futures.Executor, what: str, task: Callable[[], None]) -> None:
+        self._futures.append(pool.submit(self._guarded, what, task))
 
     def futures(self) -> list[concurrent.futures.Future]:
         return self._futures
@@ -549,11 +573,28 @@ class PodReader:
     # --- exec ---------------------------------------------------------------------------------------
 
     def _remaining(self) -> float:
-        """Seconds left of the pod's budget, which starts with its first request."""
+        """Seconds left of the pod's budget: the time while at least one of its execs is in flight.
+
+        Time its requests spend waiting for a slot of the shared pool, behind other pods' (a hung
+        one, say), is not charged to it.
+        """
         with self._lock:
-            if self._deadline is None:
-                self._deadline = time.monotonic() + self.timeout
-            return self._deadline - time.monotonic()
+            spent = self._busy_seconds + (time.monotonic() - self._busy_since if self._in_flight else 0.0)
+        return self.timeout - spent
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._lock:
+            if not self._in_flight:
+                self._busy_since = time.monotonic()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._busy_seconds += time.monotonic() - self._busy_since
 
     # --- follow-ups: evidence about the upstreams the access log shows failing ----------------------
 
@@ -597,12 +638,15 @@ class PodReader:
             self.reading.gap(endpoint, _failure(self._shown(command), output))
             return
         try:
-            with _PARSING:
-                self.reading.fields.update(parse(output.stdout))
+            self.reading.fields.update(reduce_inline(parse, output.stdout))
         except ParseError as exc:
             self.reading.gap(endpoint, str(exc))
 
     def _run(self, argv: Argv) -> ExecOutput:
+        with self.in_flight:  # a slot of the sweep's --concurrency, for the exec only
+            return self._run_in_slot(argv)
+
+    def _run_in_slot(self, argv: Argv) -> ExecOutput:
         remaining = self._remaining()
         if self.cancellation.cancelled:
             raise ExecError("cancelled")
@@ -612,15 +656,17 @@ class PodReader:
             raise ExecError("pod time budget spent", timed_out=True)
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
         try:
-            output = exec_command(self._client(), self.namespace, self.name, command, remaining,
-                                  cancellation=self.cancellation)
+            with self._busy():
+                output = exec_command(self._client(), self.namespace, self.name, command, remaining,
+                                      cancellation=self.cancellation)
+            self.on_exec_answered()
         except ExecError as exc:
             if exc.timed_out:
                 raise ExecError(f"{' '.join(command[:4])}: {exc}", timed_out=True) from None
             raise
         if output.exit_code in MISSING_EXIT_CODES and command == argv and argv in CURL_FALLBACK:
             self.use_curl = True  # no pilot-agent in this image: the same requests through curl
-            return self._run(argv)
+            return self._run_in_slot(argv)
         return output
 
     def _reduce(self, step: Step, output: ExecOutput) -> Any:
@@ -629,8 +675,7 @@ class PodReader:
             self.reading.gap(step.endpoint, _failure(self._shown(step.command), output))
             return None
         try:
-            with _PARSING:
-                return step.parse(output.stdout)
+            return self.reduce(step.parse, output.stdout)
         except ParseError as exc:
             message = str(exc)
             self.reading.gap(step.endpoint, message if message.startswith(step.endpoint) else
@@ -701,8 +746,7 @@ class PodReader:
             self._part_failures.append(("config_dump", f"{failure} ({step.endpoint.split(' ', 1)[-1]})"))
             return None
         try:
-            with _PARSING:
-                return step.parse(output.stdout)
+            return self.reduce(step.parse, output.stdout)
         except ParseError as exc:
             self._part_failures.append(("config_dump", f"{exc} ({step.endpoint.split(' ', 1)[-1]})"))
             return None
@@ -773,15 +817,28 @@ class PodReader:
         return None
 
     def _read_log(self, since_seconds: int | None, request_timeout: float) -> None:
+        with self.in_flight:  # checked in the slot: a refusal another pod's read met is known by then
+            raw = self._fetch_log(since_seconds, request_timeout)
+        if raw is None:
+            return
+        try:
+            self.reading.fields["access_log"] = summarize_access_log(raw)
+        except ParseError as exc:
+            self.reading.gap("access log", str(exc))
+        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
+        self._read_failing_upstreams()
+
+    def _fetch_log(self, since_seconds: int | None, request_timeout: float) -> bytes | None:
+        """The istio-proxy log's newest window, or None (refused, failed: said in the reading)."""
         remaining = self._remaining()
         if self.cancellation.cancelled:
-            return
+            return None
         if not self.log_allowed():
             self.reading.log_refused = True
-            return
+            return None
         if remaining <= 0:
             self.reading.gap("access log", "pod time budget spent before the istio-proxy log was read")
-            return
+            return None
         query: list[tuple[str, object]] = [("container", SIDECAR)]
         if since_seconds:
             query.append(("sinceSeconds", since_seconds))
@@ -795,18 +852,44 @@ class PodReader:
             if exc.status in (401, 403):
                 self.reading.log_refused = True  # said once for the whole sweep, not once per pod
                 self.on_log_refused()
-                return
+                return None
             self.reading.gap("access log", f"API server answered {exc.status}: {one_line(exc.reason)}")
-            return
+            return None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.reading.gap("access log", f"cannot read the istio-proxy log: {one_line(exc)}")
-            return
-        try:
-            self.reading.fields["access_log"] = summarize_access_log(raw)
-        except ParseError as exc:
-            self.reading.gap("access log", str(exc))
-        self.reading.fields["xds_log"] = summarize_xds_log(raw)  # lenient decoding: never fails
-        self._read_failing_upstreams()
+            return None
+        return raw
+
+
+def submit_interleaved(pool: concurrent.futures.Executor, readers: list[PodReader], log_since_seconds: int | None,
+                       request_timeout: float, group: int = 1) -> None:
+    """Submit the tasks of ``readers``, ``group`` pods at a time, one request of each pod per round.
+
+    Why: a pod's Envoy answers admin requests on its one main thread, so its requests sent all at once
+    wait behind each other there (a config_dump part of 1500 clusters takes it ~0.25 s), each holding a
+    slot of the pool meanwhile. Within a group of pods every round holds one request of each pod, so a
+    pod's requests reach its Envoy spread out. The config parts alternate with light requests and each
+    pod starts at a different one (rotated), so every round mixes light and heavy answers and the
+    decoding is spread over the sweep.
+    server_info stays first and the log last: config parts and follow-ups may wait for server_info.
+    Groups keep each pod's requests close in time, so its time budget is not spent waiting for others.
+    """
+    for start in range(0, len(readers), max(1, group)):
+        members = readers[start:start + max(1, group)]
+        prepared = []
+        for offset, reader in enumerate(members):
+            tasks = reader._prepare(log_since_seconds, request_timeout)
+            first = [t for t in tasks if t[0] == "server_info"]
+            last = tasks[-1:]
+            heavy = [t for t in tasks[:-1] if t[0] == "config_dump"]
+            light = [t for t in tasks[:-1] if t[0] not in ("server_info", "config_dump")]
+            middle = [t for pair in itertools.zip_longest(heavy, light) for t in pair if t is not None]
+            turn = offset % max(1, len(middle))
+            prepared.append(first + middle[turn:] + middle[:turn] + last)
+        for requests in itertools.zip_longest(*prepared):
+            for reader, request in zip(members, requests):
+                if request is not None:
+                    reader._submit_task(pool, *request)
 
 
 class _SharedValues:

@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kubernetes import client as k8s
 
@@ -33,16 +33,18 @@ from kubectl_meshdoctor.collect.api import (
 from kubectl_meshdoctor.collect.egress import read_egress_config
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.malloc_arenas import limit_malloc_arenas
-from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, read_istiod_views
+from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, IstiodView, read_istiod_views
 from kubectl_meshdoctor.collect.proxy import (
-    LARGE_ANSWERS_IN_FLIGHT, Cancellation, ParameterSupport, PodReader, ProxyReading,
+    LARGE_ANSWERS_IN_FLIGHT, Cancellation, ParameterSupport, PodReader, ProxyReading, submit_interleaved,
 )
+from kubectl_meshdoctor.collect.reducers import ReducerProcesses, helper_count
 from kubectl_meshdoctor.pods import (
     DEFAULT_REVISION, REVISION_KEY, istiod_service_names, pod_key, pod_revision, sidecar_container,
 )
 from kubectl_meshdoctor.errors import UsageError
 from kubectl_meshdoctor.evidence import Evidence, evidence_in
 
+REDUCING_WORKERS = 8  # workers beyond --concurrency: their answers are being reduced, their slot is free
 WORKER_PREFIX = "meshdoctor-pod"
 ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # the root istiod publishes in every namespace (key root-cert.pem)
 FULL_DUMP_VARIABLE = "MESHDOCTOR_CONFIG_DUMP"
@@ -76,6 +78,7 @@ class Sweep:
         self.namespace = None if options.all_namespaces else (options.namespace or kube.target.namespace)
         self.bundle = EvidenceBundle(scope={})
         self._collected: dict[tuple[str, str, str, str], dict] = {}  # (group, kind, namespace, name) -> object
+        self._exec_refused = threading.Event()  # some exec into a pod was refused (RBAC): exec no more
         # MESHDOCTOR_CONFIG_DUMP=full: ask for the whole config_dump instead of its masked parts (to
         # compare the two, or for a proxy whose masked answers are in doubt).
         self.full_config_dump = os.environ.get(FULL_DUMP_VARIABLE, "").lower() == "full"
@@ -270,7 +273,10 @@ class Sweep:
         meshed = [p for p in scope_pods if sidecar_container(p) is not None]
         if not meshed:
             return
-        readings = self._read_pods(meshed)
+        exec_settled = threading.Event()  # the first exec came back, or exec was refused
+        istiod_view = self._start_istiod_view(exec_settled)  # side by side with the pods' reads
+        readings = self._read_pods(meshed, exec_settled)
+        exec_settled.set()  # no exec came back at all (every one timed out): istiod is asked anyway
         refused = [r for r in readings if r.exec_refused]
         if refused:
             pod = refused[0].pod if self.bundle.scope["kind"] == "pod" else None
@@ -281,7 +287,7 @@ class Sweep:
         if log_refused:
             single = readings[0].pod if self.bundle.scope["kind"] == "pod" else None
             self.bundle.add_gap("access log", LOG_REFUSED, pod=single, affects=[] if single else log_refused)
-        syncs = self._istiod_syncs([r.pod for r in readings if not r.exec_refused]) if not refused else {}
+        syncs = self._istiod_syncs(istiod_view, [r.pod for r in readings]) if not refused else {}
         for reading in readings:
             evidence = reading.evidence()
             if syncs.get(reading.pod) is not None:
@@ -290,18 +296,47 @@ class Sweep:
             self.bundle.available |= evidence_in(evidence)
             self.bundle.gaps.extend(reading.gaps)
 
-    def _istiod_syncs(self, pods: list[str]) -> dict:
-        """Each pod's entry in istiod's /debug/syncz (None: unknown); a failed or refused read is a gap."""
-        if not pods or Evidence.ISTIOD_PODS not in self.bundle.available:
-            return {}
+    def _start_istiod_view(self, exec_settled: threading.Event) -> Callable[[], IstiodView] | None:
+        """Start reading every running istiod's /debug/syncz in a thread; returns what waits for it.
+
+        It runs beside the pods' reads, so its round trip adds nothing to the sweep, but only after the
+        first exec into a pod came back: a user who may not exec is not asked twice.
+        """
+        if Evidence.ISTIOD_PODS not in self.bundle.available:
+            return None
         istiods = [o for o in self.bundle.objects if o.get("kind") == "Pod"
                    and o["metadata"].get("namespace") == ISTIO_NAMESPACE
                    and (o["metadata"].get("labels") or {}).get("app") == "istiod"]
-        client = self.kube.new_api_client()
-        try:
-            view = read_istiod_views(client, istiods, self.options.pod_timeout)
-        finally:
-            client.close()
+        result: list[IstiodView] = []
+
+        def read() -> None:
+            exec_settled.wait(self.options.pod_timeout)
+            if self._exec_refused.is_set():
+                result.append(IstiodView(refused=True))  # not used: the sweep reports the refusal
+                return
+            client = self.kube.new_api_client()
+            try:
+                result.append(read_istiod_views(client, istiods, self.options.pod_timeout, self.options.cancellation))
+            finally:
+                client.close()
+
+        # A daemon: a Ctrl-C during the pods' reads does not wait for it.
+        thread = threading.Thread(target=read, name="meshdoctor-istiod", daemon=True)
+        thread.start()
+
+        def wait() -> IstiodView:
+            thread.join()
+            if not result:
+                raise RuntimeError("reading istiod's /debug/syncz failed")  # a bug: the thread raised
+            return result[0]
+
+        return wait
+
+    def _istiod_syncs(self, istiod_view: Callable[[], IstiodView] | None, pods: list[str]) -> dict:
+        """Each pod's entry in istiod's /debug/syncz (None: unknown); a failed or refused read is a gap."""
+        if not pods or istiod_view is None:
+            return {}
+        view = istiod_view()
         syncs = {pod: view.sync_of(pod) for pod in pods}
         if view.failures:
             reasons = "; ".join(f"{istiod}: {reason}" for istiod, reason in view.failures)
@@ -309,10 +344,15 @@ class Sweep:
             self.bundle.add_gap(ISTIOD_SYNC_WHAT, reasons)
         return syncs
 
-    def _read_pods(self, pods: list[dict]) -> list[ProxyReading]:
+    def _read_pods(self, pods: list[dict], exec_settled: threading.Event) -> list[ProxyReading]:
         options = self.options
         cancellation = options.cancellation or Cancellation()
-        exec_refused = threading.Event()
+        exec_refused = self._exec_refused
+
+        def refused() -> None:
+            exec_refused.set()
+            exec_settled.set()
+
         log_refused = threading.Event()
         local = threading.local()
         clients: list[k8s.ApiClient] = []
@@ -330,7 +370,8 @@ class Sweep:
         parameter_support = ParameterSupport()  # Envoy versions found refusing config_dump's parameters
         large_answers = threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)  # memory: bounded, not per pod
         readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
-                             exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=exec_refused.set,
+                             exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=refused,
+                             on_exec_answered=exec_settled.set,
                              log_allowed=lambda: not log_refused.is_set(), on_log_refused=log_refused.set,
                              cancellation=cancellation, full_config_dump=self.full_config_dump,
                              parameter_support=parameter_support, large_answers=large_answers)
@@ -340,12 +381,20 @@ class Sweep:
         # One pool for every request of every pod: at most `concurrency` execs in flight, and a pod's
         # requests run side by side instead of one after the other. Tasks start in submission order.
         limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+        reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
+        in_flight = threading.BoundedSemaphore(max(1, options.concurrency))
+        for reader in readers:
+            reader.reduce = reducers.reduce
+            reader.in_flight = in_flight
+        # More workers than requests in flight: a worker whose answer is being reduced holds no slot,
+        # so the next request goes out meanwhile. The extra ones wait for a slot, or for a reduction.
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency) + REDUCING_WORKERS,
                                                          thread_name_prefix=WORKER_PREFIX)
         try:
             with _progress(options.progress, len(pods), options.progress_sink) as advance:
+                submit_interleaved(executor, readers, options.log_since_seconds, self.kube.request_timeout,
+                                   group=max(1, options.concurrency))
                 for reader in readers:
-                    reader.submit(executor, options.log_since_seconds, self.kube.request_timeout)
                     futures += reader.futures()
                 for reader in readers:
                     pending = set(reader.futures())
@@ -367,6 +416,7 @@ class Sweep:
                 executor.shutdown(wait=True)
             raise
         finally:
+            reducers.close()
             for client in clients:
                 client.close()
         readings.sort(key=lambda r: r.pod)

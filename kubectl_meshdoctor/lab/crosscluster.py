@@ -4,8 +4,9 @@ In a multi-primary mesh on one network, istiod gives each sidecar the endpoints 
 cluster it reads (same name and namespace: namespace sameness), and a sidecar calls a pod of another cluster
 at that pod's IP, over Istio mTLS, which the pod's own sidecar terminates. The lab plays the network with
 loopback: each cluster's pods get addresses of their own 127.x.y.0/24 (``pod_cidr``), every one of which is
-this machine, so a client Envoy of one cluster connects to the pod IP of the other cluster's Envoy, whose
-virtualInbound also listens there (lab/xds.py ``mtls_at_pod_ip``). Whether the handshake succeeds is the
+this machine, so a client Envoy of one cluster connects to the pod IP of the other cluster's Envoy (its
+endpoints come from lab/remote_endpoints.py, as istiod merges them), whose virtualInbound also listens
+there (``open_called_pods``, lab/xds.py ``accept_mtls_at_pod_ip``). Whether the handshake succeeds is the
 real Envoys' verdict: with one shared root it does, with a cluster on its own root the client logs
 CERTIFICATE_VERIFY_FAILED.
 
@@ -55,15 +56,24 @@ def loopback_pod_cidrs(count: int) -> list[str]:
     return chosen
 
 
-def meshed_pods(objects: list[dict]) -> list[dict]:
-    """The pods of a cluster whose sidecar another cluster's sidecars may call."""
-    return [o for o in objects if o["kind"] == "Pod" and o.get("status", {}).get("podIP")
-            and o["metadata"]["labels"].get("security.istio.io/tlsMode") == "istio"]
-
-
-def called_pods(objects: list[dict], remote_pods: list[dict]) -> set[tuple[str, str]]:
-    """(namespace, name) of the remote pods that this cluster's Services send traffic to (no local pod)."""
-    model = xds.MeshModel(objects, remote_pods=remote_pods)
-    remote = {id(p) for p in remote_pods}
-    return {(p["metadata"]["namespace"], p["metadata"]["name"])
-            for service in model.services for p in model.service_pods(service) if id(p) in remote}
+def open_called_pods(labs: list) -> None:
+    """Every pod whose IP a sidecar of another cluster holds as an endpoint (after lab/remote_endpoints.py)
+    gets its sidecar listening at that IP and port, over Istio mTLS. Before any Envoy starts."""
+    called: dict[str, set[int]] = {}  # pod IP -> ports other clusters call it on
+    for lab in labs:
+        for resources in lab.sidecar_resources():
+            for cluster in resources.clusters:
+                for group in (cluster.get("load_assignment") or {}).get("endpoints") or []:
+                    for endpoint in group.get("lb_endpoints") or []:
+                        origin = ((endpoint.get("metadata") or {}).get("filter_metadata") or {}).get("istio") or {}
+                        cluster_id = str(origin.get("workload", "")).split(";")[-1]
+                        if cluster_id and cluster_id != lab.identity.cluster_id:
+                            address = endpoint["endpoint"]["address"]["socket_address"]
+                            called.setdefault(address["address"], set()).add(int(address["port_value"]))
+    for lab in labs:
+        for pod in lab.objects:
+            ip = (pod.get("status") or {}).get("podIP")
+            if pod["kind"] == "Pod" and ip in called:
+                resources = lab._xds.registered_for(xds.node_id(pod))
+                if resources is not None:
+                    xds.accept_mtls_at_pod_ip(resources, ip, called[ip])

@@ -118,11 +118,7 @@ class Lab:
     """A running lab cluster. Use as a context manager; `.kubeconfig` points kubectl and the plugin at it."""
 
     shared_ca: CertificateAuthority | None = None  # set by lab/multicluster.py: the mesh's common root
-    # Set by lab/multicluster.py: this cluster's own pod CIDR, the pods of other clusters istiod reads (their
-    # endpoints join Services without local pods), and this cluster's pods that other clusters call.
-    pod_cidr: str = "10.244.0.0/16"
-    remote_pods: tuple[dict, ...] = ()
-    called_from_afar: frozenset[tuple[str, str]] = frozenset()
+    pod_cidr = "10.244.0.0/16"  # lab/multicluster.py gives each cluster its own, as one flat network needs
     drive_on_start = True  # a multi-cluster lab drives traffic once every cluster runs (calls cross clusters)
 
     def __init__(self, scenarios: Sequence[str | dict] = ("bookinfo-healthy",), workdir: str | Path | None = None,
@@ -196,38 +192,47 @@ class Lab:
     def start(self) -> "Lab":
         began = time.monotonic()
         try:
-            sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
-            self._store = ObjectStore((), istio_installed=True)
-            self._xds = XdsRestServer()
-            self._xds_lost = XdsRestServer()
-            self._thread = KubeApiServerThread(
-                lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
-            self._thread.start()
-            self._thread.call(self._xds.start)
-            self._thread.call(self._xds_lost.start)
-            self._build()
-            for obj in self.objects:
-                self._store.add(obj)
-            self._start_stand_ins()
-            for expanded in self.expanded:
-                for ip, settings in expanded.served.items():
-                    self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
-            for proxy in self.proxies:
-                proxy.envoy.start()
-            for proxy in self.proxies:
-                proxy.envoy.wait_admin()
-                if proxy.pods[0].state in CONFIGURED:
-                    proxy.envoy.wait_live()
-            self._thread.call(self._start_agents)
-            self._lose_istiod()
-            if self.drive_on_start:
-                self._drive_traffic()
-            self.server.write_kubeconfig(self.kubeconfig)
+            self._prepare()
+            self._launch()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def _prepare(self) -> None:
+        """The API server, the xDS servers and every object and sidecar configuration; no Envoy runs yet
+        (a multi-cluster lab adds the other clusters' endpoints in between, lab/remote_endpoints.py)."""
+        sidecar_exec = self._exec = SidecarExec(self.agents, self._istiod)
+        self._store = ObjectStore((), istio_installed=True)
+        self._xds = XdsRestServer()
+        self._xds_lost = XdsRestServer()
+        self._thread = KubeApiServerThread(
+            lambda: KubeApiServer(self._store, sidecar_exec.exec, sidecar_exec.logs, self.policy))
+        self._thread.start()
+        self._thread.call(self._xds.start)
+        self._thread.call(self._xds_lost.start)
+        self._build()
+        for obj in self.objects:
+            self._store.add(obj)
+
+    def _launch(self) -> None:
+        """Start what ``_prepare`` configured: stand-ins, Envoys, agents, then the scenario's traffic."""
+        self._start_stand_ins()
+        for expanded in self.expanded:
+            for ip, settings in expanded.served.items():
+                self._apps.start(self._app_ports[ip], settings, xds.APP_ADDRESS)
+        for proxy in self.proxies:
+            proxy.envoy.start()
+        for proxy in self.proxies:
+            proxy.envoy.wait_admin()
+            if proxy.pods[0].state in CONFIGURED:
+                proxy.envoy.wait_live()
+        self._thread.call(self._start_agents)
+        self._lose_istiod()
+        if self.drive_on_start:
+            self._drive_traffic()
+        self.server.write_kubeconfig(self.kubeconfig)
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice and after a failed start."""
@@ -257,12 +262,6 @@ class Lab:
     # -- building ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        if not self.expanded:  # a multi-cluster lab builds every cluster's objects before starting any
-            self._build_objects()
-        self._build_proxies()
-
-    def _build_objects(self) -> None:
-        """The cluster's API objects (pods with their IPs), pod agents and CAs: what other clusters may need."""
         clusters = [s.get("cluster") or {} for s in self._scenario_data]
         dns_ip = next((c["dnsServiceIP"] for c in clusters if c.get("dnsServiceIP")), DEFAULT_DNS_IP)
         dns_created = next((str(c["dnsServiceCreated"]) for c in clusters if c.get("dnsServiceCreated")), CREATED)
@@ -272,7 +271,7 @@ class Lab:
             revision = scenario_revision(data)
             revisions[revision] = revisions.get(revision, True) and (data.get("cluster") or {}).get("istiodReady", True)
         ca_cfg = next((c for c in clusters if c.get("caRemainingHours") is not None), {})
-        pool = AddressPool(pod_cidr=self.pod_cidr)
+        pool = AddressPool(self.pod_cidr)
         pool.taken.add(dns_ip)
         redundancy = {scenario_revision(d): Redundancy.from_cluster(d.get("cluster") or {})
                       for d in reversed(self._scenario_data) if Redundancy.declared_in(d.get("cluster") or {})}
@@ -297,9 +296,7 @@ class Lab:
             float(ca_cfg.get("caLifetimeHours", 24 * 365 * 10)), ca_cfg.get("caRemainingHours")))
         self._cas: dict[str, CertificateAuthority] = {"": self._ca}
         self.objects.extend(self._root_cert_config_maps())
-
-    def _build_proxies(self) -> None:
-        model = xds.MeshModel(self.objects, remote_pods=self.remote_pods)
+        model = xds.MeshModel(self.objects)
         pods = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in self.objects if o["kind"] == "Pod"}
         self._stand_in_ports: dict[str, int] = {}
         self._stand_in_specs: dict[int, StandIn] = {}
@@ -369,8 +366,7 @@ class Lab:
         if first.state in CONFIGURED:
             wiring = xds.SidecarWiring(access_log_path=str(access_log), bound_listeners=bound,
                                        original_dst_targets=targets, virtual_outbound_port=vout,
-                                       virtual_inbound_port=vin, app_ports=self._app_ports,
-                                       mtls_at_pod_ip=(first.namespace, first.pod) in self.called_from_afar)
+                                       virtual_inbound_port=vin, app_ports=self._app_ports)
             resources = xds.sidecar_resources(model, pod, wiring)
             xds_server.register(xds.node_id(pod), resources)
             mode = "rest" if first.state == "healthy" else "lost"

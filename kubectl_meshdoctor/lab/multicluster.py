@@ -9,9 +9,12 @@ Each cluster gets the identity Istio's installation gives it: the injector's env
 (``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
 ``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config. The clusters
 share one root CA (the plugged-in ``cacerts`` of the install guides) unless one is given its own, so each
-real Envoy's ROOTCA is the mesh's root. Each cluster has a pod CIDR of its own on loopback, and a Service
-without local pods gets the endpoints of the clusters its istiod has synced, so sidecars really call each
-other across clusters over Istio mTLS (lab/crosscluster.py).
+real Envoy's ROOTCA is the mesh's root (and the cluster holds the ``cacerts`` Secret). Each cluster has its
+own pod CIDR, a loopback 127.x.y.0/24 so that every pod IP is reachable on this machine
+(lab/crosscluster.py), and each sidecar's endpoints of a Service that also runs in a cluster its istiod
+reads (synced) include that cluster's pods, as istiod merges them (lab/remote_endpoints.py): every
+cluster is prepared first, the endpoints added, the called pods' sidecars opened at their pod IPs
+(lab/crosscluster.py), then the Envoys started, and the traffic driven once all of them run.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from typing import Sequence
 import yaml
 
 from kubectl_meshdoctor.lab.certs import CertificateAuthority
-from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER, called_pods, loopback_pod_cidrs, meshed_pods
+from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER, loopback_pod_cidrs, open_called_pods
 from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
+from kubectl_meshdoctor.lab.remote_endpoints import add_remote_endpoints
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,13 @@ class ClusterLab(Lab):
 
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
                  root: CertificateAuthority | None, east_west_gateway: str | None = None,
-                 istio_version: str | None = None, namespace_networks: dict[str, str] | None = None,
-                 network_gateways: Sequence[str] = ()):
+                 istio_version: str | None = None, pod_cidr: str = Lab.pod_cidr,
+                 namespace_networks: dict[str, str] | None = None, network_gateways: Sequence[str] = ()):
         super().__init__(scenarios, workdir=workdir)
-        self.identity = identity
+        self.pod_cidr = pod_cidr
         self.namespace_networks = dict(namespace_networks or {})
         self.network_gateways = tuple(network_gateways)
+        self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
         self.istio_version = istio_version
@@ -80,23 +85,23 @@ class ClusterLab(Lab):
                                                          for w in data.get("workloads") or []])
                                    for data in self._scenario_data]
 
-    def _build_objects(self) -> None:
-        super()._build_objects()
+    def _build(self) -> None:
+        super()._build()
         for obj in self.objects:
-            namespace = (obj.get("metadata") or {}).get("namespace")
-            network = self.namespace_networks.get(namespace, self.identity.network)
+            network = self.namespace_networks.get((obj.get("metadata") or {}).get("namespace"), self.identity.network)
             apply_identity(obj, replace(self.identity, network=network) if obj["kind"] == "Pod" else self.identity)
             if self.istio_version:
                 set_istiod_release(obj, self.istio_version)
         if self.shared_ca is not None:
             self.objects.append(plugged_in_ca(self.shared_ca))
-
-    def _build(self) -> None:
-        super()._build()
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
         for network in self.network_gateways:
             self.objects.extend(east_west_gateway(network, True, suffix=f"-{network}"))
+
+    def sidecar_resources(self) -> list:
+        """The configuration of every configured sidecar, before its Envoy starts (lab/remote_endpoints.py)."""
+        return self._xds.registered() + self._xds_lost.registered()
 
 
 def plugged_in_ca(root: CertificateAuthority) -> dict:
@@ -199,33 +204,27 @@ class MultiLab:
     def start(self) -> "MultiLab":
         try:
             ids = {c.context: (c.identity or MeshIdentity(cluster_id=c.context)).cluster_id for c in self.clusters}
-            synced: dict[str, list[str]] = {}  # context -> the contexts its istiod reads and has synced
+            prepared = []
             for cluster, cidr in zip(self.clusters, loopback_pod_cidrs(len(self.clusters))):
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway,
-                                 cluster.istio_version, cluster.namespace_networks, cluster.network_gateways)
-                lab.pod_cidr = cidr
+                                 cluster.istio_version, pod_cidr=cidr, namespace_networks=cluster.namespace_networks,
+                                 network_gateways=cluster.network_gateways)
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
-                synced[cluster.context] = [c for c in ids if c != cluster.context and reads.get(ids[c]) == "synced"]
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
                 lab._istiod.clusterz = [{"id": identity.cluster_id, "secretName": "", "syncStatus": "synced"}] + [
                     {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
                     for other, status in reads.items()]
                 self.labs[cluster.context] = lab
-                lab._build_objects()  # every cluster's pod IPs, before any sidecar is configured
-            called: dict[str, set] = {context: set() for context in self.labs}
-            for context, lab in self.labs.items():
-                # istiod sends its sidecars the endpoints of the clusters it has synced (MD0701's story: none).
-                remote = [p for other in synced[context] for p in meshed_pods(self.labs[other].objects)]
-                lab.remote_pods = tuple(remote)
-                for other in synced[context]:
-                    called[other] |= called_pods(lab.objects, meshed_pods(self.labs[other].objects))
-            for context, lab in self.labs.items():
-                lab.called_from_afar = frozenset(called[context])
-                lab.start()
-            for lab in self.labs.values():
+                lab._prepare()
+                prepared.append((lab, reads))
+            add_remote_endpoints(prepared)
+            open_called_pods([lab for lab, _ in prepared])
+            for lab, _ in prepared:
+                lab._launch()
+            for lab, _ in prepared:  # calls cross clusters: every cluster's Envoys run by now
                 lab._drive_traffic()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
         except BaseException:

@@ -121,13 +121,9 @@ def mesh_outbound_mode(config_map: dict) -> str:
 class MeshModel:
     """Index of the objects istiod would watch: Services, Pods, DestinationRules, VirtualServices."""
 
-    def __init__(self, objects: Iterable[dict], remote_pods: Iterable[dict] = ()):
+    def __init__(self, objects: Iterable[dict]):
         self.services: list[MeshService] = []
         self.pods: list[dict] = []
-        # Multi-cluster labs: pods of the other clusters istiod reads (lab/multicluster.py). Istio merges every
-        # cluster's endpoints of a Service of the same name and namespace; the lab adds them only to Services
-        # with no local pod, so each cluster's own stories keep their local-only endpoints.
-        self.remote_pods = list(remote_pods)
         self.destination_rules: list[dict] = []
         self.virtual_services: list[dict] = []
         self.sidecars: list[dict] = []
@@ -191,14 +187,12 @@ class MeshModel:
 
     def service_pods(self, service: MeshService, extra_labels: dict[str, str] | None = None) -> list[dict]:
         wanted = {**service.selector, **(extra_labels or {})}
-
-        def selected(pods: list[dict]) -> list[dict]:
-            return [pod for pod in pods
-                    if pod["metadata"].get("namespace") == service.namespace
-                    and service.selector and _selects(wanted, _labels(pod))
-                    and pod.get("status", {}).get("podIP")]
-
-        return selected(self.pods) or selected(self.remote_pods)
+        return [
+            pod for pod in self.pods
+            if pod["metadata"].get("namespace") == service.namespace
+            and service.selector and _selects(wanted, _labels(pod))
+            and pod.get("status", {}).get("podIP")
+        ]
 
     def destination_rule(self, host: str) -> dict | None:
         for rule in self.destination_rules:
@@ -273,6 +267,33 @@ def _istio_mtls_server_socket() -> dict:
     }
 
 
+def accept_mtls_at_pod_ip(resources: "SidecarResources", pod_ip: str, ports: Iterable[int]) -> None:
+    """Let sidecars elsewhere reach this one at ``pod_ip``:port over Istio mTLS (multi-cluster labs).
+
+    What iptables does in a pod: connections to the pod IP's inbound ports end at virtualInbound, whose
+    chain for the port matches by destination port; the TLS inspector tells Istio mTLS from plain text, and
+    the mTLS chain terminates it with the workload certificate before the port's usual filters."""
+    inbound = next((l for l in resources.listeners if l["name"] == "virtualInbound"), None)
+    if inbound is None:
+        return
+    chains, wanted = inbound["filter_chains"], set(ports)
+    opened = []
+    for chain in list(chains):
+        port = (chain.get("filter_chain_match") or {}).get("destination_port")
+        if port in wanted and "transport_socket" not in chain:
+            tls = {"name": f"{chain['name']}_mtls", "filter_chain_match": {"destination_port": port,
+                                                                          "transport_protocol": "tls"},
+                   "transport_socket": _istio_mtls_server_socket(), "filters": chain["filters"]}
+            chains.insert(chains.index(chain), tls)
+            opened.append(port)
+    if not opened:
+        return
+    inbound["additional_addresses"] = [{"address": {"socket_address": {"address": pod_ip, "port_value": port}}}
+                                       for port in sorted(opened)]
+    inbound["listener_filters"].append({"name": "envoy.filters.listener.tls_inspector",
+                                        "typed_config": {"@type": T_TLS_INSPECTOR}})
+
+
 def _tls_mode(rule: dict | None, port: int, subset: str) -> str | None:
     """The DestinationRule's tls.mode for (port, subset): subset policy, then port policy, then top."""
     if rule is None:
@@ -308,9 +329,6 @@ class SidecarWiring:
     # and their own inbound cluster, point at APP_ADDRESS:port, so requests really reach a server (with its
     # latency, its refusals).
     app_ports: dict[str, int] = field(default_factory=dict)
-    # Multi-cluster labs: sidecars of other clusters call this pod at its pod IP (a loopback address of its
-    # cluster's pod CIDR), so virtualInbound also listens there on each inbound port and terminates Istio mTLS.
-    mtls_at_pod_ip: bool = False
 
 
 # Where the lab's stand-in apps play "the pod IP": another loopback address, so that an app bound to
@@ -635,31 +653,18 @@ def sidecar_resources(model: MeshModel, pod: dict, wiring: SidecarWiring) -> Sid
             # permissive HTTP match has no ALPN condition), without accept_http_10 unless PILOT_HTTP10.
             filters = (_inbound_http_chain(iname, target, port["port"], wiring)
                        if port_protocol(port) in HTTP_PROTOCOLS else _tcp_chain(iname, wiring, iname))
-            if wiring.mtls_at_pod_ip:
-                inbound_chains.append({"name": f"0.0.0.0_{target}_mtls",
-                                       "filter_chain_match": {"destination_port": target, "transport_protocol": "tls"},
-                                       "transport_socket": _istio_mtls_server_socket(), "filters": filters})
             inbound_chains.append({"name": f"0.0.0.0_{target}",
                                    "filter_chain_match": {"destination_port": target},
                                    "filters": filters})
     if wiring.virtual_inbound_port:
-        inbound: dict[str, Any] = {
+        listeners.append({
             "@type": T_LISTENER, "name": "virtualInbound", "traffic_direction": "INBOUND",
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": wiring.virtual_inbound_port}},
             "listener_filters": [_proxy_protocol_filter()],  # the pod IP:port the client called (lab only)
             "filter_chains": inbound_chains + [{"name": "virtualInbound-catchall",
                                                 "filters": _tcp_chain("InboundPassthroughCluster", wiring,
                                                                       "InboundPassthroughCluster")}],
-        }
-        if wiring.mtls_at_pod_ip:
-            # What iptables does in a pod: the pod IP's inbound ports end at virtualInbound, whose chain for the
-            # port then matches by destination port; TLS is told apart from plain text by the TLS inspector.
-            inbound["additional_addresses"] = [
-                {"address": {"socket_address": {"address": pod["status"]["podIP"], "port_value": port}}}
-                for port in sorted(seen)]
-            inbound["listener_filters"].append({"name": "envoy.filters.listener.tls_inspector", "typed_config": {
-                "@type": T_TLS_INSPECTOR}})
-        listeners.append(inbound)
+        })
     if wiring.virtual_outbound_port:
         # Unknown destinations: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY (listener_builder.go).
         egress = "BlackHoleCluster" if registry_only else "PassthroughCluster"

@@ -26,6 +26,14 @@ class XdsRestServer:
     def register(self, node_id: str, resources: SidecarResources) -> None:
         self._by_node[node_id] = resources
 
+    def registered(self) -> list[SidecarResources]:
+        """Every sidecar's resources, to amend before its Envoy first asks (lab/remote_endpoints.py)."""
+        return list(self._by_node.values())
+
+    def registered_for(self, node_id: str) -> SidecarResources | None:
+        """One sidecar's resources, to amend before its Envoy first asks (lab/crosscluster.py)."""
+        return self._by_node.get(node_id)
+
     async def _discovery(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         type_url = _TYPES.get(kind)
