@@ -12,7 +12,8 @@ never got its configuration does.
 
 The admin paths come from one table (collect/admin_requests.py). A pod's requests run side by side in
 the sweep's pool; each output is reduced right after it arrives and only the reduced evidence is
-kept, and at most LARGE_ANSWERS_IN_FLIGHT config_dump answers exist at once, however many pods.
+kept, and at most LARGE_ANSWERS_IN_FLIGHT large answers are received or held at once, however many
+pods.
 """
 
 from __future__ import annotations
@@ -132,14 +133,18 @@ MISSING_EXIT_CODES = (126, 127)  # the runtime could not start the command (not 
 CURL_CONNECTION_REFUSED = 7
 CURL_HTTP_ERROR = 22  # curl -f: the server answered 400 or more
 LOG_LIMIT_BYTES = 8 * 1024 * 1024  # newest log window is bounded, like the reduced evidence
-# config_dump parts (megabytes each) in flight or waiting to be reduced, over a whole sweep: bounds the
-# plugin's memory by this many answers however many requests are in flight. Measured on the bench (60
-# pods, one reducer helper): plugin peak RSS ~150 MB with 24, ~120 MB with 12, ~105 MB with 8, and 8
-# slowed the sweep by ~30% (config parts waiting for a slot); bench/RESULTS.md.
+# Answers that can be large (config_dump parts, /certs, server_info: up to megabytes each) being
+# received or waiting to be reduced, over a whole sweep: room is taken when an answer starts to arrive,
+# not when it is asked for, so it bounds memory without holding requests back. Measured on the bench
+# (60 pods, 1500 services, one reducer helper, load 3-5): plugin peak RSS ~118 MB with 12, ~125 MB with
+# 16, ~150 MB with 24 when room was taken at the request (bench/RESULTS.md).
 LARGE_ANSWERS_IN_FLIGHT = 12
 _REFUSED = re.compile(r"connection refused", re.I)
 _UNSUCCESSFUL = re.compile(r"unsuccessful status code (\d{3}):?\s*(.*)", re.S)
 _PARAMETERS_REFUSED = re.compile(r"unsuccessful status code (400|404)")
+# A whole dump's first section (Envoy writes "@type" first): a section type, not one resource's
+# ("...ClustersConfigDump.DynamicCluster"). Read from the answer's first bytes, before it is reduced.
+_WHOLE_DUMP = re.compile(rb'"@type"\s*:\s*"type\.googleapis\.com/envoy\.admin\.v[23]\.\w+ConfigDump"')
 
 
 @dataclass(frozen=True)
@@ -210,8 +215,12 @@ class Cancellation:
 
 
 def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv, timeout: float,
-                 container: str = SIDECAR, cancellation: Cancellation | None = None) -> ExecOutput:
+                 container: str = SIDECAR, cancellation: Cancellation | None = None,
+                 before_output: Callable[[], None] | None = None) -> ExecOutput:
     """Run ``argv`` in the container and wait at most ``timeout`` seconds; raises ExecError only.
+
+    ``before_output`` runs once, when the first frame of the answer is there and before it is read:
+    the caller may wait there for room to hold a large answer (it may raise ExecError).
 
     The exec is requested the way kubectl does it (a WebSocket upgrade of GET .../pods/NAME/exec,
     channel protocol v5 or v4), directly on websocket-client rather than through
@@ -224,7 +233,7 @@ def exec_command(api_client: k8s.ApiClient, namespace: str, pod: str, argv: Argv
     if cancellation is not None:
         cancellation.track(ws)
     try:
-        channels = _read_until_closed(ws, timeout)
+        channels = _read_until_closed(ws, timeout, before_output)
         if cancellation is not None and cancellation.cancelled:
             raise ExecError("cancelled")
         if channels is None:
@@ -325,7 +334,8 @@ def _proxy_options(configuration: k8s.Configuration) -> dict[str, Any]:
     return options
 
 
-def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, bytearray] | None:
+def _read_until_closed(ws: websocket.WebSocket, timeout: float,
+                       before_output: Callable[[], None] | None = None) -> dict[int, bytearray] | None:
     """Every channel's output once the server closes the exec stream; None when ``timeout`` runs out.
 
     Frames are appended to one bytearray per channel (amortised growth, no copy at the end): a growing
@@ -345,6 +355,9 @@ def _read_until_closed(ws: websocket.WebSocket, timeout: float) -> dict[int, byt
                 return None
             if not poller.poll(remaining * 1000):
                 continue
+        if before_output is not None:
+            before_output()
+            before_output = None
         opcode, frame = ws.recv_data_frame(True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             break
@@ -438,10 +451,6 @@ class ParameterSupport:
 
 
 UNKNOWN_VERSION = "unknown"
-
-
-class _ParametersRefused(Exception):
-    """The proxy answered a config_dump part with an HTTP error or a non-JSON body."""
 
 
 class PodReader:
@@ -642,11 +651,11 @@ class PodReader:
         except ParseError as exc:
             self.reading.gap(endpoint, str(exc))
 
-    def _run(self, argv: Argv) -> ExecOutput:
+    def _run(self, argv: Argv, before_output: Callable[[], None] | None = None) -> ExecOutput:
         with self.in_flight:  # a slot of the sweep's --concurrency, for the exec only
-            return self._run_in_slot(argv)
+            return self._run_in_slot(argv, before_output)
 
-    def _run_in_slot(self, argv: Argv) -> ExecOutput:
+    def _run_in_slot(self, argv: Argv, before_output: Callable[[], None] | None = None) -> ExecOutput:
         remaining = self._remaining()
         if self.cancellation.cancelled:
             raise ExecError("cancelled")
@@ -658,7 +667,7 @@ class PodReader:
         try:
             with self._busy():
                 output = exec_command(self._client(), self.namespace, self.name, command, remaining,
-                                      cancellation=self.cancellation)
+                                      cancellation=self.cancellation, before_output=before_output)
             self.on_exec_answered()
         except ExecError as exc:
             if exc.timed_out:
@@ -666,7 +675,7 @@ class PodReader:
             raise
         if output.exit_code in MISSING_EXIT_CODES and command == argv and argv in CURL_FALLBACK:
             self.use_curl = True  # no pilot-agent in this image: the same requests through curl
-            return self._run_in_slot(argv)
+            return self._run_in_slot(argv, before_output)
         return output
 
     def _reduce(self, step: Step, output: ExecOutput) -> Any:
@@ -684,7 +693,8 @@ class PodReader:
 
     def _read_step(self, step: Step) -> None:
         try:
-            value = self._reduce(step, self._run(step.command))  # the raw output is dropped here
+            with self._large_answer() as admit:  # /certs is ~1 MB at 1500 services
+                value = self._reduce(step, self._run(step.command, admit))  # the raw output is dropped here
             if value is not None:
                 self.reading.fields[step.field] = _shared(value)
         finally:
@@ -694,15 +704,17 @@ class PodReader:
     # --- config_dump: the masked parts, or the whole dump ----------------------------------------------
 
     def _read_config(self, index: int) -> None:
-        if self._choose_config_mode() == "full":
-            if index == 0:
-                self._read_full_config()
-            return
         step = CONFIG_STEPS[index]
-        try:
-            with self._large_answer():
-                part = self._config_part(step, self._run(step.command))  # the raw answer is dropped here
-        except _ParametersRefused:
+        with self._large_answer() as admit:
+            asked = self._ask_config(index, admit)
+            if asked is None:
+                return  # the whole dump: the first config task reads it
+            mode, output, refused = asked
+            if mode == "full":
+                self._full = self._reduce(FULL_CONFIG_STEP, output)
+                return
+            part = None if refused else self._config_part(step, output)  # the raw answer is dropped here
+        if refused:
             self._fall_back_to_full_dump()
             return
         if part is None:
@@ -713,7 +725,30 @@ class PodReader:
                 self._full = self._full or part
             return
         with self._lock:
-            self._parts[index] = part
+            self._parts[index] = _shared.part(part)  # shared at once: the pod's other parts may be far off
+
+    def _ask_config(self, index: int, admit: Callable[[], None]) -> tuple[str, ExecOutput, bool] | None:
+        """Send config task ``index``'s request: (mode, output, whether the proxy refused the parameters).
+
+        The mode is chosen in the request's slot, when it can go out: a refusal met by a request that
+        went out before (this pod's or another pod's of the same version) is known by then. The proxy's
+        version is waited for outside any slot, so no slot waits for another request.
+        """
+        while True:
+            if self.support.any():
+                self._version()  # waits for this pod's server_info, holding no slot
+            with self.in_flight:
+                if self.support.any() and not self._server_info_read.is_set():
+                    continue  # a refusal became known meanwhile: learn this proxy's version first
+                mode = self._choose_config_mode()
+                if mode == "full" and index != 0:
+                    return None
+                output = self._run_in_slot(FULL_CONFIG_STEP.command if mode == "full" else CONFIG_STEPS[index].command,
+                                           admit)
+                refused = mode == "parts" and self._refuses_parameters(output)
+                if refused or (mode == "parts" and _WHOLE_DUMP.search(output.stdout[:4096])):
+                    self.support.remember(self._version())  # refused, or ignored: the whole dump came
+                return mode, output, refused
 
     def _choose_config_mode(self) -> str:
         with self._lock:
@@ -734,13 +769,15 @@ class PodReader:
         info = self.reading.fields.get("server_info")
         return getattr(info, "version", "") or UNKNOWN_VERSION
 
-    def _config_part(self, step: Step, output: ExecOutput) -> PartialConfig | None:
+    def _refuses_parameters(self, output: ExecOutput) -> bool:
+        """The proxy answered a config_dump part with an HTTP error or a non-JSON body."""
         if output.exit_code != 0:
             text = (output.stderr + output.stdout).decode("utf-8", "replace")
-            if _PARAMETERS_REFUSED.search(text) or (self.use_curl and output.exit_code == CURL_HTTP_ERROR):
-                raise _ParametersRefused
-        elif not output.stdout[:256].lstrip().startswith(b"{"):  # a slice: the answer can be megabytes
-            raise _ParametersRefused  # pilot-agent passes a 404 body on with exit 0
+            return bool(_PARAMETERS_REFUSED.search(text)) or (self.use_curl and output.exit_code == CURL_HTTP_ERROR)
+        # A slice: the answer can be megabytes. pilot-agent passes a 404 body on with exit 0.
+        return not output.stdout[:256].lstrip().startswith(b"{")
+
+    def _config_part(self, step: Step, output: ExecOutput) -> PartialConfig | None:
         if output.exit_code != 0:
             failure = _failure(self._shown(step.command), output)
             self._part_failures.append(("config_dump", f"{failure} ({step.endpoint.split(' ', 1)[-1]})"))
@@ -752,7 +789,6 @@ class PodReader:
             return None
 
     def _fall_back_to_full_dump(self) -> None:
-        self.support.remember(self._version())
         with self._lock:
             if self._config_mode == "full":
                 return  # another part of this pod found out first and reads the whole dump
@@ -760,18 +796,31 @@ class PodReader:
         self._read_full_config()
 
     def _read_full_config(self) -> None:
-        with self._large_answer():
-            self._full = self._reduce(FULL_CONFIG_STEP, self._run(FULL_CONFIG_STEP.command))
+        with self._large_answer() as admit:
+            self._full = self._reduce(FULL_CONFIG_STEP, self._run(FULL_CONFIG_STEP.command, admit))
 
     @contextlib.contextmanager
-    def _large_answer(self) -> Iterator[None]:
-        """A slot for one config_dump answer, from its request until it is reduced."""
-        if not self.large_answers.acquire(timeout=max(0.0, self._remaining())):
-            raise ExecError("pod time budget spent waiting for a config_dump slot", timed_out=True)
+    def _large_answer(self) -> Iterator[Callable[[], None]]:
+        """Room for one large answer, from its first byte until it is reduced.
+
+        Yields ``admit``, which the exec calls when the answer starts to arrive: the request itself goes
+        out at once (most of its time is the round trip and Envoy building the answer, which cost no
+        memory here), and only receiving it waits for room.
+        """
+        held = []
+
+        def admit() -> None:
+            if held:
+                return
+            if not self.large_answers.acquire(timeout=max(0.0, self._remaining())):
+                raise ExecError("pod time budget spent waiting for room for a config_dump answer", timed_out=True)
+            held.append(True)
+
         try:
-            yield
+            yield admit
         finally:
-            self.large_answers.release()
+            if held:
+                self.large_answers.release()
 
     def _shown(self, argv: Argv) -> str:
         command = CURL_FALLBACK.get(argv, argv) if self.use_curl else argv
@@ -906,6 +955,17 @@ class _SharedValues:
     def one(self, value: Any) -> Any:
         with self._lock:
             return self._values.setdefault(value, value)
+
+    def part(self, part: PartialConfig) -> PartialConfig:
+        """One config_dump part's clusters and route targets, shared with the pods that hold them too.
+
+        A sweep asks a group of pods one request each per round, so each pod's parts wait for its
+        others far longer than when a pod's requests went out together: unshared, 32 pods' parts of
+        1500 clusters each held the plugin ~40 MB above its peak (bench, 60 pods).
+        """
+        part.clusters = {name: self.one(cluster) for name, cluster in part.clusters.items()}
+        part.targets = dict.fromkeys(self.one(target) for target in part.targets)
+        return part
 
     def __call__(self, value: Any) -> Any:
         if not isinstance(value, ProxyConfig):
