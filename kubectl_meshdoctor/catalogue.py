@@ -287,8 +287,12 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "validates the peer's chain only against its own ROOTCA.",
         detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
         "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
-        "differently when no root of one appears in the other. Secrets are never read. A pod of those "
-        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here.",
+        "differently when no root of one appears in the other; a cluster without examined sidecars is known by "
+        "the root its istiod publishes in istio-system's istio-ca-root-cert ConfigMap. Whether the cacerts "
+        "Secret exists is read metadata-only (never its data). A pod of those "
+        "clusters whose access log shows CERTIFICATE_VERIFY_FAILED has its failing calls (MD0601) linked here, "
+        "unless the failing endpoint's address is the pod IP of a pod of its own cluster or of a cluster "
+        "sharing its root.",
         fix="Plug the same root into every cluster (istio-system/cacerts with a common root-cert.pem and a "
         "per-cluster intermediate), restart istiod, then restart the workloads so their certificates and "
         "ROOTCA are reissued.",
@@ -523,9 +527,13 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "an address the other networks can reach, ready gateway pods, and a Gateway exposing *.local on port "
         "15443 with TLS mode AUTO_PASSTHROUGH. One of these is missing.",
         detection="Multi-cluster runs only, when the clusters read are on at least two networks (the sidecars' "
-        "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label): in each cluster, the "
-        "istio=eastwestgateway Services of istio-system (status.loadBalancer.ingress or externalIPs), their "
-        "Endpoints, and istio-system's Gateways whose selector matches the gateway.",
+        "ISTIO_META_NETWORK, else istio-system's topology.istio.io/network label; a meshed pod's own "
+        "topology.istio.io/network label, which the injector writes, puts it on another network, while a "
+        "workload namespace's label is read neither by the injector nor by istiod): in each cluster, "
+        "for each network its workloads are on, the istio=eastwestgateway Services of istio-system for that "
+        "network (labelled with it; the cluster's own network also takes an unlabelled one) with "
+        "status.loadBalancer.ingress or externalIPs, their Endpoints, and istio-system's Gateways whose "
+        "selector matches the gateway.",
         fix="Install the east-west gateway in that cluster (Istio's multi-cluster guide: "
         "gen-eastwest-gateway.sh with the cluster's network), make sure its Service gets an external address "
         "and its pods are ready, and expose the services with the cross-network Gateway (port 15443, "

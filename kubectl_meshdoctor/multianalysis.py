@@ -101,7 +101,7 @@ def _link_across(clusters: list, findings: list[Finding], groups: dict[tuple, di
             proxy = bundles[item.cluster].proxies.get(item.pod[len(item.cluster) + 1:])
             for cause in causes:
                 if (cause.code in ACROSS_CLUSTERS.get(item.code, ()) and item.cluster in cause.cluster.split(",")
-                        and checks[cause.code].explains(cause, item, proxy)):
+                        and checks[cause.code].explains(cause, item, proxy, clusters)):
                     found.append(cause)
                     linked_pods.setdefault(cause.cause_key, []).append((item.pod, item.cluster))
         if found:

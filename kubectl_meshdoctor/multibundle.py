@@ -60,6 +60,8 @@ class ClusterEvidence:
     # What one of its sidecars holds in EDS for the Services shared with other clusters of the run
     # (collect/remote_endpoints.py): {"pod", "asked", "clusters": {name: [endpoint]}}; None: not asked.
     endpoints: dict | None = None
+    # The root istiod publishes and whether it has a plugged-in CA (collect/trust_anchor.py); None: not read.
+    trust_anchor: dict | None = None
 
     @property
     def cluster_id(self) -> str | None:
@@ -82,6 +84,7 @@ class MultiClusterBundle:
         for index, cluster in enumerate(self.clusters):
             entry = {"context": cluster.context, "server": cluster.server, "identity": cluster.identity,
                      "clusterz": cluster.clusterz, "endpoints": cluster.endpoints,
+                     "trustAnchor": cluster.trust_anchor,
                      "directory": f"clusters/{index}" if cluster.bundle is not None else None,
                      "unreachable": cluster.unreachable}
             header["clusters"].append(entry)
@@ -119,7 +122,8 @@ def load_bundle(path: str | Path) -> EvidenceBundle | MultiClusterBundle:
             clusters.append(ClusterEvidence(context, EvidenceBundle.from_files(member, f"{path}:{directory}"),
                                             identity=identity, server=entry.get("server"),
                                             clusterz=_clusterz(entry.get("clusterz")),
-                                            endpoints=_endpoints(entry.get("endpoints"))))
+                                            endpoints=_endpoints(entry.get("endpoints")),
+                                            trust_anchor=_trust_anchor(entry.get("trustAnchor"))))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError(f"{path}: corrupt multi-cluster bundle ({type(exc).__name__}: {exc})") from None
     if not clusters:
@@ -177,6 +181,19 @@ def _endpoints(value) -> dict | None:
                                       "clusterId": None if e.get("clusterId") is None else str(e["clusterId"]),
                                       "weight": int(e.get("weight", 1))} for e in endpoints]
                          for name, endpoints in value["clusters"].items()}}
+
+
+def _trust_anchor(value) -> dict | None:
+    """The saved trust anchor, reduced again to its known fields (a header is user-editable input)."""
+    if value is None:
+        return None
+    roots = value.get("rootCerts")
+    cacerts = value.get("cacerts")
+    return {"rootCerts": None if roots is None else [
+                {key: str(root[key]) for key in ("serial", "notBefore", "notAfter", "sha256")} for root in roots],
+            "rootCertFound": value.get("rootCertFound"),
+            "cacerts": None if cacerts is None else {"present": bool(cacerts["present"]),
+                                                     "created": _text(cacerts.get("created"))}}
 
 
 def _text(value) -> str | None:

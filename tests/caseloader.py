@@ -80,5 +80,5 @@ def _multi_cluster(path: Path, clusters: list[tuple[dict, list, dict]]):
             bundle.available |= evidence_in(proxy)
         evidence.append(ClusterEvidence(str(doc["context"]), bundle, identity=mesh_identity(bundle),
                                         server=doc.get("server"), clusterz=doc.get("clusterz"),
-                                        endpoints=doc.get("endpoints")))
+                                        endpoints=doc.get("endpoints"), trust_anchor=doc.get("trustAnchor")))
     return MultiClusterBundle(evidence)

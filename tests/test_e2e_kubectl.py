@@ -530,19 +530,19 @@ def _rbac_grants() -> set[tuple[str, str, str]]:
     return grants
 
 
+def _rbac_needed(request) -> tuple[str, str, str]:
+    """(API group, resource, verb) RBAC must grant for one recorded request (not a discovery request)."""
+    parts = request.path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]  # namespaced resource
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    return group, resource, {"exec": "create", "log": "get"}.get(request.verb, request.verb)
+
+
 def test_every_request_is_granted_by_the_documented_rbac(lab, sweep_all):
     grants = _rbac_grants()
-    needed = set()
-    for request in lab.requests:
-        if request.verb == "discovery":
-            continue
-        parts = request.path.strip("/").split("/")
-        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
-        if rest[:1] == ["namespaces"] and len(rest) > 2:
-            rest = rest[2:]  # namespaced resource
-        resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
-        verb = {"exec": "create", "log": "get"}.get(request.verb, request.verb)
-        needed.add((group, resource, verb))
+    needed = {_rbac_needed(request) for request in lab.requests if request.verb != "discovery"}
     assert needed - grants == set(), sorted(needed - grants)
     # the reads behind MD0103 and MD0206 were made, and are granted
     for read in [("", "events", "list"), ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "list"),

@@ -32,7 +32,11 @@ def mesh():
         pytest.skip("the kubectl-meshdoctor script is not installed next to this Python (pip install .)")
     from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
 
-    clusters = [LabCluster("east"), LabCluster("west", ("bookinfo-healthy", "vs-subset-missing")),
+    from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER
+
+    # east's checkout calls ledger, whose only pods run in west: real cross-cluster mTLS, one shared root
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)),
+                LabCluster("west", ("bookinfo-healthy", "vs-subset-missing", SERVER)),
                 LabCluster("south", ("vs-subset-missing",))]
     with MultiLab(clusters, unreachable=["north"]) as running:
         yield running
@@ -66,6 +70,32 @@ def test_healthy_two_cluster_mesh_has_no_error_findings_and_names_each_cluster(m
     assert not [g for g in report["gaps"] if "EDS" in g["what"]], report["gaps"]  # each sidecar answered
     # one root, one mesh, two names, one network, each istiod reading the other cluster
     assert not {"MD0406", "MD0701", "MD0702", "MD0703"} & {f["code"] for f in report["findings"]}
+
+
+def test_calls_across_clusters_succeed_over_mtls_with_one_root_and_the_sweep_is_clean(mesh):
+    east, west = mesh.labs["east"], mesh.labs["west"]
+    checkout = east.pods("payments", app="checkout")[0]
+    ledger = next(o for o in west.objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "ledger")
+    address = f"{ledger['status']['podIP']}:8080"
+    # east's real Envoy reached west's pod IP; west's real Envoy terminated the mTLS (SNI of east's cluster)
+    sent = [line for line in east.logs("payments", checkout).splitlines() if '"GET /entries HTTP/1.1"' in line]
+    assert len(sent) == 2 and all(" 200 - via_upstream " in line and f'"{address}"' in line for line in sent), sent
+    served = west.logs("payments", ledger["metadata"]["name"])
+    assert served.count(" 200 - via_upstream ") == 2 and "outbound_.8080_._.ledger.payments.svc.cluster.local" in served
+    assert not ledger["status"]["podIP"].startswith(east.pod_cidr.rsplit(".", 1)[0] + ".")  # its own pod CIDR
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "payments", "--context", "east,west", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = as_json(result)
+    assert {p["pod"].split("/")[0] for p in report["pods"]} == {"east", "west"}
+    assert not [f for f in report["findings"] if f["severity"] == "error"], report["findings"]
+
+
+def test_clusters_without_examined_sidecars_are_compared_by_the_root_istiod_publishes(mesh):
+    result = meshdoctor(mesh, "namespace", "sweep", "-n", "istio-system", "--context", "east,west", "-o", "json")
+    assert result.returncode == 0, result.stderr  # one root (the ConfigMaps agree), no sidecar to examine
+    report = as_json(result)
+    assert not [p for p in report["pods"] if p["status"] not in ("unmeshed", "healthy")]
+    assert not [f for f in report["findings"] if f["code"] == "MD0406"]
 
 
 def test_bookinfo_namespace_sweep_of_both_clusters_through_kubectl_is_clean(mesh):
@@ -136,6 +166,22 @@ def test_saved_multi_cluster_bundle_replays_the_same_report(mesh, tmp_path):
     live_report, replayed = as_json(live), as_json(replay)
     for key in ("clusters", "findings", "pods", "rootCauseGroups", "gaps"):
         assert replayed[key] == live_report[key], key
+    import tarfile
+
+    with tarfile.open(saved) as archive:
+        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    header = json.loads(next(content for name, content in files.items() if name.endswith("bundle.json")
+                             and "/clusters/" not in name and not name.startswith("clusters/")))
+    anchors = {c["context"]: c.get("trustAnchor") for c in header["clusters"]}
+    assert anchors["west"]["cacerts"] == {"present": True, "created": "2026-11-20T08:30:00Z"}
+    assert anchors["west"]["rootCerts"][0]["sha256"] and anchors["north"] is None
+    # The cacerts Secret's data (the mesh's CA key, also in its last-applied annotation) is nowhere
+    planted = next(o for o in mesh.labs["west"].objects if o["kind"] == "Secret")["data"]["ca-key.pem"][:40]
+    for name, content in files.items():
+        assert b"ca-key.pem" not in content and b"last-applied" not in content, name
+        assert planted.encode() not in content, name
+    # istio-system's root is kept as serial, validity and fingerprint in the header, not as its PEM
+    assert mesh.root.cert_pem.split(b"\n")[1][:40].decode() not in json.dumps(header)
 
 
 def test_every_cluster_saw_only_reads(mesh):
@@ -158,6 +204,11 @@ def test_every_cluster_saw_only_reads(mesh):
         # that found such Services (here east and west share bookinfo's; south shares storefront with west).
         eds = [q for q in execs if is_endpoint_query(_as_sent(tuple(q["command"])))]
         assert eds and all(q["container"] == ["istio-proxy"] for q in eds), context
+        # Secrets: only cacerts in istio-system, only whether it exists (metadata-only, so no data is sent)
+        secrets = [r for r in requests if "/secrets" in r.path]
+        assert secrets and {(r.verb, r.path) for r in secrets} == {
+            ("get", "/api/v1/namespaces/istio-system/secrets/cacerts")}, context
+        assert all("as=PartialObjectMetadata;g=meta.k8s.io" in r.accept for r in secrets), context
 
 
 def _as_sent(command: tuple) -> tuple:
@@ -170,6 +221,16 @@ def _as_sent(command: tuple) -> tuple:
     if len(command) == 4 and command[3].startswith(ENDPOINTS_PREFIX):
         return command[:3] + (ENDPOINTS_PREFIX + quote(command[3][len(ENDPOINTS_PREFIX):], safe=""),)
     return command
+
+
+def test_every_multi_cluster_read_is_granted_by_the_documented_rbac(mesh):
+    from test_e2e_kubectl import _rbac_grants, _rbac_needed
+
+    grants = _rbac_grants()
+    for context, lab in mesh.labs.items():
+        assert lab.requests, f"{context} was never read (the tests above sweep every cluster first)"
+        needed = {_rbac_needed(request) for request in lab.requests if request.verb != "discovery"}
+        assert ("", "secrets", "get") in needed and needed <= grants, (context, sorted(needed - grants))
 
 
 def test_clusters_that_disagree_on_their_mesh_identity_are_md0703():
@@ -197,8 +258,24 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
         pytest.skip("kubectl is not installed")
     from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
 
-    with MultiLab([LabCluster("east"), LabCluster("west", own_root=True), LabCluster("south")]) as split:
+    from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER
+
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)),
+                LabCluster("west", ("bookinfo-healthy", SERVER), own_root=True), LabCluster("south")]
+    with MultiLab(clusters) as split:
         result = meshdoctor(split, "namespace", "sweep", "-n", "bookinfo", "--all-contexts", "-o", "json")
+        across = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+        table = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west")
+        by_config_maps = meshdoctor(split, "namespace", "sweep", "-n", "istio-system", "--context", "east,west",
+                                    "-o", "json")
+        checkout = split.labs["east"].pods("payments", app="checkout")[0]
+        ledger = split.labs["west"].pods("payments", app="ledger")[0]
+        ledger_ip = next(o["status"]["podIP"] for o in split.labs["west"].objects if o["metadata"]["name"] == ledger)
+        log = split.labs["east"].logs("payments", checkout)
+    # east's real Envoy called west's ledger at its pod IP and refused west's certificate
+    failed = [line for line in log.splitlines() if '"GET /entries HTTP/1.1"' in line]
+    assert len(failed) == 2 and all(" 503 UF " in line and "CERTIFICATE_VERIFY_FAILED" in line
+                                    and f'"{ledger_ip}:8080"' in line for line in failed), failed
     assert result.returncode == 1, result.stderr
     found = [f for f in as_json(result)["findings"] if f["code"] == "MD0406"]
     assert len(found) == 1 and found[0]["rootCause"], found
@@ -206,6 +283,30 @@ def test_a_cluster_with_its_own_root_ca_is_md0406_from_the_real_envoys_rootca():
                                    "cross-cluster mTLS fails certificate verification")
     assert found[0]["cluster"] == "east,west,south"
     assert sum("ROOTCA serial" in line for line in found[0]["evidence"]) == 3  # one root per cluster
+    # -A east,west: checkout's failing calls (MD0601) are MD0406's, confirmed by the endpoint: west's ledger pod
+    assert across.returncode == 1, across.stderr
+    report = as_json(across)
+    cause = next(f for f in report["findings"] if f["code"] == "MD0406")
+    assert cause["cluster"] == "east,west"
+    assert (f"cluster east: payments/{checkout} -> outbound|8080||ledger.payments.svc.cluster.local at {ledger_ip}:8080, "
+            f"pod payments/{ledger} of cluster west: 2 calls failed CERTIFICATE_VERIFY_FAILED") in cause["evidence"]
+    failing = next(f for f in report["findings"] if f["code"] == "MD0601")
+    assert failing["pod"] == f"east/payments/{checkout}" and failing["causedBy"] == ["MD0406"]
+    assert not failing["rootCause"]
+    group = next(g for g in report["rootCauseGroups"] if g["code"] == "MD0406")
+    assert group["pods"] == [f"east/payments/{checkout}"]
+    assert not [f for f in report["findings"] if f["severity"] == "error" and f["rootCause"] and f["code"] != "MD0406"]
+    assert "MD0406 CrossClusterTrustMismatch" in table.stdout and "Traceback" not in table.stderr
+    # istio-system has no sidecar: the clusters are compared by the root each istiod publishes, and west
+    # has no plugged-in CA
+    assert by_config_maps.returncode == 1, by_config_maps.stderr
+    found = next(f for f in as_json(by_config_maps)["findings"] if f["code"] == "MD0406")
+    assert found["cluster"] == "east,west"
+    assert sum("no sidecar examined; istio-ca-root-cert in istio-system publishes root serial" in line
+               for line in found["evidence"]) == 2
+    assert "cluster east: Secret istio-system/cacerts present (created 2026-11-20T08:30:00Z)" in found["evidence"]
+    assert ("cluster west: no Secret istio-system/cacerts: istiod signs with a self-signed root of its own"
+            in found["evidence"])
 
 
 def test_control_planes_two_minors_apart_are_md0205_across_clusters():
@@ -277,6 +378,33 @@ def test_multi_network_mesh_needs_a_working_east_west_gateway_in_each_cluster():
     assert [f["cluster"] for f in report["findings"] if f["code"] == "MD0702"] == ["south"]
     assert any(r.path.endswith("/namespaces/istio-system/gateways") for r in requests)  # the new read
     assert {r.method for r in requests} == {"GET"}
+
+
+def test_pods_injected_onto_a_network_of_their_own_need_its_gateway():
+    """east and west share network1 and each runs its gateway, but west's payments pods were injected onto
+    network2 (ISTIO_META_NETWORK and the pod label): west needs a network2 gateway too. Then the same with
+    that gateway: clean."""
+    if not Path(KUBECTL).exists():
+        pytest.skip("kubectl is not installed")
+    from kubectl_meshdoctor.lab.crosscluster import SERVER
+    from kubectl_meshdoctor.lab.multicluster import LabCluster, MultiLab
+
+    def clusters(*gateways: str) -> list:
+        return [LabCluster("east", east_west_gateway="ready"),
+                LabCluster("west", ("bookinfo-healthy", SERVER), east_west_gateway="ready",
+                           namespace_networks={"payments": "network2"}, network_gateways=gateways)]
+
+    with MultiLab(clusters()) as split:
+        missing = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+        ledger = split.labs["west"].pods("payments", app="ledger")[0]
+    assert missing.returncode == 1, missing.stderr
+    found = [(f["cluster"], f["message"]) for f in as_json(missing)["findings"] if f["code"] == "MD0702"]
+    assert found == [("west", f"cluster west (pod payments/{ledger} on network network2): no east-west gateway for "
+                               "network network2, so clusters on network network1 cannot reach them")]
+    with MultiLab(clusters("network2")) as split:
+        served = meshdoctor(split, "namespace", "sweep", "-A", "--context", "east,west", "-o", "json")
+    assert served.returncode == 0, served.stderr
+    assert not [f for f in as_json(served)["findings"] if f["code"] == "MD0702"]
 
 
 def test_istiod_that_does_not_read_the_other_cluster_is_md0701():

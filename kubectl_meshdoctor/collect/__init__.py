@@ -34,6 +34,9 @@ class CollectOptions:
     # Multi-cluster runs: one proxy.Cancellation shared by every cluster's sweep, which runs outside the
     # main thread and so never sees Ctrl-C itself. None: the sweep makes its own.
     cancellation: object | None = field(default=None, compare=False)
+    # Multi-cluster runs with progress: the sweep reports its pods through this (cluster_progress.py) instead
+    # of drawing a bar of its own. Called with the number of pods, it returns the callable to advance.
+    progress_sink: object | None = field(default=None, compare=False)
 
 
 def collect_evidence(options: CollectOptions):  # -> EvidenceBundle

@@ -19,6 +19,7 @@ from kubectl_meshdoctor.collect.kube import Kube, api_call
 from kubectl_meshdoctor.errors import ClusterError
 
 PAGE_LIMIT = 500  # items per list request; lists continue with the server's `continue` token
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 ISTIO_NETWORKING = "networking.istio.io"
 ISTIO_SECURITY = "security.istio.io"
@@ -96,6 +97,18 @@ class ApiReader:
     def get_config_map(self, namespace: str, name: str) -> dict | None:
         return self._get_or_none("configmaps", namespace,
                                  f"{_collection('/api/v1', namespace, 'configmaps')}/{_q(name)}", "v1", "ConfigMap")
+
+    def get_metadata(self, resource: str, namespace: str, name: str) -> dict | None:
+        """Only the metadata of one object (``Accept: ...;as=PartialObjectMetadata``: the server sends no
+        data), or None when it does not exist. How a Secret's presence is read without its data."""
+        with api_call(self.kube, "get", resource, namespace):
+            try:
+                return _json(self.kube.get(f"{_collection('/api/v1', namespace, resource)}/{_q(name)}",
+                                           accept=METADATA_ONLY), "get")
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
 
     # --- Istio resources ------------------------------------------------------------------------------
 

@@ -61,8 +61,9 @@ class Kube:
         self.request_timeout = request_timeout
         self.api_client = k8s.ApiClient(configuration)
 
-    def get(self, path: str, query: list[tuple[str, object]] | None = None) -> urllib3.BaseHTTPResponse:
-        return get_raw(self.api_client, path, query, self.request_timeout)
+    def get(self, path: str, query: list[tuple[str, object]] | None = None,
+            accept: str = "application/json") -> urllib3.BaseHTTPResponse:
+        return get_raw(self.api_client, path, query, self.request_timeout, accept)
 
     @property
     def server(self) -> str:
@@ -77,7 +78,7 @@ class Kube:
 
 
 def get_raw(api_client: k8s.ApiClient, path: str, query: list[tuple[str, object]] | None,
-            timeout: float) -> urllib3.BaseHTTPResponse:
+            timeout: float, accept: str = "application/json") -> urllib3.BaseHTTPResponse:
     """GET ``path`` (already quoted) as JSON; the raw response, or ApiException for a non-2xx answer.
 
     The tool only reads raw JSON, so it asks through the ApiClient's own request path (auth,
@@ -86,7 +87,7 @@ def get_raw(api_client: k8s.ApiClient, path: str, query: list[tuple[str, object]
     run, measured), and each call validated its arguments again.
     """
     request = api_client.param_serialize(method="GET", resource_path=path, query_params=query or [],
-                                         header_params={"Accept": "application/json"},
+                                         header_params={"Accept": accept},
                                          auth_settings=["BearerToken"])
     response = api_client.call_api(*request, _request_timeout=timeout)
     if not 200 <= response.status <= 299:

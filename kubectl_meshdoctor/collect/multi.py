@@ -14,10 +14,12 @@ import concurrent.futures
 from dataclasses import replace
 
 from kubectl_meshdoctor.collect import CollectOptions
+from kubectl_meshdoctor.collect.cluster_progress import ClusterProgress
 from kubectl_meshdoctor.collect.eastwest import read_east_west
 from kubectl_meshdoctor.collect.clusterz import read_clusterz
 from kubectl_meshdoctor.collect.proxy import Cancellation
 from kubectl_meshdoctor.collect.remote_endpoints import read_shared_endpoints
+from kubectl_meshdoctor.collect.trust_anchor import read_trust_anchor
 from kubectl_meshdoctor.collect.kube import _named, _read_kubeconfig, kubeconfig_paths, resolve_target
 from kubectl_meshdoctor.errors import ClusterError, MeshDoctorError, UsageError
 from kubectl_meshdoctor.multibundle import ClusterEvidence, MultiClusterBundle, mesh_identity
@@ -69,21 +71,27 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
     from kubectl_meshdoctor.collect.sweep import collect
 
     cancellation = Cancellation()
+    display = ClusterProgress(contexts) if options.progress else None  # one bar per cluster, on a terminal
 
     def one(context: str) -> tuple[ClusterEvidence, MeshDoctorError | None]:
         cluster = replace(options.cluster, context=context)
         try:
             server = resolve_target(kubeconfig_paths(cluster.kubeconfig), context).server
-            bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation))
+            bundle = collect(replace(options, cluster=cluster, progress=False, cancellation=cancellation,
+                                     progress_sink=display.sink(context) if display is not None else None))
             read_east_west(cluster, bundle)  # only a mesh of several clusters needs the gateway between them
             clusterz = read_clusterz(cluster, bundle, options.pod_timeout, cancellation)
             return ClusterEvidence(context, bundle, identity=mesh_identity(bundle), server=server,
-                                   clusterz=clusterz), None
+                                   clusterz=clusterz, trust_anchor=read_trust_anchor(cluster, bundle)), None
         except MeshDoctorError as exc:
             return ClusterEvidence(context, None, str(exc)), exc
 
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=len(contexts), thread_name_prefix=WORKER_PREFIX)
     futures = [executor.submit(one, context) for context in contexts]
+    if display is not None:
+        display.start()
+        for future, context in zip(futures, contexts):
+            future.add_done_callback(display.when_done(context))
     try:
         # Short waits keep the main thread responsive to Ctrl-C, which only the main thread receives.
         while not all(f.done() for f in futures):
@@ -96,6 +104,9 @@ def collect_clusters(options: CollectOptions, contexts: list[str]) -> MultiClust
         executor.shutdown(wait=False, cancel_futures=True)
         concurrent.futures.wait(futures, timeout=CANCEL_GRACE_SECONDS)
         raise
+    finally:
+        if display is not None:
+            display.stop()
     executor.shutdown(wait=True)
     # Once every cluster is read: which Services run in several, and what one sidecar of each holds for them.
     read_shared_endpoints(options, [cluster for cluster, _ in results], cancellation)

@@ -391,7 +391,7 @@ class Sweep:
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency) + REDUCING_WORKERS,
                                                          thread_name_prefix=WORKER_PREFIX)
         try:
-            with _progress(options.progress, len(pods)) as advance:
+            with _progress(options.progress, len(pods), options.progress_sink) as advance:
                 submit_interleaved(executor, readers, options.log_since_seconds, self.kube.request_timeout,
                                    group=max(1, options.concurrency))
                 for reader in readers:
@@ -452,8 +452,12 @@ def _revisions(scope_pods: list[dict], objects: list[dict]) -> set[str]:
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator:
-    """A transient progress bar on stderr; a no-op when disabled (machine-readable output)."""
+def _progress(enabled: bool, total: int, sink=None) -> Iterator:
+    """A transient progress bar on stderr; a no-op when disabled (machine-readable output). A multi-cluster
+    run's display (``sink``) draws the bars of all clusters instead."""
+    if sink is not None:
+        yield sink(total)
+        return
     if not enabled or total <= 1:
         yield lambda: None
         return

@@ -90,7 +90,7 @@ def _demo(extra: list[str]) -> int:
     if status in (0, 1):
         from kubectl_meshdoctor.lab.multicluster import demo_story
 
-        # The same sweep without -A: the story appends its own -n and --context.
+        # The same sweep without -A: the story appends its own scope and --context.
         story = [a for a in command if a != "-A"]
         status = demo_story(story, " ".join(["kubectl", *story[1:]] if story[0].endswith("kubectl") else story))
         print(f"\n(multi-cluster sweep exit status {status}; labs stopped)")

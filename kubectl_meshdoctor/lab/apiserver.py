@@ -101,6 +101,11 @@ class RecordedRequest:
     path: str
     query: str
     verb: str  # get/list/watch/exec/log/create/update/patch/delete/discovery
+    accept: str = ""  # the Accept header: a metadata-only read says so (as=PartialObjectMetadata)
+
+
+def wants_metadata_only(accept: str) -> bool:
+    return any("as=PartialObjectMetadata" in part and "g=meta.k8s.io" in part for part in accept.split(","))
 
 
 def _now_timestamp() -> str:
@@ -391,7 +396,8 @@ class KubeApiServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         route = self._route(request.method, request.path, request.query)
-        self.requests.append(RecordedRequest(request.method, request.path, request.query_string, route.verb))
+        self.requests.append(RecordedRequest(request.method, request.path, request.query_string, route.verb,
+                                             request.headers.get("Accept", "")))
         if self.policy.unauthorized or not self._authenticated(request):
             return _status(401, "Unauthorized", "Unauthorized")
         if route.endpoint == "notfound":
@@ -482,6 +488,10 @@ class KubeApiServer:
         obj = _with_api_version(obj, resource.api_version(route.version))
         if wants_table(request.headers.get("Accept", "")):
             return _json(table(resource.kind, [obj]))
+        if wants_metadata_only(request.headers.get("Accept", "")):
+            # The real server's metadata-only answer: no data, no spec, no status (for Secrets too).
+            return _json({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                          "metadata": obj.get("metadata") or {}})
         return _json(obj)
 
     def _list(self, route: _Route, request: web.Request) -> web.Response:

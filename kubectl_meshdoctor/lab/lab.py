@@ -119,6 +119,7 @@ class Lab:
 
     shared_ca: CertificateAuthority | None = None  # set by lab/multicluster.py: the mesh's common root
     pod_cidr = "10.244.0.0/16"  # lab/multicluster.py gives each cluster its own, as one flat network needs
+    drive_on_start = True  # a multi-cluster lab drives traffic once every cluster runs (calls cross clusters)
 
     def __init__(self, scenarios: Sequence[str | dict] = ("bookinfo-healthy",), workdir: str | Path | None = None,
                  policy: AccessPolicy | None = None):
@@ -229,7 +230,8 @@ class Lab:
                 proxy.envoy.wait_live()
         self._thread.call(self._start_agents)
         self._lose_istiod()
-        self._drive_traffic()
+        if self.drive_on_start:
+            self._drive_traffic()
         self.server.write_kubeconfig(self.kubeconfig)
 
     def stop(self) -> None:

@@ -9,10 +9,12 @@ Each cluster gets the identity Istio's installation gives it: the injector's env
 (``ISTIO_META_CLUSTER_ID``, ``ISTIO_META_MESH_ID``, ``TRUST_DOMAIN``, ``ISTIO_META_NETWORK``), istiod's
 ``CLUSTER_ID`` env, and ``trustDomain`` / ``defaultConfig.meshId`` in the mesh config. The clusters
 share one root CA (the plugged-in ``cacerts`` of the install guides) unless one is given its own, so each
-real Envoy's ROOTCA is the mesh's root. Each cluster has its own pod CIDR (10.244/16, 10.245/16, ...), and
-each sidecar's endpoints of a Service that also runs in a cluster its istiod reads (synced) include that
-cluster's pods, as istiod merges them (lab/remote_endpoints.py): every cluster is prepared first, the
-endpoints added, then the Envoys started.
+real Envoy's ROOTCA is the mesh's root (and the cluster holds the ``cacerts`` Secret). Each cluster has its
+own pod CIDR, a loopback 127.x.y.0/24 so that every pod IP is reachable on this machine
+(lab/crosscluster.py), and each sidecar's endpoints of a Service that also runs in a cluster its istiod
+reads (synced) include that cluster's pods, as istiod merges them (lab/remote_endpoints.py): every
+cluster is prepared first, the endpoints added, the called pods' sidecars opened at their pod IPs
+(lab/crosscluster.py), then the Envoys started, and the traffic driven once all of them run.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import yaml
 
 from kubectl_meshdoctor.lab.certs import CertificateAuthority
+from kubectl_meshdoctor.lab.crosscluster import CALLER, SERVER, loopback_pod_cidrs, open_called_pods
 from kubectl_meshdoctor.lab.istiod import ISTIOD_CONTAINER
 from kubectl_meshdoctor.lab.kubeconfig import write_kubeconfig
 from kubectl_meshdoctor.lab.lab import Lab
@@ -54,16 +57,25 @@ class LabCluster:
     reads: dict[str, str] | None = None
     # The Istio release this cluster runs (istiod's image and the proxies its injector gives); None: the lab's.
     istio_version: str | None = None
+    # Namespaces whose pods were injected onto another network (ISTIO_META_NETWORK and the pod label the
+    # injector writes), and the networks besides its own this cluster runs a ready east-west gateway for.
+    namespace_networks: dict[str, str] | None = None
+    network_gateways: tuple[str, ...] = ()
 
 
 class ClusterLab(Lab):
     """One cluster of a multi-cluster lab: a Lab whose objects carry that cluster's mesh identity."""
 
+    drive_on_start = False  # MultiLab drives every cluster's traffic once all of them run
+
     def __init__(self, identity: MeshIdentity, scenarios: Sequence[str | dict], workdir: Path,
                  root: CertificateAuthority | None, east_west_gateway: str | None = None,
-                 istio_version: str | None = None, pod_cidr: str = Lab.pod_cidr):
+                 istio_version: str | None = None, pod_cidr: str = Lab.pod_cidr,
+                 namespace_networks: dict[str, str] | None = None, network_gateways: Sequence[str] = ()):
         super().__init__(scenarios, workdir=workdir)
         self.pod_cidr = pod_cidr
+        self.namespace_networks = dict(namespace_networks or {})
+        self.network_gateways = tuple(network_gateways)
         self.identity = identity
         self.shared_ca = root
         self.east_west_gateway = east_west_gateway
@@ -76,15 +88,40 @@ class ClusterLab(Lab):
     def _build(self) -> None:
         super()._build()
         for obj in self.objects:
-            apply_identity(obj, self.identity)
+            network = self.namespace_networks.get((obj.get("metadata") or {}).get("namespace"), self.identity.network)
+            apply_identity(obj, replace(self.identity, network=network) if obj["kind"] == "Pod" else self.identity)
             if self.istio_version:
                 set_istiod_release(obj, self.istio_version)
+        if self.shared_ca is not None:
+            self.objects.append(plugged_in_ca(self.shared_ca))
         if self.east_west_gateway is not None:
             self.objects.extend(east_west_gateway(self.identity.network, self.east_west_gateway == "ready"))
+        for network in self.network_gateways:
+            self.objects.extend(east_west_gateway(network, True, suffix=f"-{network}"))
 
     def sidecar_resources(self) -> list:
         """The configuration of every configured sidecar, before its Envoy starts (lab/remote_endpoints.py)."""
         return self._xds.registered() + self._xds_lost.registered()
+
+
+def plugged_in_ca(root: CertificateAuthority) -> dict:
+    """The cacerts Secret of the multi-cluster guides (the mesh's root, here also the signing CA), applied
+    with kubectl apply: its data, private key included, is copied into the last-applied annotation too. The
+    plugin may learn only that it exists."""
+    import base64
+    import json
+
+    from kubectl_meshdoctor.lab.certs import _key_pem
+
+    pem = root.cert_pem
+    data = {name: base64.b64encode(value).decode() for name, value in (
+        ("ca-cert.pem", pem), ("ca-key.pem", _key_pem(root._key)), ("root-cert.pem", pem), ("cert-chain.pem", pem))}
+    meta = {"name": "cacerts", "namespace": "istio-system", "uid": "cacerts-plugged-in", "resourceVersion": "1",
+            "creationTimestamp": "2026-11-20T08:30:00Z"}
+    applied = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+               "metadata": {"name": "cacerts", "namespace": "istio-system"}}
+    meta["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": data}
 
 
 def apply_identity(obj: dict, identity: MeshIdentity) -> None:
@@ -97,6 +134,7 @@ def apply_identity(obj: dict, identity: MeshIdentity) -> None:
                                     {"name": "ISTIO_META_MESH_ID", "value": identity.mesh_id},
                                     {"name": "TRUST_DOMAIN", "value": identity.trust_domain},
                                     {"name": "ISTIO_META_NETWORK", "value": identity.network}]
+                meta.setdefault("labels", {})["topology.istio.io/network"] = identity.network  # as the injector
             elif meta.get("labels", {}).get("app") == "istiod" and container["name"] == ISTIOD_CONTAINER:
                 container["env"] = [{"name": "CLUSTER_ID", "value": identity.cluster_id}]
     elif kind == "Namespace" and meta.get("name") == "istio-system":
@@ -117,27 +155,29 @@ def set_istiod_release(obj: dict, version: str) -> None:
             container["image"] = f"{container['image'].rpartition(':')[0]}:{version}"
 
 
-def east_west_gateway(network: str, addressed: bool) -> list[dict]:
+def east_west_gateway(network: str, addressed: bool, suffix: str = "") -> list[dict]:
     """The east-west gateway Istio's multi-cluster guide installs (gen-eastwest-gateway.sh, then the
     cross-network Gateway): its Service (with a LoadBalancer address when ``addressed``), ready Endpoints,
     and the AUTO_PASSTHROUGH Gateway. The gateway pod itself is not played."""
-    labels = {"istio": "eastwestgateway", "app": "istio-eastwestgateway", "topology.istio.io/network": network}
-    meta = {"name": "istio-eastwestgateway", "namespace": "istio-system", "labels": labels,
+    labels = {"istio": "eastwestgateway", "app": f"istio-eastwestgateway{suffix}", "topology.istio.io/network": network}
+    meta = {"name": f"istio-eastwestgateway{suffix}", "namespace": "istio-system", "labels": labels,
             "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"eastwest-{network}"}
     ports = [{"name": "status-port", "port": 15021, "protocol": "TCP"}, {"name": "tls", "port": 15443, "protocol": "TCP"},
              {"name": "tls-istiod", "port": 15012, "protocol": "TCP"}]
     ingress = [{"ip": "203.0.113.20"}] if addressed else []
+    # a gateway of a second network of the cluster selects its own pods
+    selector = {"istio": "eastwestgateway", **({"topology.istio.io/network": network} if suffix else {})}
     return [
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"type": "LoadBalancer", "selector": {"istio": "eastwestgateway"}, "ports": ports,
+         "spec": {"type": "LoadBalancer", "selector": selector, "ports": ports,
                   "clusterIP": "10.96.200.20"},
          "status": {"loadBalancer": {"ingress": ingress} if ingress else {}}},
         {"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta, uid=f"eastwest-ep-{network}"),
          "subsets": [{"addresses": [{"ip": "10.244.200.20"}], "ports": [{"name": "tls", "port": 15443}]}]},
         {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-         "metadata": {"name": "cross-network-gateway", "namespace": "istio-system",
+         "metadata": {"name": f"cross-network-gateway{suffix}", "namespace": "istio-system",
                       "creationTimestamp": "2026-11-20T09:00:00Z", "uid": f"cross-network-{network}"},
-         "spec": {"selector": {"istio": "eastwestgateway"},
+         "spec": {"selector": selector,
                   "servers": [{"port": {"number": 15443, "name": "tls", "protocol": "TLS"},
                                "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}},
     ]
@@ -165,11 +205,12 @@ class MultiLab:
         try:
             ids = {c.context: (c.identity or MeshIdentity(cluster_id=c.context)).cluster_id for c in self.clusters}
             prepared = []
-            for index, cluster in enumerate(self.clusters):
+            for cluster, cidr in zip(self.clusters, loopback_pod_cidrs(len(self.clusters))):
                 identity = cluster.identity or MeshIdentity(cluster_id=cluster.context)
                 lab = ClusterLab(identity, cluster.scenarios, self.workdir / cluster.context,
                                  None if cluster.own_root else self.root, cluster.east_west_gateway,
-                                 cluster.istio_version, pod_cidr=f"10.{244 + index}.0.0/16")
+                                 cluster.istio_version, pod_cidr=cidr, namespace_networks=cluster.namespace_networks,
+                                 network_gateways=cluster.network_gateways)
                 reads = cluster.reads if cluster.reads is not None else \
                     {ids[c]: "synced" for c in ids if c != cluster.context}
                 # istiod lists its own cluster first, with no secret, then each remote cluster's secret.
@@ -180,8 +221,11 @@ class MultiLab:
                 lab._prepare()
                 prepared.append((lab, reads))
             add_remote_endpoints(prepared)
+            open_called_pods([lab for lab, _ in prepared])
             for lab, _ in prepared:
                 lab._launch()
+            for lab, _ in prepared:  # calls cross clusters: every cluster's Envoys run by now
+                lab._drive_traffic()
             write_kubeconfig(self.kubeconfig, self.kubeconfig_document())
         except BaseException:
             self.stop()
@@ -230,10 +274,12 @@ def demo_story(command: list[str], shown: str) -> int:
     import os
     import subprocess
 
-    clusters = [LabCluster("east"), LabCluster("west", own_root=True)]
-    print("\nmulti-cluster story: east and west run bookinfo, west kept its own root CA, north is down", flush=True)
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)), LabCluster("west", ("bookinfo-healthy", SERVER),
+                                                                             own_root=True)]
+    print("\nmulti-cluster story: east and west run bookinfo, east's checkout calls west's ledger, but west kept its "
+          "own root CA; north is down", flush=True)
     with MultiLab(clusters, unreachable=["north"]) as lab:
-        args = ["-n", "bookinfo", "--context", "east,west,north"]
+        args = ["-A", "--context", "east,west,north"]
         print(f"$ KUBECONFIG={lab.kubeconfig} {shown} {' '.join(args)}\n", flush=True)
         env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
         return subprocess.run([*command, *args], env=env, stdin=subprocess.DEVNULL).returncode

@@ -53,6 +53,8 @@ T_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 T_TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 T_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+T_DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+T_TLS_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -241,6 +243,55 @@ def _istio_mtls_socket(host: str, port: int, subset: str, sans: list[str]) -> di
             "sni": f"outbound_.{port}_.{subset}_.{host}",
         },
     }
+
+
+def _istio_mtls_server_socket() -> dict:
+    """Istio's inbound mTLS: the workload certificate, a client certificate required and verified against
+    ROOTCA (any SPIFFE identity of the trust domain; authorization policies narrow it, none here)."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": T_DOWNSTREAM_TLS,
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
+                               "tls_maximum_protocol_version": "TLSv1_3"},
+                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "combined_validation_context": {
+                    "default_validation_context": {"match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"prefix": "spiffe://cluster.local/"}}]},
+                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                },
+            },
+            "require_client_certificate": True,
+        },
+    }
+
+
+def accept_mtls_at_pod_ip(resources: "SidecarResources", pod_ip: str, ports: Iterable[int]) -> None:
+    """Let sidecars elsewhere reach this one at ``pod_ip``:port over Istio mTLS (multi-cluster labs).
+
+    What iptables does in a pod: connections to the pod IP's inbound ports end at virtualInbound, whose
+    chain for the port matches by destination port; the TLS inspector tells Istio mTLS from plain text, and
+    the mTLS chain terminates it with the workload certificate before the port's usual filters."""
+    inbound = next((l for l in resources.listeners if l["name"] == "virtualInbound"), None)
+    if inbound is None:
+        return
+    chains, wanted = inbound["filter_chains"], set(ports)
+    opened = []
+    for chain in list(chains):
+        port = (chain.get("filter_chain_match") or {}).get("destination_port")
+        if port in wanted and "transport_socket" not in chain:
+            tls = {"name": f"{chain['name']}_mtls", "filter_chain_match": {"destination_port": port,
+                                                                          "transport_protocol": "tls"},
+                   "transport_socket": _istio_mtls_server_socket(), "filters": chain["filters"]}
+            chains.insert(chains.index(chain), tls)
+            opened.append(port)
+    if not opened:
+        return
+    inbound["additional_addresses"] = [{"address": {"socket_address": {"address": pod_ip, "port_value": port}}}
+                                       for port in sorted(opened)]
+    inbound["listener_filters"].append({"name": "envoy.filters.listener.tls_inspector",
+                                        "typed_config": {"@type": T_TLS_INSPECTOR}})
 
 
 def _tls_mode(rule: dict | None, port: int, subset: str) -> str | None:

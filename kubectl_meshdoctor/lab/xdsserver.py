@@ -30,6 +30,10 @@ class XdsRestServer:
         """Every sidecar's resources, to amend before its Envoy first asks (lab/remote_endpoints.py)."""
         return list(self._by_node.values())
 
+    def registered_for(self, node_id: str) -> SidecarResources | None:
+        """One sidecar's resources, to amend before its Envoy first asks (lab/crosscluster.py)."""
+        return self._by_node.get(node_id)
+
     async def _discovery(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         type_url = _TYPES.get(kind)

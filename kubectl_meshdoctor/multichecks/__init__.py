@@ -23,9 +23,10 @@ class MultiCheck:
     def run(self, clusters: list) -> Iterable[Finding]:  # clusters: list[ClusterEvidence], all readable
         raise NotImplementedError
 
-    def explains(self, cause: Finding, symptom: Finding, proxy) -> bool:
+    def explains(self, cause: Finding, symptom: Finding, proxy, clusters: list = ()) -> bool:
         """Whether the pod's own evidence (its ProxyEvidence, or None) shows ``cause`` behind ``symptom``
-        (tree.ACROSS_CLUSTERS names the pairs worth asking about)."""
+        (tree.ACROSS_CLUSTERS names the pairs worth asking about); ``clusters``: every readable cluster, to
+        tell where that evidence points (the pod behind an endpoint address)."""
         return False
 
 

@@ -8,8 +8,15 @@ without an address other networks can reach, without a ready gateway pod, or wit
 the remote endpoints are dropped or unreachable and the callers see only their local endpoints, or 503.
 
 A cluster's network is its sidecars' ``ISTIO_META_NETWORK``, else the ``topology.istio.io/network`` label
-of istio-system. Runs only when the clusters read are on at least two networks, and only on clusters
-whose east-west evidence was read.
+of istio-system. A cluster may also hold workloads on other networks, by the pod's own
+``topology.istio.io/network`` label: istiod takes an endpoint's network from that label, else from the
+system namespace (or meshNetworks), and the injector writes the label from the network it injects
+(values.global.network, overridden by a network label the pod already has). A workload namespace's label
+is read by neither (istio/istio pkg/kube/inject and the endpoint builder, checked), so it is not counted
+here. Each network with workloads in a cluster needs that cluster's gateway for that network (the
+Service labelled with it; an unlabelled gateway, or one labelled with no network of the cluster's
+workloads, serves the cluster's own network). Runs only when the clusters read are on at least two
+networks, and only on clusters whose east-west evidence was read.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from typing import Iterable
 
 from kubectl_meshdoctor.checks.base import finding
 from kubectl_meshdoctor.findings import Finding, Subject
-from kubectl_meshdoctor.multibundle import EAST_WEST_EVIDENCE
+from kubectl_meshdoctor.multibundle import EAST_WEST_EVIDENCE, NETWORK_LABEL
 from kubectl_meshdoctor.multichecks import MultiCheck
+from kubectl_meshdoctor.pods import sidecar_container
 
 NAMESPACE = "istio-system"
 PASSTHROUGH_PORT = 15443
@@ -33,32 +41,69 @@ class EastWestGatewayUnavailable(MultiCheck):
 
     def run(self, clusters: list) -> Iterable[Finding]:
         networks = {c.context: c.identity.get("network") for c in clusters if c.identity.get("network")}
-        if len(set(networks.values())) < 2:
+        placed = {c.context: workload_networks(c.bundle.objects, networks.get(c.context)) for c in clusters}
+        every = set(networks.values()) | {n for found in placed.values() for n in found}
+        if len(every) < 2:
             return
         for cluster in clusters:
             network = networks.get(cluster.context)
-            if network is None or EAST_WEST_EVIDENCE not in cluster.bundle.available:
+            if EAST_WEST_EVIDENCE not in cluster.bundle.available:
                 continue
-            others = sorted({n for c, n in networks.items() if n != network})
-            problem = _problem(cluster.bundle.objects)
-            if problem is None:
-                continue
-            subject, what, evidence = problem
-            message = (f"cluster {cluster.context} (network {network}): {what}, so clusters on network "
-                       f"{', '.join(others)} cannot reach its workloads")
-            yield replace(finding("MD0702", subject, message, evidence).with_links(root_cause=True, caused_by=()),
-                          cluster=cluster.context)
+            own = dict.fromkeys([network] if network else [])
+            own.update(dict.fromkeys(placed[cluster.context]))
+            for local in own:
+                others = sorted(every - {local})
+                problem = _problem(cluster.bundle.objects, local, local == network, set(own))
+                if problem is None:
+                    continue
+                subject, what, evidence = problem
+                if local != network:
+                    places = placed[cluster.context][local]
+                    evidence = [f"{place}: {NETWORK_LABEL}={local}" for place in places] + evidence
+                    message = (f"cluster {cluster.context} ({', '.join(places)} on network {local}): {what}, so "
+                               f"clusters on network {', '.join(others)} cannot reach them")
+                else:
+                    message = (f"cluster {cluster.context} (network {local}): {what}, so clusters on network "
+                               f"{', '.join(others)} cannot reach its workloads")
+                yield replace(finding("MD0702", subject, message, evidence).with_links(root_cause=True, caused_by=()),
+                              cluster=cluster.context)
 
 
-def _problem(objects: list[dict]) -> tuple[Subject, str, list[str]] | None:
-    """What keeps this cluster's east-west gateway from working: (subject, what, evidence), or None."""
+def workload_networks(objects: list[dict], default: str | None, named: int = 3) -> dict[str, list[str]]:
+    """network -> where its workloads are ("pod shop/cart-1", "namespace shop: 4 pods"), for the meshed pods
+    whose own topology.istio.io/network label puts them on another network than the cluster's."""
+    by_network: dict[str, dict[str, list[str]]] = {}
+    for pod in objects:
+        meta = pod.get("metadata") or {}
+        network = (meta.get("labels") or {}).get(NETWORK_LABEL)
+        if pod.get("kind") != "Pod" or sidecar_container(pod) is None or not network or network == default:
+            continue
+        by_network.setdefault(network, {}).setdefault(str(meta.get("namespace") or ""), []).append(str(meta.get("name")))
+    return {network: [f"pod {ns}/{pods[0]}" if len(pods) == 1 else
+                      f"namespace {ns}: {len(pods)} pods ({', '.join(sorted(pods)[:named])}{', ...' if len(pods) > named else ''})"
+                      for ns, pods in sorted(namespaces.items())]
+            for network, namespaces in by_network.items()}
+
+
+def _problem(objects: list[dict], network: str, cluster_network: bool,
+             own: set[str]) -> tuple[Subject, str, list[str]] | None:
+    """What keeps this cluster's east-west gateway for ``network`` from working: (subject, what, evidence),
+    or None. The cluster's own network takes the gateways not labelled with another of its networks."""
     def of(kind: str) -> list[dict]:
         return [o for o in objects if o.get("kind") == kind and (o.get("metadata") or {}).get("namespace") == NAMESPACE]
 
+    def serves(service: dict) -> bool:
+        label = (service["metadata"].get("labels") or {}).get(NETWORK_LABEL)
+        return label == network or (cluster_network and label not in own - {network})
+
     services = [s for s in of("Service") if ((s["metadata"].get("labels") or {}).get("istio") == "eastwestgateway")]
+    services = [s for s in services if serves(s)]
     if not services:
-        return DEFAULT_GATEWAY, "no east-west gateway exists", [
-            f"no Service labelled istio=eastwestgateway in {NAMESPACE}"]
+        if cluster_network:
+            return DEFAULT_GATEWAY, "no east-west gateway exists", [
+                f"no Service labelled istio=eastwestgateway in {NAMESPACE}"]
+        return DEFAULT_GATEWAY, f"no east-west gateway for network {network}", [
+            f"no Service labelled istio=eastwestgateway and {NETWORK_LABEL}={network} in {NAMESPACE}"]
     service = services[0]
     name = service["metadata"]["name"]
     subject = Subject("Service", name, NAMESPACE)
