@@ -218,6 +218,10 @@ class MultiLab:
                     {"id": other, "secretName": f"istio-system/istio-remote-secret-{other}", "syncStatus": status}
                     for other, status in reads.items()]
                 self.labs[cluster.context] = lab
+                # One allocator for every cluster: each binds its ports only when its Envoys start, after
+                # all clusters are prepared, so separate allocators could hand out the same free port.
+                if prepared:
+                    lab._ports = prepared[0][0]._ports
                 lab._prepare()
                 prepared.append((lab, reads))
             add_remote_endpoints(prepared)
