@@ -357,10 +357,12 @@ class PartialConfig:
                 self.xds_versions[kind] = version
         return self
 
-    def config(self) -> ProxyConfig:
+    def config(self, target: typing.Callable[[_Target], RouteTarget] | None = None) -> ProxyConfig:
+        """The merged evidence; ``target`` makes each RouteTarget (a sweep passes one that shares them)."""
+        make = target or (lambda t: RouteTarget(route_config=t[0], virtual_host=t[1], cluster=t[2]))
         return ProxyConfig(
             clusters=tuple(self.clusters.values()),
-            route_targets=tuple(RouteTarget(route_config=r, virtual_host=v, cluster=c) for r, v, c in self.targets),
+            route_targets=tuple(make(t) for t in self.targets),
             rejected=tuple(self.rejected),
             listener_count=self.listener_count,
             access_log_configured=self.access_log if self.listeners_seen else None,
