@@ -29,7 +29,7 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
     argv = [bench.KUBECTL, "meshdoctor", "-n", bench.NAMESPACE, "namespace", "sweep", "-o", "json",
             "--concurrency", str(concurrency)]
     if py_spy:
-        argv = [str(bench.VENV_BIN / "py-spy"), "record", "--gil", "--subprocesses", "--format", "raw", "-r", "100",
+        argv = [str(bench.VENV_BIN / "py-spy"), "record", "--gil", "--nonblocking", "--format", "raw", "-r", "100",
                 "-o", py_spy, "--", *argv]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_self = time.process_time()
