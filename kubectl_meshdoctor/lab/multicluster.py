@@ -274,14 +274,16 @@ def closed_port() -> int:
 
 def demo_story(command: list[str], shown: str) -> int:
     """`make demo`'s multi-cluster story: east and west run bookinfo, but west kept istiod's self-signed
-    root (MD0406), and north cannot be reached (a gap). ``command`` runs the plugin; returns its status."""
+    root (MD0406) and west's istiod has no remote secret for east (MD0701: west's sidecars hold only
+    local endpoints of bookinfo), and north cannot be reached (a gap). ``command`` runs the plugin;
+    returns its status."""
     import os
     import subprocess
 
-    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)), LabCluster("west", ("bookinfo-healthy", SERVER),
-                                                                             own_root=True)]
+    clusters = [LabCluster("east", ("bookinfo-healthy", CALLER)),
+                LabCluster("west", ("bookinfo-healthy", SERVER), own_root=True, reads={})]
     print("\nmulti-cluster story: east and west run bookinfo, east's checkout calls west's ledger, but west kept its "
-          "own root CA; north is down", flush=True)
+          "own root CA and west's istiod reads no other cluster; north is down", flush=True)
     with MultiLab(clusters, unreachable=["north"]) as lab:
         args = ["-A", "--context", "east,west,north"]
         print(f"$ KUBECONFIG={lab.kubeconfig} {shown} {' '.join(args)}\n", flush=True)
