@@ -61,3 +61,31 @@ def test_one_reader_submits_its_own_requests_in_order():
     order = [what for _, what in pool.order]
     kinds = [what for what, _ in pod.tasks(None, 10.0)]
     assert order[0] == "server_info" and order[-1] == "access log" and sorted(order) == sorted(kinds)
+
+
+def test_fair_slots_serve_waiters_in_arrival_order():
+    import threading
+    import time
+
+    from kubectl_meshdoctor.collect.fair_slots import FairSlots
+
+    slots = FairSlots(1)
+    served: list[int] = []
+    slots.__enter__()  # the one slot is taken: everyone below waits
+    threads = []
+    for number in range(6):
+        def wait(number=number):
+            with slots:
+                served.append(number)
+        thread = threading.Thread(target=wait)
+        thread.start()
+        threads.append(thread)
+        while len(slots._waiters) < number + 1:  # this one is queued before the next one starts
+            time.sleep(0.001)
+    slots.__exit__(None, None, None)
+    for thread in threads:
+        thread.join(5)
+    assert served == list(range(6))
+    with slots:  # handed back when nobody waits
+        assert slots._free == 0
+    assert slots._free == 1

@@ -494,6 +494,7 @@ class PodReader:
         self._in_flight = 0
         self._server_info_read = threading.Event()
         self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
+        self._full_claimed = False  # a config task of this pod reads (or read) the whole dump
         self._parts: dict[int, PartialConfig] = {}
         self._part_failures: list[tuple[str, str]] = []
         self._full: PartialConfig | None = None
@@ -741,8 +742,8 @@ class PodReader:
                 if self.support.any() and not self._server_info_read.is_set():
                     continue  # a refusal became known meanwhile: learn this proxy's version first
                 mode = self._choose_config_mode()
-                if mode == "full" and index != 0:
-                    return None
+                if mode == "full" and not self._claim_full_dump():
+                    return None  # another config task of this pod reads the whole dump
                 output = self._run_in_slot(FULL_CONFIG_STEP.command if mode == "full" else CONFIG_STEPS[index].command,
                                            admit)
                 refused = mode == "parts" and self._refuses_parameters(output)
@@ -790,10 +791,15 @@ class PodReader:
 
     def _fall_back_to_full_dump(self) -> None:
         with self._lock:
-            if self._config_mode == "full":
-                return  # another part of this pod found out first and reads the whole dump
             self._config_mode = "full"
-        self._read_full_config()
+        if self._claim_full_dump():  # else another config task of this pod reads it
+            self._read_full_config()
+
+    def _claim_full_dump(self) -> bool:
+        """True for the one config task of this pod that reads the whole dump."""
+        with self._lock:
+            claimed, self._full_claimed = self._full_claimed, True
+            return not claimed
 
     def _read_full_config(self) -> None:
         with self._large_answer() as admit:

@@ -31,6 +31,7 @@ from kubectl_meshdoctor.collect.api import (
     ApiReader,
 )
 from kubectl_meshdoctor.collect.egress import read_egress_config
+from kubectl_meshdoctor.collect.fair_slots import FairSlots
 from kubectl_meshdoctor.collect.kube import AccessRefused, Kube, connect
 from kubectl_meshdoctor.collect.malloc_arenas import limit_malloc_arenas
 from kubectl_meshdoctor.collect.istiod import WHAT as ISTIOD_SYNC_WHAT, IstiodView, read_istiod_views
@@ -382,7 +383,7 @@ class Sweep:
         # requests run side by side instead of one after the other. Tasks start in submission order.
         limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
         reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
-        in_flight = threading.BoundedSemaphore(max(1, options.concurrency))
+        in_flight = FairSlots(options.concurrency)  # served in arrival order: see collect/fair_slots.py
         for reader in readers:
             reader.reduce = reducers.reduce
             reader.in_flight = in_flight
