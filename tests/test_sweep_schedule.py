@@ -57,7 +57,7 @@ def test_groups_keep_a_pods_requests_together():
 
 def test_one_reader_submits_its_own_requests_in_order():
     pool, (pod,) = RecordingPool(), readers(1)
-    pod.submit(pool, None, 10.0)
+    submit_interleaved(pool, [pod], None, 10.0)
     order = [what for _, what in pool.order]
     kinds = [what for what, _ in pod.tasks(None, 10.0)]
     assert order[0] == "server_info" and order[-1] == "access log" and sorted(order) == sorted(kinds)

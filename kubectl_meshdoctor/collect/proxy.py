@@ -456,7 +456,7 @@ UNKNOWN_VERSION = "unknown"
 class PodReader:
     """Reads one pod's istio-proxy: each request is a task, run concurrently with the others.
 
-    The tasks of every pod share one bounded pool (``submit``); ``result`` waits for this pod's. The
+    The tasks of every pod share one bounded pool (``submit_interleaved``); ``result`` waits for this pod's. The
     pod's time budget is spent while one of its execs is in flight. Every failure becomes a gap.
     """
 
@@ -512,9 +512,6 @@ class PodReader:
                 *((step.endpoint, functools.partial(self._read_step, step)) for step in STEPS),
                 *(("config_dump", functools.partial(self._read_config, index)) for index in range(len(CONFIG_STEPS))),
                 ("access log", functools.partial(self._read_log, log_since_seconds, request_timeout))]
-
-    def submit(self, pool: concurrent.futures.Executor, log_since_seconds: int | None, request_timeout: float) -> None:
-        submit_interleaved(pool, [self], log_since_seconds, request_timeout)
 
     def _prepare(self, log_since_seconds: int | None, request_timeout: float) -> list[tuple[str, Callable[[], None]]]:
         tasks = self.tasks(log_since_seconds, request_timeout)
@@ -709,7 +706,7 @@ class PodReader:
         with self._large_answer() as admit:
             asked = self._ask_config(index, admit)
             if asked is None:
-                return  # the whole dump: the first config task reads it
+                return  # another config task of this pod reads the whole dump
             mode, output, refused = asked
             if mode == "full":
                 self._full = self._reduce(FULL_CONFIG_STEP, output)
@@ -956,14 +953,13 @@ class _SharedValues:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[Any, Any] = {}
         # Keyed by plain tuples, which hash in C: a part holds ~1500 clusters, a pod as many targets.
         self._clusters: dict[tuple[str, str, str], ClusterSummary] = {}
+        self._target_keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # a part's targets
         self._targets: dict[tuple[str, str, str], RouteTarget] = {}
 
-    def one(self, value: Any) -> Any:
-        with self._lock:
-            return self._values.setdefault(value, value)
+    def _cluster(self, cluster: ClusterSummary) -> ClusterSummary:  # under self._lock
+        return self._clusters.setdefault((cluster.name, cluster.discovery, cluster.tls), cluster)
 
     def part(self, part: PartialConfig) -> PartialConfig:
         """One config_dump part's clusters and route targets, shared with the pods that hold them too.
@@ -973,10 +969,9 @@ class _SharedValues:
         1500 clusters each held the plugin ~40 MB above its peak (bench, 60 pods).
         """
         with self._lock:
-            clusters, values = self._clusters, self._values
-            part.clusters = {name: clusters.setdefault((c.name, c.discovery, c.tls), c)
-                             for name, c in part.clusters.items()}
-            part.targets = dict.fromkeys(values.setdefault(t, t) for t in part.targets)
+            keys = self._target_keys
+            part.clusters = {name: self._cluster(c) for name, c in part.clusters.items()}
+            part.targets = dict.fromkeys(keys.setdefault(t, t) for t in part.targets)
         return part
 
     def config(self, merged: PartialConfig) -> ProxyConfig:
@@ -993,10 +988,14 @@ class _SharedValues:
         return merged.config(target)
 
     def __call__(self, value: Any) -> Any:
+        """A whole dump's ProxyConfig, its clusters and route targets shared like the parts'."""
         if not isinstance(value, ProxyConfig):
             return value
-        return replace(value, clusters=self.one(tuple(self.one(c) for c in value.clusters)),
-                       route_targets=self.one(tuple(self.one(t) for t in value.route_targets)))
+        with self._lock:
+            clusters = tuple(self._cluster(c) for c in value.clusters)
+            targets = tuple(self._targets.setdefault((t.route_config, t.virtual_host, t.cluster), t)
+                            for t in value.route_targets)
+        return replace(value, clusters=clusters, route_targets=targets)
 
 
 _shared = _SharedValues()

@@ -370,23 +370,21 @@ class Sweep:
 
         parameter_support = ParameterSupport()  # Envoy versions found refusing config_dump's parameters
         large_answers = threading.BoundedSemaphore(LARGE_ANSWERS_IN_FLIGHT)  # memory: bounded, not per pod
+        # One pool for every request of every pod: at most `concurrency` requests in flight, and a pod's
+        # requests run side by side instead of one after the other. Tasks start in submission order.
+        limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
+        reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
+        in_flight = FairSlots(options.concurrency)  # served in arrival order: see collect/fair_slots.py
         readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
                              exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=refused,
                              on_exec_answered=exec_settled.set,
                              log_allowed=lambda: not log_refused.is_set(), on_log_refused=log_refused.set,
                              cancellation=cancellation, full_config_dump=self.full_config_dump,
-                             parameter_support=parameter_support, large_answers=large_answers)
+                             parameter_support=parameter_support, large_answers=large_answers,
+                             reduce=reducers.reduce, in_flight=in_flight)
                    for pod in pods]
         readings: list[ProxyReading] = []
         futures: list[concurrent.futures.Future] = []
-        # One pool for every request of every pod: at most `concurrency` execs in flight, and a pod's
-        # requests run side by side instead of one after the other. Tasks start in submission order.
-        limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
-        reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
-        in_flight = FairSlots(options.concurrency)  # served in arrival order: see collect/fair_slots.py
-        for reader in readers:
-            reader.reduce = reducers.reduce
-            reader.in_flight = in_flight
         # More workers than requests in flight: a worker whose answer is being reduced holds no slot,
         # so the next request goes out meanwhile. The extra ones wait for a slot, or for a reduction.
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency) + REDUCING_WORKERS,
