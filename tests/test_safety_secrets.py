@@ -257,10 +257,9 @@ def test_bundle_from_a_lab_full_of_secrets_holds_none(tmp_path):
                    "metadata": {"name": "db", "namespace": "bookinfo"},
                    "data": {"password": base64.b64encode(SECRET_DB_PASSWORD.encode()).decode()},
                    "stringData": {"plain": SECRET_DB_PASSWORD}})
-        # The keys the lab wrote into its Envoys' bootstraps (SDS secrets "default").
-        lab_keys = [m.group(0).decode() for path in lab.workdir.rglob("bootstrap.json")
-                    for m in PEM_KEY.finditer(json.dumps(json.loads(path.read_text()), indent=None)
-                                              .encode().replace(b"\\n", b"\n"))]
+        # The keys the lab serves its Envoys by SDS (secrets "default").
+        lab_keys = [m.group(0).decode() for secret in lab.served_secrets()
+                    for m in PEM_KEY.finditer(json.dumps(secret).encode().replace(b"\\n", b"\n"))]
         token = lab.server.token
         result = runner.invoke(app, ["namespace", "sweep", "-n", "bookinfo", "-o", "json", "--kubeconfig",
                                      str(lab.kubeconfig), "--save", str(tmp_path / "bookinfo.tgz")])
@@ -269,7 +268,7 @@ def test_bundle_from_a_lab_full_of_secrets_holds_none(tmp_path):
             namespace="bookinfo", progress=False, pod_timeout=30.0))
 
     assert result.exit_code in (0, 1), result.stderr
-    assert lab_keys, "the lab's Envoys hold private keys in their bootstraps"
+    assert lab_keys, "the lab's Envoys are served private keys"
     pod_key = f"bookinfo/{planted['metadata']['name']}"
     assert bundle.proxies[pod_key].certs, "the planted pod's sidecar was read"
     secrets: dict[str, bytes] = {"API token": token.encode(), "env token": SECRET_ENV_TOKEN.encode(),

@@ -180,6 +180,10 @@ class Lab:
                 and o["metadata"]["namespace"] == namespace
                 and (app is None or o["metadata"].get("labels", {}).get("app") == app)]
 
+    def served_secrets(self) -> list[dict]:
+        """The SDS secrets the lab serves its Envoys, private keys included (for the safety tests)."""
+        return self._xds.registered_secrets() if self._xds is not None else []
+
     def envoy_pids(self) -> list[int]:
         return [p.envoy.pid for p in self.proxies if p.envoy.pid is not None]
 
@@ -374,8 +378,9 @@ class Lab:
             mode = "ads"
         else:
             raise LabError(f"pod {first.namespace}/{first.pod}: unknown sidecar state {first.state!r}")
-        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=xds_server.port, cert_chain_pem=leaf.cert_pem,
-                                  key_pem=leaf.key_pem, root_pem=ca.cert_pem)
+        # Secrets from the server that stays up: a sidecar keeps its certificates when istiod goes away.
+        self._xds.register_secrets(xds.node_id(pod), xds.sds_secrets(leaf.cert_pem, leaf.key_pem, ca.cert_pem))
+        bootstrap = xds.bootstrap(pod, ports, mode=mode, xds_rest_port=xds_server.port, sds_port=self._xds.port)
         envoy = EnvoyProcess(f"{first.namespace}/{first.pod}", directory / "envoy", bootstrap, admin)
         return LabProxy(envoy, group, access_log, bound,
                         [(kind, port, spec) for (_, _, _, (kind, spec)), port in zip(drives, drive_ports)])

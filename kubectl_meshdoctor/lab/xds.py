@@ -13,8 +13,9 @@ tried first and abandoned: each watched file costs an inotify instance and a use
 twenty Envoys exhaust (Envoy then aborts). Two further simplifications, both documented here:
 - endpoints are inline in each cluster (`type: STATIC` + `load_assignment`) instead of EDS, to keep
   one request per resource type per Envoy;
-- the `default` and `ROOTCA` secrets are static bootstrap secrets (Envoy shows them as
-  `static_secrets`). `/certs` is unaffected.
+- the `default` and `ROOTCA` secrets come by SDS, as Istio's do, but over REST from the lab's xDS server
+  (cluster `sds-grpc`) rather than gRPC from pilot-agent's socket; Envoy shows them, as it does a real
+  sidecar's, in config_dump's `dynamic_active_secrets`, and `/certs` shows the same certificates.
 Listeners for outbound ports use `bind_to_port: false`, as Istio's do behind the 15001 capture
 listener, so any number of Envoys share loopback; the lab binds a listener only where it drives real
 traffic through it (see ``SidecarWiring.bound_listeners``).
@@ -57,6 +58,7 @@ T_DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v
 T_TLS_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 T_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 T_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+T_SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 T_SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config"
 T_PROXY_PROTOCOL = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
@@ -234,10 +236,10 @@ def _istio_mtls_socket(host: str, port: int, subset: str, sans: list[str]) -> di
                 "tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
                                "tls_maximum_protocol_version": "TLSv1_3"},
                 "alpn_protocols": ["istio-peer-exchange", "istio"],
-                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "tls_certificate_sds_secret_configs": [sds_secret("default")],
                 "combined_validation_context": {
                     "default_validation_context": validation,
-                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                    "validation_context_sds_secret_config": sds_secret("ROOTCA"),
                 },
             },
             "sni": f"outbound_.{port}_.{subset}_.{host}",
@@ -255,11 +257,11 @@ def _istio_mtls_server_socket() -> dict:
             "common_tls_context": {
                 "tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
                                "tls_maximum_protocol_version": "TLSv1_3"},
-                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "tls_certificate_sds_secret_configs": [sds_secret("default")],
                 "combined_validation_context": {
                     "default_validation_context": {"match_typed_subject_alt_names": [
                         {"san_type": "URI", "matcher": {"prefix": "spiffe://cluster.local/"}}]},
-                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                    "validation_context_sds_secret_config": sds_secret("ROOTCA"),
                 },
             },
             "require_client_certificate": True,
@@ -693,6 +695,22 @@ class BootstrapPorts:
 
 
 XDS_REST_CLUSTER = "xds-rest"
+SDS_CLUSTER = "sds-grpc"  # Istio's name for the cluster its sidecars ask for secrets
+
+
+def sds_secret(name: str) -> dict:
+    """An SDS secret reference as Istio writes it into TLS contexts, fetched from the lab (SDS_CLUSTER)."""
+    return {"name": name, "sds_config": rest_config_source(SDS_CLUSTER)}
+
+
+def sds_secrets(cert_chain_pem: bytes, key_pem: bytes, root_pem: bytes) -> list[dict]:
+    """The secrets Istio's agent serves a sidecar: its workload certificate and key, and the roots."""
+    return [
+        {"@type": T_SECRET, "name": "default", "tls_certificate": {
+            "certificate_chain": {"inline_string": cert_chain_pem.decode()},
+            "private_key": {"inline_string": key_pem.decode()}}},
+        {"@type": T_SECRET, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": root_pem.decode()}}},
+    ]
 
 
 def proxy_release(pod: dict) -> str:
@@ -729,8 +747,7 @@ ISTIO_STATS_INCLUSION = [
 LOST_RETRY = "1s"
 
 
-def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int = 0,
-              cert_chain_pem: bytes, key_pem: bytes, root_pem: bytes) -> dict:
+def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int = 0, sds_port: int) -> dict:
     """Envoy bootstrap shaped like Istio's: node metadata, xds-grpc, agent cluster, 15021 listener.
 
     ``mode`` "rest" asks the lab's REST xDS server (a proxy that got its config); "ads" asks xds-grpc, where
@@ -776,6 +793,8 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
     xds_grpc.pop("@type")
     agent = _static_cluster("agent", "127.0.0.1", ports.agent_status)
     agent.pop("@type")
+    sds = _static_cluster(SDS_CLUSTER, "127.0.0.1", sds_port)  # the secrets, whatever became of istiod
+    sds.pop("@type")
     health_listener = {
         "name": "health", "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.health}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
@@ -791,14 +810,8 @@ def bootstrap(pod: dict, ports: BootstrapPorts, *, mode: str, xds_rest_port: int
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin}}},
         "dynamic_resources": dynamic,
         "static_resources": {
-            "clusters": [agent, xds_grpc, *clusters],
+            "clusters": [agent, xds_grpc, sds, *clusters],
             "listeners": [health_listener],
-            "secrets": [
-                {"name": "default", "tls_certificate": {
-                    "certificate_chain": {"inline_string": cert_chain_pem.decode()},
-                    "private_key": {"inline_string": key_pem.decode()}}},
-                {"name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": root_pem.decode()}}},
-            ],
         },
     }
 

@@ -11,20 +11,28 @@ import json
 
 from aiohttp import web
 
-from kubectl_meshdoctor.lab.xds import T_CLUSTER, T_LISTENER, T_ROUTE, SidecarResources
+from kubectl_meshdoctor.lab.xds import T_CLUSTER, T_LISTENER, T_ROUTE, T_SECRET, SidecarResources
 
-_TYPES = {"clusters": T_CLUSTER, "listeners": T_LISTENER, "routes": T_ROUTE}
+_TYPES = {"clusters": T_CLUSTER, "listeners": T_LISTENER, "routes": T_ROUTE, "secrets": T_SECRET}
 
 
 class XdsRestServer:
     def __init__(self, version: str = "2026-11-20T09:00:00Z/1"):
         self.version = version
         self._by_node: dict[str, SidecarResources] = {}
+        self._secrets: dict[str, dict[str, dict]] = {}  # node id -> secret name -> Secret (SDS)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def register(self, node_id: str, resources: SidecarResources) -> None:
         self._by_node[node_id] = resources
+
+    def register_secrets(self, node_id: str, secrets: list[dict]) -> None:
+        """The SDS secrets of one sidecar (its workload certificate and roots), asked by name."""
+        self._secrets[node_id] = {secret["name"]: secret for secret in secrets}
+
+    def registered_secrets(self) -> list[dict]:
+        return [secret for secrets in self._secrets.values() for secret in secrets.values()]
 
     def registered(self) -> list[SidecarResources]:
         """Every sidecar's resources, to amend before its Envoy first asks (lab/remote_endpoints.py)."""
@@ -43,7 +51,10 @@ class XdsRestServer:
             body = json.loads(await request.read() or b"{}")
         except ValueError:
             return web.Response(status=400, text="DiscoveryRequest is not JSON")
-        resources = self._by_node.get(((body.get("node") or {}).get("id")) or "")
+        node = ((body.get("node") or {}).get("id")) or ""
+        if kind == "secrets":
+            return self._secrets_response(node, body)
+        resources = self._by_node.get(node)
         if resources is None:
             return web.Response(status=404, text="unknown node")
         if kind == "clusters":
@@ -54,6 +65,14 @@ class XdsRestServer:
             names = body.get("resource_names") or body.get("resourceNames") or list(resources.routes)
             items = [resources.routes[n] for n in names if n in resources.routes]
         return web.json_response({"version_info": self.version, "resources": items, "type_url": type_url})
+
+    def _secrets_response(self, node: str, body: dict) -> web.Response:
+        secrets = self._secrets.get(node)
+        if secrets is None:
+            return web.Response(status=404, text="unknown node")
+        names = body.get("resource_names") or body.get("resourceNames") or list(secrets)
+        items = [secrets[name] for name in names if name in secrets]
+        return web.json_response({"version_info": self.version, "resources": items, "type_url": T_SECRET})
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -163,7 +163,7 @@ def test_skewed_workloads_run_the_proxy_image_and_node_release_of_their_version(
     proxy = next(c for c in pods["report-gen"]["spec"]["containers"] if c["name"] == "istio-proxy")
     assert proxy["image"] == "docker.io/istio/proxyv2:1.22.1"
     ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
-    boot = xds.bootstrap(pods["report-gen"], ports, mode="ads", cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    boot = xds.bootstrap(pods["report-gen"], ports, mode="ads", sds_port=6)
     assert boot["node"]["metadata"]["ISTIO_VERSION"] == "1.22.1"
     objects, _ = control_plane_objects(AddressPool(), DEFAULT_DNS_IP, {})
     istiod = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == "istiod")
@@ -175,7 +175,7 @@ def test_lab_envoys_keep_only_the_stats_istios_bootstrap_keeps(shared_dir):
     assert xds.ISTIO_STATS_INCLUSION == golden["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
     pod = next(o for o in _expand("bookinfo-healthy").objects if o["kind"] == "Pod")
     ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
-    boot = xds.bootstrap(pod, ports, mode="rest", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    boot = xds.bootstrap(pod, ports, mode="rest", xds_rest_port=5, sds_port=6)
     assert boot["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"] == xds.ISTIO_STATS_INCLUSION
 
 
@@ -185,7 +185,7 @@ def test_a_lost_sidecar_asks_its_server_through_xds_grpc_and_keeps_retrying():
     pod = next(o for o in expanded.objects if o["kind"] == "Pod")
     assert all(s["ready"] for s in pod["status"]["containerStatuses"])  # READY: the point of the story
     ports = xds.BootstrapPorts(admin=1, health=2, agent_status=3, xds=4)
-    boot = xds.bootstrap(pod, ports, mode="lost", xds_rest_port=5, cert_chain_pem=b"", key_pem=b"", root_pem=b"")
+    boot = xds.bootstrap(pod, ports, mode="lost", xds_rest_port=5, sds_port=6)
     cds = boot["dynamic_resources"]["cds_config"]["api_config_source"]
     assert cds["cluster_names"] == ["xds-grpc"] and cds["refresh_delay"] == xds.LOST_RETRY
     grpc = next(c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc")
