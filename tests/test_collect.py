@@ -16,6 +16,7 @@ from kubectl_meshdoctor.collect.proxy import (
     PROXY_COMMANDS,
     READY,
     READY_AGENT,
+    SDS_CERTIFICATES,
     SYNCZ,
 )
 from kubectl_meshdoctor.errors import ClusterError, UsageError
@@ -30,6 +31,7 @@ from test_collect_support import (
     curl_outputs,
     healthy_outputs,
     lab_cluster,
+    masked_answer,
     pod,
     shop_objects,
 )
@@ -261,6 +263,7 @@ def test_exec_timeout_is_a_gap_and_the_sweep_finishes(tmp_path):
 
 def test_truncated_config_dump_is_a_gap_naming_config_dump(tmp_path):
     outputs = healthy_outputs()
+    outputs[SDS_CERTIFICATES] = masked_answer(outputs, SDS_CERTIFICATES)  # its own answer, whole
     outputs[CONFIG_DUMP] = ExecResult(0, outputs[CONFIG_DUMP].stdout[: len(outputs[CONFIG_DUMP].stdout) // 2])
     proxies = FakeProxies(per_pod={"shop/web-1": outputs})
     with lab_cluster(tmp_path, proxies=proxies) as lab:
@@ -323,6 +326,7 @@ def test_executed_commands_are_exactly_the_fixed_set(tmp_path):
     refused = healthy_outputs()
     refused[READY] = REFUSED_15021
     refused[READY_AGENT] = AGENT_503
+    refused[SDS_CERTIFICATES] = ExecResult(0, b"{}")  # no active SDS secret: /certs is asked too
     proxies = FakeProxies(per_pod={"shop/web-2": refused})
     proxies.access_log = ACCESS_LOG_LINE + UT_LOG_LINE  # failing lines and a timeout: the follow-ups run too
     with lab_cluster(tmp_path, proxies=proxies) as lab:

@@ -26,6 +26,7 @@ from kubectl_meshdoctor.collect.proxy import (
     READY_AGENT,
     RESOLV_CONF,
     ROUTES,
+    SDS_CERTIFICATES,
     SERVER_INFO,
     STATS,
     SYNCZ,
@@ -114,7 +115,8 @@ def curl_outputs() -> dict[tuple[str, ...], ExecResult]:
 
 # config_dump?resource=<field> names, per the entry type Envoy wraps each item in.
 _ENTRY_TYPES = {"dynamic_active_clusters": "DynamicCluster", "static_clusters": "StaticCluster",
-                "dynamic_listeners": "DynamicListener", "dynamic_route_configs": "DynamicRouteConfig"}
+                "dynamic_listeners": "DynamicListener", "dynamic_route_configs": "DynamicRouteConfig",
+                "dynamic_active_secrets": "DynamicSecret"}
 
 
 def mask_config_dump(full: bytes, path: str) -> bytes:
@@ -135,23 +137,29 @@ def mask_config_dump(full: bytes, path: str) -> bytes:
         for item in config.get(resource) or []:
             kept: dict = {"@type": f"{config['@type']}.{_ENTRY_TYPES[resource]}"}
             for dotted in mask:
-                head, _, rest = dotted.partition(".")
-                if head not in item:
-                    continue
-                if not rest:
-                    kept[head] = item[head]
-                else:
-                    inner = kept.setdefault(head, {"@type": item[head].get("@type")} if "@type" in item[head] else {})
-                    if rest in item[head]:
-                        inner[rest] = item[head][rest]
+                _keep_path(kept, item, dotted.split("."), first_any=True)
             items.append(kept)
     return json.dumps({"configs": items} if items else {}).encode()
 
 
+def _keep_path(kept: dict, item: dict, path: list[str], *, first_any: bool) -> None:
+    """Copy one FieldMask path of ``item`` into ``kept``; the item's first Any keeps its ``@type``."""
+    head, rest = path[0], path[1:]
+    if not isinstance(item, dict) or head not in item:
+        return
+    if not rest:
+        kept[head] = item[head]
+        return
+    value = item[head]
+    keeps_type = first_any and isinstance(value, dict) and "@type" in value
+    _keep_path(kept.setdefault(head, {"@type": value["@type"]} if keeps_type else {}), value, rest, first_any=False)
+
+
 def masked_answer(outputs: dict[tuple[str, ...], ExecResult], argv: tuple[str, ...]) -> ExecResult | None:
     """A config_dump part (pilot-agent or curl) answered from the outputs' whole dump, if there is one."""
-    curl_parts = {CURL_FALLBACK[c]: c for c in CONFIG_PART_COMMANDS}
-    part = argv if argv in CONFIG_PART_COMMANDS else curl_parts.get(argv)
+    parts = (*CONFIG_PART_COMMANDS, SDS_CERTIFICATES)
+    curl_parts = {CURL_FALLBACK[c]: c for c in parts}
+    part = argv if argv in parts else curl_parts.get(argv)
     if part is None:
         return None
     full_command = CONFIG_DUMP if argv == part else CURL_FALLBACK[CONFIG_DUMP]
@@ -313,4 +321,4 @@ def lab_cluster(tmp_path: Path, objects: list[dict] | None = None, *, istio: boo
         yield LabCluster(thread, kubeconfig, proxies)
 
 
-ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, CERTS, CONFIG_DUMP, RESOLV_CONF}
+ALL_AGENT_COMMANDS = {READY, READY_AGENT, SERVER_INFO, STATS, SDS_CERTIFICATES, CERTS, CONFIG_DUMP, RESOLV_CONF}

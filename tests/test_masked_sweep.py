@@ -44,7 +44,8 @@ def _findings(bundle) -> list[dict]:
 
 
 def _what_checks_read(bundle) -> dict[str, tuple]:
-    """The parts of each pod's reduced config the checks read (service clusters: the outbound ones)."""
+    """The parts of each pod's reduced config the checks read (service clusters: the outbound ones), and
+    its certificates."""
     read = {}
     for pod, proxy in sorted(bundle.proxies.items()):
         config = proxy.config
@@ -52,7 +53,8 @@ def _what_checks_read(bundle) -> dict[str, tuple]:
         read[pod] = (sorted((c.name, c.discovery, c.tls) for c in config.clusters if c.name.startswith("outbound|")),
                      sorted((t.route_config, t.virtual_host, t.cluster) for t in config.route_targets
                             if t.cluster.startswith("outbound|")),
-                     sorted(config.rejected, key=repr), config.access_log_configured)
+                     sorted(config.rejected, key=repr), config.access_log_configured,
+                     proxy.certs)  # from the SDS secrets one way, /certs the other
     return read
 
 

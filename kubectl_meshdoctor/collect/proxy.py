@@ -40,7 +40,8 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_meshdoctor.collect.admin_requests import ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE
+from kubectl_meshdoctor.collect.admin_requests import (ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE,
+                                                       AdminRequest)
 from kubectl_meshdoctor.collect.endpoint_query import is_endpoint_query
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.collect.reducers import reduce_inline
@@ -70,7 +71,11 @@ def _agent(path: str, port: int | None = None) -> Argv:
 READY = _agent("healthz/ready", HEALTH_PORT)
 READY_AGENT = _agent("healthz/ready", AGENT_PORT)
 ADMIN_COMMANDS: dict[str, Argv] = {request.field: _agent(request.path) for request in ADMIN_REQUESTS}
-SERVER_INFO, STATS, CERTS = ADMIN_COMMANDS["server_info"], ADMIN_COMMANDS["stats"], ADMIN_COMMANDS["certs"]
+# The long way to the same evidence, asked only when the short answer does not show it (AdminRequest.fallback).
+ADMIN_FALLBACK_COMMANDS: dict[str, Argv] = {request.field: _agent(request.fallback.path)
+                                            for request in ADMIN_REQUESTS if request.fallback is not None}
+SERVER_INFO, STATS = ADMIN_COMMANDS["server_info"], ADMIN_COMMANDS["stats"]
+SDS_CERTIFICATES, CERTS = ADMIN_COMMANDS["certs"], ADMIN_FALLBACK_COMMANDS["certs"]
 CONFIG_PART_COMMANDS: tuple[Argv, ...] = tuple(_agent(part.path) for part in CONFIG_PARTS)
 CONFIG_DUMP = _agent(CONFIG_DUMP_FULL)  # the whole dump: fallback, or MESHDOCTOR_CONFIG_DUMP=full
 RESOLV_CONF = ("cat", "/etc/resolv.conf")
@@ -82,9 +87,9 @@ ROUTES = _agent("config_dump?resource=dynamic_route_configs")
 
 # Every command the plugin may exec in istio-proxy. READY_AGENT runs only when READY is refused,
 # CONFIG_DUMP only for a proxy that refuses the config_dump parameters (or when asked for), CLUSTERS and
-# ROUTES only after failing requests.
-PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, *ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS,
-                                    CONFIG_DUMP, RESOLV_CONF, CLUSTERS, ROUTES)
+# ROUTES only after failing requests, CERTS only when the SDS secrets do not show the certificates.
+PROXY_COMMANDS: tuple[Argv, ...] = (READY, READY_AGENT, *ADMIN_COMMANDS.values(), *ADMIN_FALLBACK_COMMANDS.values(),
+                                    *CONFIG_PART_COMMANDS, CONFIG_DUMP, RESOLV_CONF, CLUSTERS, ROUTES)
 # `pod NAME --trace` runs this one instead, in the traced pod only: the whole dump, endpoints included.
 TRACE_CONFIG_DUMP = _agent("config_dump?include_eds")
 TRACE_COMMANDS: tuple[Argv, ...] = (TRACE_CONFIG_DUMP,)
@@ -105,8 +110,9 @@ def _curl_status(port: int) -> Argv:
 CURL_FALLBACK: dict[Argv, Argv] = {
     READY: _curl_status(HEALTH_PORT),
     READY_AGENT: _curl_status(AGENT_PORT),
-    **{command: _curl_admin(command[3]) for command in (*ADMIN_COMMANDS.values(), *CONFIG_PART_COMMANDS, CONFIG_DUMP,
-                                                         CLUSTERS, ROUTES, TRACE_CONFIG_DUMP)},
+    **{command: _curl_admin(command[3]) for command in (*ADMIN_COMMANDS.values(), *ADMIN_FALLBACK_COMMANDS.values(),
+                                                         *CONFIG_PART_COMMANDS, CONFIG_DUMP, CLUSTERS, ROUTES,
+                                                         TRACE_CONFIG_DUMP)},
 }
 
 ALL_COMMANDS: frozenset[Argv] = (frozenset(PROXY_COMMANDS) | frozenset(TRACE_COMMANDS)
@@ -155,10 +161,16 @@ class Step:
     endpoint: str  # how gaps name it
     command: Argv
     parse: Callable[[bytes], Any]
+    fallback: Step | None = None  # see AdminRequest.fallback
+
+
+def _admin_step(request: AdminRequest) -> Step:
+    fallback = None if request.fallback is None else _admin_step(request.fallback)
+    return Step(request.field, request.endpoint, _agent(request.path), request.reduce, fallback)
 
 
 STEPS: tuple[Step, ...] = (
-    *(Step(r.field, r.endpoint, ADMIN_COMMANDS[r.field], r.reduce) for r in ADMIN_REQUESTS),
+    *(_admin_step(request) for request in ADMIN_REQUESTS),
     Step("resolv_conf", "resolv.conf", RESOLV_CONF, parse_resolv_conf),
 )
 # The config_dump parts: each reduced to a PartialConfig as it arrives, merged once all are in.
@@ -493,6 +505,7 @@ class PodReader:
         self._busy_since = 0.0
         self._in_flight = 0
         self._server_info_read = threading.Event()
+        self._whole_dump_asked = full_config_dump
         self._config_mode = "full" if full_config_dump else ""  # decided by the first config task
         self._full_claimed = False  # a config task of this pod reads (or read) the whole dump
         self._parts: dict[int, PartialConfig] = {}
@@ -691,13 +704,24 @@ class PodReader:
 
     def _read_step(self, step: Step) -> None:
         try:
+            if step.fallback is not None and self._asks_whole_answers():
+                step = step.fallback
             with self._large_answer() as admit:  # /certs is ~1 MB at 1500 services
-                value = self._reduce(step, self._run(step.command, admit))  # the raw output is dropped here
+                output = self._run(step.command, admit)
+                refused = step.fallback is not None and self._refuses_parameters(output)
+                value = None if refused else self._reduce(step, output)  # the raw output is dropped here
+            if step.fallback is not None and (refused or value == ()):
+                self._read_step(step.fallback)  # the short answer does not show it: the long way
+                return
             if value is not None:
                 self.reading.fields[step.field] = _shared(value)
         finally:
             if step.field == "server_info":
                 self._server_info_read.set()
+
+    def _asks_whole_answers(self) -> bool:
+        """Whole-dump mode, or a proxy version already known to refuse config_dump's parameters."""
+        return self._whole_dump_asked or (self.support.any() and self.support.refuses(self._version()))
 
     # --- config_dump: the masked parts, or the whole dump ----------------------------------------------
 

@@ -7,6 +7,7 @@ longer run (e.g. MESHDOCTOR_FUZZ_EXAMPLES=5000).
 from __future__ import annotations
 
 import copy
+import base64
 import json
 import os
 import typing
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 import envoy_samples as samples
 from kubectl_meshdoctor.envoy.access_log import summarize_access_log
 from kubectl_meshdoctor.envoy.certs import parse_certs
+from kubectl_meshdoctor.envoy.secrets import parse_sds_certificates
 from kubectl_meshdoctor.envoy.config_dump import summarize_config_dump
 from kubectl_meshdoctor.envoy.resolv import parse_resolv_conf
 from kubectl_meshdoctor.envoy.server_info import parse_server_info
@@ -95,6 +97,7 @@ def valid_access_log(value: object) -> bool:
 PARSERS: dict[str, tuple[typing.Callable[[typing.Any], object], typing.Callable[[object], bool]]] = {
     "config_dump": (summarize_config_dump, valid_proxy_config),
     "certs": (parse_certs, valid_certs),
+    "sds_secrets": (parse_sds_certificates, valid_certs),
     "stats": (parse_stats, valid_stats),
     "server_info": (parse_server_info, valid_server_info),
     "resolv_conf": (parse_resolv_conf, valid_resolv),
@@ -124,7 +127,22 @@ def seed_config_dump() -> dict:
     )
 
 
+# A workload certificate and its root as the lab's CA makes them (EC P-256), for the SDS secrets seed.
+LEAF_PEM = '-----BEGIN CERTIFICATE-----\nMIIBhjCCASugAwIBAgIUZmTjWlAfyxlKw0A6BH+0pFaWm5MwCgYIKoZIzj0EAwIw\nGDEWMBQGA1UECgwNY2x1c3Rlci5sb2NhbDAeFw0yNjExMzAyMjU5NTdaFw0yNjEy\nMDEyMjU5NTdaMAAwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATVMS1v5ikus4JN\ngbaHnrZ/evtq5FaRzqYe6/sOox0HLai+CpXkL3J8ZtmgDt9l9FkeBKN2teebjHvv\nT52xoJQ/o2swaTA6BgNVHREBAf8EMDAuhixzcGlmZmU6Ly9jbHVzdGVyLmxvY2Fs\nL25zL2RlZmF1bHQvc2EvZGVmYXVsdDAMBgNVHRMBAf8EAjAAMB0GA1UdJQQWMBQG\nCCsGAQUFBwMBBggrBgEFBQcDAjAKBggqhkjOPQQDAgNJADBGAiEAjMWub/FmEzRl\neIKTRscytutblS1lU/vpkHa4qS7+r+MCIQDkjgQUoDlanbXHyZOGNbN8RAfRAQTL\nFbyEIsKeOycGZA==\n-----END CERTIFICATE-----\n'
+ROOT_PEM = '-----BEGIN CERTIFICATE-----\nMIIBVDCB+6ADAgECAhRKyH6PGDQm1sHV/EKU7xpf8pE7SjAKBggqhkjOPQQDAjAY\nMRYwFAYDVQQKDA1jbHVzdGVyLmxvY2FsMB4XDTI2MTEzMDIyNTk1N1oXDTM2MTEy\nNzIyNTk1N1owGDEWMBQGA1UECgwNY2x1c3Rlci5sb2NhbDBZMBMGByqGSM49AgEG\nCCqGSM49AwEHA0IABN7Is3sFUvbtWAHNoIr+vakMijwtp82S7YAiXysDghgJRLf9\nvxEFabHt2SUn0Vl+sVUHilfECyL5gOz8d+egBzSjIzAhMA8GA1UdEwEB/wQFMAMB\nAf8wDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMCA0gAMEUCICqylH6h4AKl/YZD\nw2q9OI35h6dscxGzTGEZz/nzo0PTAiEAzYaijIH2KI4L8yhglNo9vvy3Es7k/G9b\nbYq8qcc0wrY=\n-----END CERTIFICATE-----\n'
+T_DYNAMIC_SECRET = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump.DynamicSecret"
+
+
+def seed_sds_secrets() -> dict:
+    return {"configs": [
+        {"@type": T_DYNAMIC_SECRET, "name": "default", "secret": {"tls_certificate": {
+            "certificate_chain": {"inline_bytes": base64.b64encode(LEAF_PEM.encode()).decode()}}}},
+        {"@type": T_DYNAMIC_SECRET, "name": "ROOTCA", "secret": {"validation_context": {
+            "trusted_ca": {"inline_string": ROOT_PEM}}}}]}
+
+
 JSON_SEEDS: dict[str, typing.Callable[[], typing.Any]] = {
+    "sds_secrets": seed_sds_secrets,
     "config_dump": seed_config_dump,
     "certs": lambda: {"certificates": [{
         "ca_cert": [{"serial_number": "33", "subject_alt_names": [], "days_until_expiration": "3649",
@@ -147,6 +165,7 @@ HTTP_LINE = ('[2026-11-23T12:34:15.720Z] "GET /reviews/1 HTTP/1.1" 503 URX,UF up
 TEXT_SEEDS: dict[str, str] = {
     "config_dump": json.dumps(seed_config_dump(), indent=1),
     "certs": json.dumps(JSON_SEEDS["certs"](), indent=1),
+    "sds_secrets": json.dumps(seed_sds_secrets(), indent=1),
     "server_info": json.dumps(JSON_SEEDS["server_info"](), indent=1),
     "stats": "cluster_manager.cds.version_text: \"v3\"\ncluster_manager.cds.update_success: 7\nserver.state: 0\n"
              "cluster.x.upstream_cx_length_ms: P0(nan,0) P25(nan,0)\ncluster.x.upstream_rq_per_cx: No recorded values\n",
