@@ -228,8 +228,10 @@ class MtlsModeConflict(Check):
             return index
         for pod_key, proxy in sorted(ctx.proxies.items()):
             for cluster in proxy.config.clusters if proxy.config else ():
+                if cluster.tls != TLS_NONE:
+                    continue  # first: most clusters carry TLS, and this runs for every cluster of every pod
                 parsed = IstioClusterName.parse(cluster.name)
-                if parsed and parsed.direction == "outbound" and cluster.tls == TLS_NONE:
+                if parsed and parsed.direction == "outbound":
                     index[parsed.host].append((pod_key, cluster.name))
         return index
 
