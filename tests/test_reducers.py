@@ -148,3 +148,25 @@ def test_a_stuck_helper_is_given_up_and_the_answer_reduced_here(helpers, monkeyp
     process = helpers._helpers[0].process
     assert helpers.reduce(reducer_probe.stuck_in_a_helper, LARGE) == os.getpid()
     assert helpers.running == 0 and process.poll() is not None  # killed, not left behind
+
+
+def test_in_the_sweeps_tail_an_answer_waiting_for_a_busy_helper_is_reduced_here():
+    import threading
+
+    spare = threading.Event()
+    pool = ReducerProcesses(1, spare_here=spare.is_set)
+    try:
+        pid, _ = pool.reduce(reducer_probe.reducing_process, LARGE)
+        assert pid != os.getpid()  # a free helper is used whether or not this process is spare
+        busy = pool._idle.get()  # the one helper is taken, as by another worker's exchange
+        result: list = []
+        waiting = threading.Thread(target=lambda: result.append(pool.reduce(reducer_probe.reducing_process, LARGE)))
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive() and not result  # not spare: it waits for the helper
+        spare.set()  # the tail: few requests in flight
+        waiting.join(5)
+        assert result == [(os.getpid(), len(LARGE))]
+        pool._idle.put(busy)
+    finally:
+        pool.close()

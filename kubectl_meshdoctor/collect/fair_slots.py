@@ -16,7 +16,8 @@ import threading
 
 class FairSlots:
     def __init__(self, slots: int):
-        self._free = max(1, slots)
+        self.slots = max(1, slots)
+        self._free = self.slots
         self._lock = threading.Lock()
         self._waiters: collections.deque[threading.Lock] = collections.deque()
 
@@ -30,6 +31,11 @@ class FairSlots:
             self._waiters.append(turn)
         turn.acquire()  # released by the holder that hands its slot over
         return self
+
+    def in_use(self) -> int:
+        """Slots held now (all of them while anyone waits)."""
+        with self._lock:
+            return self.slots - self._free
 
     def __exit__(self, *exc_info: object) -> None:
         with self._lock:

@@ -373,8 +373,11 @@ class Sweep:
         # One pool for every request of every pod: at most `concurrency` requests in flight, and a pod's
         # requests run side by side instead of one after the other. Tasks start in submission order.
         limit_malloc_arenas()  # before the workers exist: see collect/malloc_arenas.py
-        reducers = ReducerProcesses(helper_count(len(pods)))  # large answers reduced on other cores
         in_flight = FairSlots(options.concurrency)  # served in arrival order: see collect/fair_slots.py
+        # Large answers are reduced on other cores; in the sweep's tail (a quarter of the slots or fewer
+        # in use) also here, rather than queued for a busy helper.
+        reducers = ReducerProcesses(helper_count(len(pods)),
+                                    spare_here=lambda: in_flight.in_use() <= in_flight.slots // 4)
         readers = [PodReader(own_client, pod["metadata"]["namespace"], pod["metadata"]["name"], options.pod_timeout,
                              exec_allowed=lambda: not exec_refused.is_set(), on_exec_refused=refused,
                              on_exec_answered=exec_settled.set,
