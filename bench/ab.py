@@ -8,6 +8,7 @@ and the 1-minute load average.
 
     .venv/bin/python bench/ab.py --pods 60 --rounds 3 A= B=PYTHONPATH=/tmp/x
     .venv/bin/python bench/ab.py --pods 60 --py-spy /tmp/sweep.txt A=
+    PYSPY_FLAGS=--subprocesses .venv/bin/python bench/ab.py --py-spy /tmp/all.txt A=   (every thread, helpers too)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
     argv = [bench.KUBECTL, "meshdoctor", "-n", bench.NAMESPACE, "namespace", "sweep", "-o", "json",
             "--concurrency", str(concurrency)]
     if py_spy:
-        argv = [str(bench.VENV_BIN / "py-spy"), "record", "--gil", "--nonblocking", "--format", "raw", "-r", "100",
+        argv = [str(bench.VENV_BIN / "py-spy"), "record", *os.environ.get("PYSPY_FLAGS", "--gil").split(), "--nonblocking", "--format", "raw", "-r", "100",
                 "-o", py_spy, "--", *argv]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_self = time.process_time()
@@ -51,7 +52,7 @@ def one(lab, env: dict[str, str], concurrency: int, py_spy: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=60)
-    parser.add_argument("--services", type=int, default=1500)
+    parser.add_argument("--services", type=int, default=bench.BENCH_SERVICES)
     parser.add_argument("--exec-latency", type=float, default=0.15)
     parser.add_argument("--concurrency", type=int, default=bench.DEFAULT_CONCURRENCY)
     parser.add_argument("--rounds", type=int, default=3)

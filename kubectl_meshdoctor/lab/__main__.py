@@ -3,7 +3,7 @@
     python -m kubectl_meshdoctor.lab list
     python -m kubectl_meshdoctor.lab up --scenario bookinfo-healthy [--scenario ...] [--kubeconfig PATH]
     python -m kubectl_meshdoctor.lab up --all
-    python -m kubectl_meshdoctor.lab up --bench 60 [--bench-services 1500] [--exec-latency 0.15]
+    python -m kubectl_meshdoctor.lab up --bench 60 [--bench-services 1300] [--exec-latency 0.15]
     python -m kubectl_meshdoctor.lab demo [-- EXTRA SWEEP FLAGS]
 
 `up` keeps the lab running until Ctrl-C, then stops every process it started. `demo` loads every
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--scenario", action="append", help="scenario name or YAML path (repeatable)")
     up.add_argument("--all", action="store_true", help="load every packaged scenario")
     up.add_argument("--bench", type=int, metavar="PODS", help="add a generated scenario of PODS meshed pods")
-    up.add_argument("--bench-services", type=int, default=1500, metavar="N",
-                    help="Services (outbound clusters) per --bench sidecar; 1500 give a 6.5 MB config_dump")
+    up.add_argument("--bench-services", type=int, default=1300, metavar="N",
+                    help="Services (outbound clusters) per --bench sidecar; 1300 give a 6.6 MB config_dump")
     up.add_argument("--exec-latency", type=float, default=0.0, metavar="SECONDS",
                     help="added to every exec, like an API server and kubelet round trip (the bench uses 0.15)")
     up.add_argument("--kubeconfig", help="also copy the kubeconfig to this path")
