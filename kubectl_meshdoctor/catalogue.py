@@ -251,9 +251,10 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         symptom="mTLS handshakes fail (CERTIFICATE_VERIFY_FAILED, certificate has expired) or soon will.",
         cause="Workload certificate rotation is stuck (istiod CA unreachable, clock skew), or the root/"
         "intermediate CA is near the end of its life.",
-        detection="From /certs: a workload certificate expired, not yet valid, or with less than a quarter "
-        "of its lifetime left (Istio renews at half life), or whose SPIFFE SAN names another service "
-        "account; a CA certificate expiring within --ca-warn-days (default 30).",
+        detection="From the certificates the sidecar holds (its SDS secrets, else /certs): a workload "
+        "certificate expired, not yet valid, or with less than a quarter of its lifetime left (Istio "
+        "renews at half life), or whose SPIFFE SAN names another service account; a CA "
+        "certificate expiring within --ca-warn-days (default 30).",
         fix="Restart the pod to force a new certificate, check istiod's CA and the node clock; rotate "
         "the root CA before it expires (plug-in CA procedure).",
     ),
@@ -267,9 +268,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         cause="A root rotation without a transition period: istiod signs with a new root and publishes "
         "only it in istio-ca-root-cert, restarted pods trust the new root, the others still the old one "
         "(or a second istiod / plug-in CA issues from another root).",
-        detection="The ROOTCA entries of each pod's /certs, grouped by root (serial and expiry) across the "
-        "sweep, against the root-cert.pem of the istio-ca-root-cert ConfigMap of the pod's namespace; a "
-        "pod sharing no root with the ConfigMap (or, without it, with the larger group of pods) is "
+        detection="The roots each pod's sidecar trusts (its SDS secret ROOTCA, else /certs), grouped by "
+        "root (serial and expiry) across the sweep, against the root-cert.pem of the istio-ca-root-cert "
+        "ConfigMap of the pod's namespace; a pod sharing no root with the ConfigMap (or, without it, with the larger group of pods) is "
         "reported, and so is a pod whose access log shows CERTIFICATE_VERIFY_FAILED while such pods exist.",
         fix="Give both sides a common root: put the old and the new root in the cacerts root-cert.pem "
         "(combined bundle) so istiod distributes both, kubectl rollout restart the workloads still on the "
@@ -285,8 +286,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         cause="Each cluster's istiod signs with a different root: no common root was plugged in (the cacerts "
         "Secret with the shared root-cert.pem), or one cluster kept istiod's self-signed root. A sidecar "
         "validates the peer's chain only against its own ROOTCA.",
-        detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, from Envoy's /certs (serial "
-        "number and validity; Envoy prints no fingerprint), gathered per cluster. Two clusters trust "
+        detection="Multi-cluster runs only: the ROOTCA of every examined sidecar, named as Envoy's /certs "
+        "names it (serial number and validity; /certs prints no fingerprint), gathered per cluster. Two clusters trust "
         "differently when no root of one appears in the other; a cluster without examined sidecars is known by "
         "the root its istiod publishes in istio-system's istio-ca-root-cert ConfigMap. Whether the cacerts "
         "Secret exists is read metadata-only (never its data). A pod of those "

@@ -48,7 +48,7 @@ WOULD_CONFIRM: dict[str, tuple[str, str]] = {
     "MD0203": ("reading istio-system", "istiod's Service and its ready endpoints (MD0203)"),
     "MD0301": (EXEC, "/etc/resolv.conf against the kube-dns Service (MD0301)"),
     "MD0401": (EXEC, "the clusters' TLS settings in config_dump (MD0401)"),
-    "MD0403": (EXEC, "the certificates' validity from /certs (MD0403)"),
+    "MD0403": (EXEC, "the certificates' validity from the SDS secrets or /certs (MD0403)"),
 }
 
 # Causes that concern the whole mesh and carry no pod: they explain a symptom in any pod they affect

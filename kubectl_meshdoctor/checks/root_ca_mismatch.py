@@ -8,8 +8,8 @@ root, the others still the old one, and each side rejects the other's certificat
 valid, unexpired certificates.
 
 Best practice: the ``verify`` step of Istio's root transition, across the whole sweep: group the
-pods by the root their Envoy trusts (the ``ROOTCA`` entry of /certs) and compare with the root istiod
-publishes (``istio-ca-root-cert``, key ``root-cert.pem``).
+pods by the root their Envoy trusts (the ``ROOTCA`` secret, named as /certs names it) and compare
+with the root istiod publishes (``istio-ca-root-cert``, key ``root-cert.pem``).
 
 Decisions:
 - A root is named by its serial number and expiry (what /certs reports; it prints no fingerprint);
@@ -21,7 +21,7 @@ Decisions:
   (both, on a tie).
 - A pod whose access log shows CERTIFICATE_VERIFY_FAILED is reported too when the sweep holds pods
   sharing no root with it: its failing calls (MD0601) are explained by the mismatch.
-- /certs names no issuer, so "a workload certificate not issued by the root its peers trust" shows
+- The evidence names no issuer (as /certs), so "a workload certificate not issued by the root its peers trust" shows
   through the handshake failures it causes, not by inspecting the chain. Root expiry stays MD0403.
 """
 

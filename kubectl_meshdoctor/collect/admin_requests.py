@@ -133,7 +133,8 @@ CERTS_REQUEST = AdminRequest("certs", "certs", "certs", parse_certs)
 ADMIN_REQUESTS: tuple[AdminRequest, ...] = (
     AdminRequest("server_info", "server_info", "server_info", parse_server_info),
     AdminRequest("stats", "stats", f"stats?usedonly&filter={stats_filter()}", parse_stats),
-    AdminRequest("certs", "certs", f"config_dump?resource=dynamic_active_secrets&mask={','.join(SDS_CERTIFICATES_MASK)}",
+    AdminRequest("certs", "certs",
+                 f"config_dump?resource=dynamic_active_secrets&mask={','.join(SDS_CERTIFICATES_MASK)}",
                  parse_sds_certificates, fallback=CERTS_REQUEST),
 )
 FULL_CONFIG_REDUCE: Callable[[bytes], Any] = functools.partial(reduce_config_part, section=None)

@@ -40,8 +40,8 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_meshdoctor.collect.admin_requests import (ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE,
-                                                       AdminRequest)
+from kubectl_meshdoctor.collect.admin_requests import (
+    ADMIN_REQUESTS, CONFIG_DUMP_FULL, CONFIG_PARTS, FULL_CONFIG_REDUCE, AdminRequest)
 from kubectl_meshdoctor.collect.endpoint_query import is_endpoint_query
 from kubectl_meshdoctor.collect.kube import get_raw, one_line
 from kubectl_meshdoctor.collect.reducers import reduce_inline
