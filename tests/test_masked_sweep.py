@@ -85,6 +85,9 @@ def test_masked_parts_find_what_the_whole_dump_finds(scenario, monkeypatch):
     if any(b.proxies for b in masked):
         assert any("resource=dynamic_active_clusters" in q for q in masked_commands)
         assert not any("command=config_dump&" in q for q in masked_commands), "no fallback to the whole dump"
+        if scenario == "bookinfo-healthy":  # sidecars whose secrets came by SDS: /certs is never asked
+            assert any("resource=dynamic_active_secrets" in q for q in masked_commands)
+            assert not any("command=certs&" in q for q in masked_commands)
         # no masked part in the whole-dump sweep (the NR/UT follow-up reads the routes unmasked, both ways)
         assert not any("mask=" in q for q in whole_commands)
     else:
