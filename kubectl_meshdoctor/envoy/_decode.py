@@ -99,6 +99,24 @@ def load_json_object(raw: bytes | str, what: str) -> dict[str, typing.Any]:
     return data
 
 
+def optional_object(what: str, value: typing.Any, where: str) -> dict[str, typing.Any]:
+    """``value`` as a JSON object, {} when absent (Envoy leaves empty messages out of its JSON).
+
+    ``what`` first, so a parser binds its name once: ``functools.partial(optional_object, _WHAT)``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParseError(f"{what}: {where} should be an object, got {json_type(value)}")
+    return value
+
+
+def snake_or_camel(entry: Mapping[str, typing.Any], snake: str) -> typing.Any:
+    """A field as Envoy prints it (snake_case) or as protobuf's JSON mapping does (camelCase)."""
+    value = entry.get(snake)
+    return entry.get(camel(snake)) if value is None else value
+
+
 def json_type(value: object) -> str:
     if value is None:
         return "null"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing
 
-from kubectl_meshdoctor.envoy._decode import camel, gc_paused, json_type, load_json_object
+from kubectl_meshdoctor.envoy._decode import gc_paused, json_type, load_json_object, snake_or_camel
 from kubectl_meshdoctor.errors import ParseError
 from kubectl_meshdoctor.evidence import Certificate
 
@@ -16,13 +16,10 @@ _WHAT = "certs"
 _ROLES = (("cert_chain", "workload"), ("ca_cert", "ca"))
 
 
-def _get(entry: dict[str, typing.Any], snake: str) -> typing.Any:
-    value = entry.get(snake)
-    return entry.get(camel(snake)) if value is None else value
 
 
 def _text(entry: dict[str, typing.Any], snake: str, where: str) -> str:
-    value = _get(entry, snake)
+    value = snake_or_camel(entry, snake)
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -45,7 +42,7 @@ def _san(value: typing.Any, where: str) -> str:
 def _certificate(entry: typing.Any, role: str, where: str) -> Certificate:
     if not isinstance(entry, dict):
         raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(entry)}")
-    sans = _get(entry, "subject_alt_names")
+    sans = snake_or_camel(entry, "subject_alt_names")
     if sans is None:
         sans = []
     if not isinstance(sans, list):
@@ -71,8 +68,8 @@ def _seen_key(entry: typing.Any, role: str) -> tuple[str, str, str, str] | None:
         serial = entry.get("serialNumber")
     if type(serial) is not str or not serial:
         return None
-    valid_from = _get(entry, "valid_from")
-    expiration = _get(entry, "expiration_time")
+    valid_from = snake_or_camel(entry, "valid_from")
+    expiration = snake_or_camel(entry, "expiration_time")
     if type(valid_from) is not str or type(expiration) is not str:
         return None
     return role, serial, valid_from, expiration
@@ -105,7 +102,7 @@ def _parse_certs(raw: bytes | str) -> tuple[Certificate, ...]:
         if not isinstance(group, dict):
             raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(group)}")
         for field, role in _ROLES:
-            entries = _get(group, field)
+            entries = snake_or_camel(group, field)
             if entries is None:
                 continue
             if not isinstance(entries, list):

@@ -10,12 +10,13 @@ The dump is parsed once and walked once; nothing is copied.
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from kubectl_meshdoctor.envoy._decode import camel, gc_paused, json_type, load_json_object
+from kubectl_meshdoctor.envoy._decode import camel, gc_paused, json_type, load_json_object, optional_object
 from kubectl_meshdoctor.errors import ParseError
 from kubectl_meshdoctor.evidence import (
     TLS_BY_ENDPOINT_LABEL,
@@ -72,12 +73,7 @@ def _field(obj: Mapping[str, typing.Any], snake: str) -> typing.Any:
     return value
 
 
-def _obj(value: typing.Any, where: str) -> dict[str, typing.Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(value)}")
-    return value
+_obj = functools.partial(optional_object, _WHAT)  # (value, where)
 
 
 def _list(value: typing.Any, where: str) -> list[typing.Any]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import typing
 
-from kubectl_meshdoctor.envoy._decode import camel, json_type, load_json_object
+from kubectl_meshdoctor.envoy._decode import json_type, load_json_object, optional_object, snake_or_camel
 from kubectl_meshdoctor.errors import ParseError
 from kubectl_meshdoctor.evidence import Certificate
 from kubectl_meshdoctor.x509 import CertificateId, certificates_in_pem
@@ -35,22 +36,12 @@ class _NotInline(Exception):
     """A secret whose certificates are not in the answer: /certs has to be asked."""
 
 
-def _get(entry: dict[str, typing.Any], snake: str) -> typing.Any:
-    value = entry.get(snake)
-    return entry.get(camel(snake)) if value is None else value
-
-
-def _object(value: typing.Any, where: str) -> dict[str, typing.Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParseError(f"{_WHAT}: {where} should be an object, got {json_type(value)}")
-    return value
+_object = functools.partial(optional_object, _WHAT)  # (value, where)
 
 
 def _pem(source: dict[str, typing.Any], where: str) -> str:
     """The PEM text of a DataSource: inline_bytes (base64, as Istio's agent sends it) or inline_string."""
-    inline = _get(source, "inline_bytes")
+    inline = snake_or_camel(source, "inline_bytes")
     if inline is not None:
         if not isinstance(inline, str):
             raise ParseError(f"{_WHAT}: {where}.inline_bytes should be a string, got {json_type(inline)}")
@@ -58,7 +49,7 @@ def _pem(source: dict[str, typing.Any], where: str) -> str:
             return base64.b64decode(inline, validate=True).decode("ascii", "replace")
         except (binascii.Error, ValueError):
             raise ParseError(f"{_WHAT}: {where}.inline_bytes is not base64") from None
-    text = _get(source, "inline_string")
+    text = snake_or_camel(source, "inline_string")
     if isinstance(text, str):
         return text
     raise _NotInline
@@ -73,15 +64,15 @@ def _secret_certificates(secret: dict[str, typing.Any], where: str) -> tuple[lis
     """(workload, ca) certificates of one Secret message."""
     workload: list[Certificate] = []
     roots: list[Certificate] = []
-    tls = _object(_get(secret, "tls_certificate"), f"{where}.tls_certificate")
+    tls = _object(snake_or_camel(secret, "tls_certificate"), f"{where}.tls_certificate")
     if tls:
-        chain = _object(_get(tls, "certificate_chain"), f"{where}.tls_certificate.certificate_chain")
+        chain = _object(snake_or_camel(tls, "certificate_chain"), f"{where}.tls_certificate.certificate_chain")
         certificates = certificates_in_pem(_pem(chain, f"{where}.tls_certificate.certificate_chain"))
         if not certificates:
             raise _NotInline  # nothing readable: /certs says what Envoy made of it
         workload.append(_certificate("workload", certificates[0]))
-    validation = _object(_get(secret, "validation_context"), f"{where}.validation_context")
-    trusted = _object(_get(validation, "trusted_ca"), f"{where}.validation_context.trusted_ca")
+    validation = _object(snake_or_camel(secret, "validation_context"), f"{where}.validation_context")
+    trusted = _object(snake_or_camel(validation, "trusted_ca"), f"{where}.validation_context.trusted_ca")
     if trusted:
         certificates = certificates_in_pem(_pem(trusted, f"{where}.validation_context.trusted_ca"))
         if not certificates:
