@@ -68,6 +68,12 @@ def stats_filter(names: tuple[str, ...] = STATS_READ, patterns: tuple[str, ...] 
 # --- the config_dump parts the checks read --------------------------------------------------------------
 
 
+def config_dump_path(resource: str, mask: tuple[str, ...], include_eds: bool = False) -> str:
+    """``config_dump?resource=<repeated field>&mask=<FieldMask paths, comma-separated>``."""
+    eds = "include_eds&" if include_eds else ""
+    return f"config_dump?{eds}resource={resource}&mask={','.join(mask)}"
+
+
 @dataclass(frozen=True)
 class ConfigPart:
     """One ``config_dump?resource=...&mask=...`` request: a repeated field of one config type."""
@@ -79,8 +85,7 @@ class ConfigPart:
 
     @property
     def path(self) -> str:
-        eds = "include_eds&" if self.include_eds else ""
-        return f"config_dump?{eds}resource={self.resource}&mask={','.join(self.mask)}"
+        return config_dump_path(self.resource, self.mask, self.include_eds)
 
     def reduce(self, raw: bytes) -> Any:
         """A PartialConfig; the parts of one pod are merged into its ProxyConfig."""
@@ -133,8 +138,7 @@ CERTS_REQUEST = AdminRequest("certs", "certs", "certs", parse_certs)
 ADMIN_REQUESTS: tuple[AdminRequest, ...] = (
     AdminRequest("server_info", "server_info", "server_info", parse_server_info),
     AdminRequest("stats", "stats", f"stats?usedonly&filter={stats_filter()}", parse_stats),
-    AdminRequest("certs", "certs",
-                 f"config_dump?resource=dynamic_active_secrets&mask={','.join(SDS_CERTIFICATES_MASK)}",
+    AdminRequest("certs", "certs", config_dump_path("dynamic_active_secrets", SDS_CERTIFICATES_MASK),
                  parse_sds_certificates, fallback=CERTS_REQUEST),
 )
 FULL_CONFIG_REDUCE: Callable[[bytes], Any] = functools.partial(reduce_config_part, section=None)
