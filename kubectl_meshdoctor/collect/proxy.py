@@ -721,7 +721,11 @@ class PodReader:
 
     def _asks_whole_answers(self) -> bool:
         """Whole-dump mode, or a proxy version already known to refuse config_dump's parameters."""
-        return self._whole_dump_asked or (self.support.any() and self.support.refuses(self._version()))
+        return self._whole_dump_asked or self._version_refuses_parameters()
+
+    def _version_refuses_parameters(self) -> bool:
+        """Whether this proxy's version is known to refuse them; waits for its version only if some does."""
+        return self.support.any() and self.support.refuses(self._version())
 
     # --- config_dump: the masked parts, or the whole dump ----------------------------------------------
 
@@ -778,7 +782,7 @@ class PodReader:
         if mode:
             return mode
         # Some Envoy version refused the parameters: learn this one's version before asking.
-        refused = self.support.any() and self.support.refuses(self._version())
+        refused = self._version_refuses_parameters()
         with self._lock:
             if not self._config_mode:
                 self._config_mode = "full" if refused else "parts"
