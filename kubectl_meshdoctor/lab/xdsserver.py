@@ -62,16 +62,14 @@ class XdsRestServer:
         elif kind == "listeners":
             items = resources.listeners
         else:
-            names = body.get("resource_names") or body.get("resourceNames") or list(resources.routes)
-            items = [resources.routes[n] for n in names if n in resources.routes]
+            items = _asked(body, resources.routes)
         return web.json_response({"version_info": self.version, "resources": items, "type_url": type_url})
 
     def _secrets_response(self, node: str, body: dict) -> web.Response:
         secrets = self._secrets.get(node)
         if secrets is None:
             return web.Response(status=404, text="unknown node")
-        names = body.get("resource_names") or body.get("resourceNames") or list(secrets)
-        items = [secrets[name] for name in names if name in secrets]
+        items = _asked(body, secrets)
         return web.json_response({"version_info": self.version, "resources": items, "type_url": T_SECRET})
 
     async def start(self) -> None:
@@ -88,3 +86,9 @@ class XdsRestServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+
+def _asked(body: dict, named: dict[str, dict]) -> list[dict]:
+    """The resources a DiscoveryRequest names (all of them when it names none), in its order."""
+    names = body.get("resource_names") or body.get("resourceNames") or list(named)
+    return [named[name] for name in names if name in named]
